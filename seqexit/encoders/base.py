@@ -1,0 +1,95 @@
+"""What the early-exit engine needs from an encoder: embeddings, then layers it can run part by
+part (so that a later layer can run on a subset of tokens). One adapter per encoder family."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class LayerParts:
+    """The modules of one post-LayerNorm transformer layer (BERT family)."""
+
+    query: nn.Linear
+    key: nn.Linear
+    value: nn.Linear
+    attn_out: nn.Linear
+    attn_norm: nn.LayerNorm
+    ffn_in: nn.Linear
+    ffn_act: Callable[[torch.Tensor], torch.Tensor]
+    ffn_out: nn.Linear
+    ffn_norm: nn.LayerNorm
+    num_heads: int
+    attn_dropout: float
+    hidden_dropout: float
+
+
+class EncoderAdapter:
+    """An encoder seen as `embed` followed by `layers`; subclasses map a family's modules.
+
+    A view, not a module: it holds references into the encoder, whose own state dict and
+    train/eval mode stay the single source of truth.
+    """
+
+    layers: list[LayerParts]
+
+    def __init__(self, encoder: nn.Module) -> None:
+        self.encoder = encoder
+
+    @property
+    def training(self) -> bool:
+        return self.encoder.training
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.layers[0].query.in_features
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:  # (batch, pieces) -> (batch, pieces, hidden)
+        raise NotImplementedError
+
+    def run_layer(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Layer `index` on every piece. hidden: (batch, pieces, hidden); attention_mask: (batch, pieces) bool."""
+        parts = self.layers[index]
+        context = attention(parts, hidden, hidden, attention_mask, self.training)
+        return feed_forward(parts, hidden, context, self.training)
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(batch, n, hidden) -> (batch, heads, n, head_dim)"""
+    batch, n, hidden = x.shape
+    return x.view(batch, n, num_heads, hidden // num_heads).transpose(1, 2)
+
+
+def attention(
+    parts: LayerParts,
+    queries_from: torch.Tensor,
+    keys_from: torch.Tensor,
+    key_mask: torch.Tensor,
+    training: bool,
+) -> torch.Tensor:
+    """Self-attention of `queries_from` (batch, q, hidden) over `keys_from` (batch, k, hidden),
+    key_mask (batch, k) bool; returns the context (batch, q, hidden) before the output projection."""
+    q = split_heads(parts.query(queries_from), parts.num_heads)  # (batch, heads, q, head_dim)
+    k = split_heads(parts.key(keys_from), parts.num_heads)  # (batch, heads, k, head_dim)
+    v = split_heads(parts.value(keys_from), parts.num_heads)
+    mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=parts.attn_dropout if training else 0.0)
+    batch, heads, n, head_dim = context.shape
+    return context.transpose(1, 2).reshape(batch, n, heads * head_dim)
+
+
+def feed_forward(parts: LayerParts, residual: torch.Tensor, context: torch.Tensor, training: bool) -> torch.Tensor:
+    """Attention output + residual + LayerNorm, then the feed-forward block + residual + LayerNorm."""
+    p = parts.hidden_dropout if training else 0.0
+    hidden = parts.attn_norm(F.dropout(parts.attn_out(context), p, training) + residual)
+    ffn = parts.ffn_out(parts.ffn_act(parts.ffn_in(hidden)))
+    return parts.ffn_norm(F.dropout(ffn, p, training) + hidden)

@@ -1,0 +1,39 @@
+"""The BERT family (BERT, MiniLM, RoBERTa, XLM-R, CamemBERT, ELECTRA): same layer layout,
+`encoder.layer[i].attention.self.{query,key,value}` and friends."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import EncoderAdapter, LayerParts
+
+BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+
+
+class BertFamilyAdapter(EncoderAdapter):
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__(encoder)
+        config = encoder.config
+        self.layers = [
+            LayerParts(
+                query=layer.attention.self.query,
+                key=layer.attention.self.key,
+                value=layer.attention.self.value,
+                attn_out=layer.attention.output.dense,
+                attn_norm=layer.attention.output.LayerNorm,
+                ffn_in=layer.intermediate.dense,
+                ffn_act=layer.intermediate.intermediate_act_fn,
+                ffn_out=layer.output.dense,
+                ffn_norm=layer.output.LayerNorm,
+                num_heads=config.num_attention_heads,
+                attn_dropout=config.attention_probs_dropout_prob,
+                hidden_dropout=config.hidden_dropout_prob,
+            )
+            for layer in encoder.encoder.layer
+        ]
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        project = getattr(self.encoder, "embeddings_project", None)  # ELECTRA-small style
+        return project(hidden) if project is not None else hidden

@@ -1,0 +1,55 @@
+"""Score every exit of a tagger on labelled sentences: the per-layer picture of a model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..data import DataError, Sentence
+from ..exits import run_exits
+from ..model import MultiExitTagger
+from .metrics import SpanScores, accuracy, span_scores
+
+
+@dataclass
+class ExitScore:
+    """The score of one exit: span F1 for NER/chunking, accuracy for POS (percent)."""
+
+    layer: int
+    score: float
+    metric: str
+    spans: SpanScores | None = None
+
+
+def evaluate_exits(
+    model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64, layers: str = "all"
+) -> list[ExitScore]:
+    """Scores of exits 1..L ("all") or of the last one only ("last") on gold-tagged sentences."""
+    check_labels(model, sentences)
+    outputs = run_exits(model, [s.words for s in sentences], batch_size=batch_size, all_exits=layers == "all")
+    gold = [s.tags for s in sentences]
+    rows = outputs[0].label_ids.shape[0]
+    scores = []
+    for row in range(rows):
+        predicted = [out.labels(model, row) for out in outputs]
+        layer = row + 1 if layers == "all" else model.num_layers
+        if model.config.scheme is None:
+            scores.append(ExitScore(layer, accuracy(gold, predicted), "accuracy"))
+        else:
+            spans = span_scores(gold, predicted)
+            scores.append(ExitScore(layer, spans.f1, "f1", spans))
+    return scores
+
+
+def check_labels(model: MultiExitTagger, sentences: Sequence[Sentence]) -> None:
+    """Every gold tag must be one the model knows: say where the first unknown one is."""
+    known = set(model.labels)
+    for sentence in sentences:
+        if sentence.tags is None:
+            raise DataError(sentence.source, sentence.lines[0] if sentence.lines else None, "sentence has no gold tags")
+        for i, tag in enumerate(sentence.tags):
+            if tag not in known:
+                raise DataError(
+                    sentence.source, sentence.lines[i] if sentence.lines else None,
+                    f"tag {tag!r} is not one of the model's labels ({', '.join(model.labels)})",
+                )

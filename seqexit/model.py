@@ -1,0 +1,179 @@
+"""`MultiExitTagger`: an encoder with one exit classifier (dropout + linear) after every layer.
+
+Saved as one folder: `seqexit.json` (labels, task, scheme, backbone config), `model.safetensors`
+(all weights) and the tokenizer files. Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from .encoders import adapter_for
+from .pieces import Batch, WordPieceEncoder
+
+CONFIG_FILE = "seqexit.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+TASKS = ("ner", "chunk", "pos")
+
+
+@dataclass
+class TaggerConfig:
+    """Everything besides the weights that is needed to rebuild a tagger."""
+
+    labels: list[str]
+    task: str = "ner"
+    scheme: str | None = "iob2"  # span scheme of `labels`; None for per-word tags (POS)
+    backbone: str = ""  # where the encoder came from, for the record
+    exit_dropout: float = 0.1
+    max_pieces: int = 512
+    backbone_config: dict = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if len(set(self.labels)) != len(self.labels) or not self.labels:
+            raise ValueError("labels must be a non-empty list without repeats")
+
+
+class ExitHead(nn.Module):
+    """dropout + linear: one layer's hidden states at word starts -> label logits."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (..., hidden) -> (..., labels)
+        return self.linear(self.dropout(hidden))
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by `scale` on the way back (0 detaches)."""
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    return _ScaleGrad.apply(x, scale)
+
+
+class MultiExitTagger(nn.Module):
+    """Encoder + `num_layers` exits; word i is read at its first word piece."""
+
+    def __init__(self, encoder: nn.Module, config: TaggerConfig, tokenizer=None) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.adapter = adapter_for(encoder)
+        self.exits = nn.ModuleList(
+            ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout)
+            for _ in range(self.adapter.num_layers)
+        )
+        self.tokenizer = tokenizer
+        self.pieces = WordPieceEncoder(tokenizer, config.max_pieces) if tokenizer is not None else None
+
+    @property
+    def num_layers(self) -> int:
+        return self.adapter.num_layers
+
+    @property
+    def labels(self) -> list[str]:
+        return self.config.labels
+
+    @classmethod
+    def from_backbone(
+        cls, backbone: str | Path, labels: list[str], task: str = "ner", scheme: str | None = "iob2", exit_dropout: float = 0.1
+    ) -> MultiExitTagger:
+        """A fresh tagger on a local Hugging Face encoder folder (no download is ever tried)."""
+        backbone = str(backbone)
+        encoder = AutoModel.from_pretrained(backbone, local_files_only=True)
+        _drop_pooler(encoder)
+        tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
+        config = TaggerConfig(
+            labels=list(labels), task=task, scheme=scheme, backbone=backbone, exit_dropout=exit_dropout,
+            max_pieces=min(encoder.config.max_position_embeddings, tokenizer.model_max_length, 512),
+            backbone_config=encoder.config.to_dict(),
+        )
+        return cls(encoder, config, tokenizer)
+
+    def forward(
+        self, batch: Batch, *, num_layers: int | None = None, exit_grad_scale: float = 1.0, exits: str = "all"
+    ) -> torch.Tensor:
+        """Logits of the exits at word starts: (n_exits, batch, words, labels).
+
+        num_layers: run only the first k layers (a static exit: the encoder stops there).
+        exits: "all" (one row per layer run) or "last" (only the deepest layer run).
+        exit_grad_scale: gradient multiplier from the exits below the last one into the encoder
+            (1: plain joint training; 0: the encoder learns from the last exit only).
+        """
+        depth = num_layers or self.num_layers
+        if not 1 <= depth <= self.num_layers:
+            raise ValueError(f"num_layers must be in 1..{self.num_layers}, got {depth}")
+        hidden = self.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
+        index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])  # (batch, words, hidden)
+        logits = []
+        for layer in range(depth):
+            hidden = self.adapter.run_layer(layer, hidden, batch.attention_mask)
+            last = layer == depth - 1
+            if exits == "all" or last:
+                at_words = hidden.gather(1, index)  # (batch, words, hidden)
+                if not last:
+                    at_words = scale_grad(at_words, exit_grad_scale)
+                logits.append(self.exits[layer](at_words))
+        return torch.stack(logits)
+
+    def save(self, path: str | Path) -> Path:
+        """Write config, safetensors weights and tokenizer to the folder `path`."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MultiExitTagger:
+        """Rebuild a tagger saved with `save` (safetensors only)."""
+        path = Path(path)
+        config_path = path / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{path} is not a seqexit model folder (no {CONFIG_FILE})")
+        raw = json.loads(config_path.read_text())
+        if raw.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{path} was saved by a newer seqexit (format {raw['format_version']})")
+        config = TaggerConfig(**raw)
+        backbone_config = dict(config.backbone_config)
+        encoder_config = AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config)
+        encoder = AutoModel.from_config(encoder_config)
+        _drop_pooler(encoder)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = cls(encoder, config, tokenizer)
+        model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
+        return model.to(device).eval()
+
+
+def _drop_pooler(encoder: nn.Module) -> None:
+    """Taggers never use the [CLS] pooler; dropping it keeps it out of the saved weights."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None

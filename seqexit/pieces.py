@@ -1,0 +1,103 @@
+"""Words -> word pieces: the bridge between `Sentence.words` and the encoder's input.
+
+Each word is labelled at its first piece. A sentence longer than the encoder's window is split
+at word boundaries into chunks that each fit, never truncated: every word keeps one label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Sequence
+
+import torch
+
+
+@dataclass
+class EncodedChunk:
+    """One encoder input: `[CLS] pieces [SEP]` for words [word_offset, word_offset + n_words)."""
+
+    input_ids: list[int]
+    word_starts: list[int]  # position of each word's first piece in input_ids
+    word_offset: int = 0
+
+    @property
+    def n_words(self) -> int:
+        return len(self.word_starts)
+
+
+@dataclass
+class Batch:
+    """Padded tensors for a list of chunks."""
+
+    input_ids: torch.Tensor  # (batch, pieces) long
+    attention_mask: torch.Tensor  # (batch, pieces) bool, True on real pieces
+    word_starts: torch.Tensor  # (batch, words) long, 0 where padded
+    word_mask: torch.Tensor  # (batch, words) bool, True on real words
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.word_starts, self.word_mask)))
+
+
+class WordPieceEncoder:
+    """Turns word lists into `EncodedChunk`s with a Hugging Face fast tokenizer."""
+
+    def __init__(self, tokenizer, max_pieces: int = 512) -> None:
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("seqexit needs a fast (Rust) tokenizer to map words to word pieces")
+        self.tokenizer = tokenizer
+        self.max_pieces = max_pieces
+        self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
+
+    def word_pieces(self, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Piece ids per word per sentence; a word with no pieces (e.g. a lone control character)
+        becomes the unknown piece, so that it still gets a label."""
+        encoded = self.tokenizer(
+            [list(words) for words in sentences], is_split_into_words=True, add_special_tokens=False
+        )
+        result = []
+        for i, words in enumerate(sentences):
+            per_word: list[list[int]] = [[] for _ in words]
+            for piece, word in zip(encoded["input_ids"][i], encoded.word_ids(i)):
+                if word is not None:
+                    per_word[word].append(piece)
+            for pieces in per_word:
+                if not pieces:
+                    pieces.append(self.tokenizer.unk_token_id)
+            result.append(per_word)
+        return result
+
+    def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[EncodedChunk]]:
+        """Chunks per sentence (one chunk unless the sentence overflows the encoder window)."""
+        budget = self.max_pieces - 2
+        out = []
+        for per_word in self.word_pieces(sentences):
+            chunks: list[EncodedChunk] = []
+            ids: list[int] = [self.cls_id]
+            starts: list[int] = []
+            offset = 0
+            for index, pieces in enumerate(per_word):
+                pieces = pieces[:budget]
+                if len(ids) - 1 + len(pieces) > budget:
+                    chunks.append(EncodedChunk(ids + [self.sep_id], starts, offset))
+                    ids, starts, offset = [self.cls_id], [], index
+                starts.append(len(ids))
+                ids.extend(pieces)
+            chunks.append(EncodedChunk(ids + [self.sep_id], starts, offset))
+            out.append(chunks)
+        return out
+
+    def collate(self, chunks: Sequence[EncodedChunk]) -> Batch:
+        n_pieces = max(len(c.input_ids) for c in chunks)
+        n_words = max(max(c.n_words for c in chunks), 1)
+        input_ids = torch.full((len(chunks), n_pieces), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(chunks), n_pieces), dtype=torch.bool)
+        word_starts = torch.zeros((len(chunks), n_words), dtype=torch.long)
+        word_mask = torch.zeros((len(chunks), n_words), dtype=torch.bool)
+        for row, chunk in enumerate(chunks):
+            input_ids[row, : len(chunk.input_ids)] = torch.tensor(chunk.input_ids)
+            attention_mask[row, : len(chunk.input_ids)] = True
+            word_starts[row, : chunk.n_words] = torch.tensor(chunk.word_starts, dtype=torch.long)
+            word_mask[row, : chunk.n_words] = True
+        return Batch(input_ids, attention_mask, word_starts, word_mask)

@@ -1,0 +1,168 @@
+"""Joint multi-exit fine-tuning: every exit's loss in one backward pass, one shared loop.
+
+loss = sum_l w_l * CE_l over the words of the batch, with w_l = l / sum(1..L) ("layer") or
+w_L = 1 ("last", the ordinary fine-tune). AdamW, linear warm-up then linear decay, gradient
+clipping, dev-set selection on the last exit, checkpoints that resume to the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data import Sentence
+from ..evaluation import evaluate_exits
+from ..evaluation.exits import check_labels
+from ..model import MultiExitTagger
+from ..pieces import EncodedChunk
+from .checkpoint import load_checkpoint, replace_dir, save_checkpoint
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class TrainResult:
+    best_dev_score: float
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    model_dir: str = ""
+
+
+def exit_weights(num_layers: int, scheme: str) -> torch.Tensor:
+    """Loss weight of every exit, summing to 1."""
+    if scheme == "last":
+        weights = torch.zeros(num_layers)
+        weights[-1] = 1.0
+        return weights
+    weights = torch.arange(1, num_layers + 1, dtype=torch.float)
+    return weights / weights.sum()
+
+
+def build_examples(model: MultiExitTagger, sentences: Sequence[Sentence]) -> list[tuple[EncodedChunk, list[int]]]:
+    """(chunk, label id per word) for every chunk of every gold-tagged sentence."""
+    check_labels(model, sentences)
+    index = {label: i for i, label in enumerate(model.labels)}
+    examples = []
+    for sentence, chunks in zip(sentences, model.pieces.encode([s.words for s in sentences])):
+        for chunk in chunks:
+            tags = sentence.tags[chunk.word_offset : chunk.word_offset + chunk.n_words]
+            examples.append((chunk, [index[t] for t in tags]))
+    return examples
+
+
+def train_joint(
+    model: MultiExitTagger,
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    config: TrainConfig,
+    output_dir: str | Path,
+    *,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune `model` in place; the best model on dev is saved to `output_dir/model`.
+
+    A run that finds `output_dir/checkpoint` resumes from it (same config required) and ends
+    with the same weights as an uninterrupted run.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    examples = build_examples(model, train)
+    weights = exit_weights(model.num_layers, config.exit_weights)
+    if config.freeze_word_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    optimizer = _optimizer(model, config)
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(config.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+    )
+    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0, "config": asdict(config)}
+    checkpoint = output_dir / "checkpoint"
+    if (checkpoint / "state.json").exists():
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        if state["config"] != asdict(config):
+            raise ValueError(f"{checkpoint} was written with another training config; use a new output folder")
+        log.info("resuming from epoch %d step %d", state["epoch"] + 1, state["step"])
+
+    started = time.perf_counter() - state["seconds"]
+    model.train()
+    for epoch in range(state["epoch"], config.epochs):
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
+        bar = tqdm(
+            range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", initial=state["step"], disable=not progress
+        )
+        for step in range(state["step"], steps_per_epoch):
+            group = [examples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
+            loss = _step(model, group, weights, config)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}")
+            global_step = epoch * steps_per_epoch + step + 1
+            if config.checkpoint_every and global_step % config.checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                state.update(epoch=epoch, step=step + 1, seconds=time.perf_counter() - started)
+                save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+        bar.close()
+        dev_score = evaluate_exits(model, dev, batch_size=config.eval_batch_size, layers="last")[0]
+        model.train()
+        state["history"].append({"epoch": epoch + 1, "dev": dev_score.score, "metric": dev_score.metric})
+        message = f"epoch {epoch + 1}: dev {dev_score.metric} (last exit) {dev_score.score:.2f}"
+        if dev_score.score > state["best"]:
+            state.update(best=dev_score.score, best_epoch=epoch + 1)
+            replace_dir(lambda folder: model.save(folder), output_dir / "model")
+            message += " (best so far, saved)"
+        log.info(message)
+        if progress:
+            tqdm.write(message)
+        state.update(epoch=epoch + 1, step=0, seconds=time.perf_counter() - started)
+        save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+
+    result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"))
+    (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": asdict(config)}, indent=2) + "\n")
+    best = MultiExitTagger.load(output_dir / "model", device=next(model.parameters()).device)
+    model.load_state_dict(best.state_dict())
+    model.eval()
+    return result
+
+
+def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainConfig) -> float:
+    """Forward + backward of one batch; returns the weighted loss."""
+    device = next(model.parameters()).device
+    batch = model.pieces.collate([chunk for chunk, _ in group]).to(device)
+    labels = torch.full(batch.word_mask.shape, IGNORE, dtype=torch.long)
+    for row, (_, ids) in enumerate(group):
+        labels[row, : len(ids)] = torch.tensor(ids)
+    labels = labels.to(device).reshape(-1)
+    only_last = config.exit_weights == "last"
+    logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=config.exit_grad_scale)
+    used = weights[-1:] if only_last else weights  # (exits,)
+    loss = sum(w * F.cross_entropy(l.reshape(labels.numel(), -1), labels, ignore_index=IGNORE) for w, l in zip(used, logits))
+    loss.backward()
+    return float(loss)
+
+
+def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.learning_rate)
