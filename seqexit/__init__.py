@@ -1,0 +1,24 @@
+"""seqexit: fast transformer sequence labeling by dynamic early exit.
+
+The data flows one way: text -> words (`seqexit.data`) -> word pieces (`seqexit.pieces`) ->
+layers with exits (`seqexit.model`, `seqexit.exits`) -> labels per word -> spans/tags.
+"""
+
+from .data import Sentence, read_conll, read_conllu
+from .model import MultiExitTagger, TaggerConfig
+from .tagger import TaggedSentence, Tagger
+from .training import TrainConfig, train_joint
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MultiExitTagger",
+    "Sentence",
+    "TaggedSentence",
+    "Tagger",
+    "TaggerConfig",
+    "TrainConfig",
+    "read_conll",
+    "read_conllu",
+    "train_joint",
+]

@@ -154,7 +154,7 @@ def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainCon
     used = weights[-1:] if only_last else weights  # (exits,)
     loss = sum(w * F.cross_entropy(l.reshape(labels.numel(), -1), labels, ignore_index=IGNORE) for w, l in zip(used, logits))
     loss.backward()
-    return float(loss)
+    return loss.item()
 
 
 def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optimizer:

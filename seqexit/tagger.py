@@ -1,0 +1,71 @@
+"""`Tagger`: the user's handle on a trained model. Words (or raw text) in, labels per word out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import Sentence, Span, decode_spans
+from .exits import run_exits
+from .model import MultiExitTagger
+
+
+@dataclass
+class TaggedSentence:
+    """One sentence's result: a label, a confidence and an exit layer per word, plus spans."""
+
+    words: list[str]
+    labels: list[str]
+    confidence: list[float]
+    exit_layers: list[int]
+    spans: list[Span] | None = None
+    source: Sentence | None = field(default=None, repr=False)
+
+
+class Tagger:
+    """Tag lists of words or raw texts in batches with a `MultiExitTagger`.
+
+    exit_layer=None runs full depth; an integer k is a static exit: every word is labelled by
+    exit k and layers above k are never computed.
+    """
+
+    def __init__(self, model: MultiExitTagger, *, batch_size: int = 32) -> None:
+        self.model = model.eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 32) -> Tagger:
+        return cls(MultiExitTagger.load(path, device=device), batch_size=batch_size)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    def tag(
+        self, sentences: Sequence[Sequence[str]] | Sequence[Sentence], *, exit_layer: int | None = None
+    ) -> list[TaggedSentence]:
+        """Label every word of every sentence (word lists or `Sentence`s), in input order."""
+        items = [s if isinstance(s, Sentence) else Sentence(list(s)) for s in sentences]
+        for item in items:
+            for i, word in enumerate(item.words):
+                if not isinstance(word, str) or not word.strip():
+                    raise ValueError(f"{item.where(i)}: word {i} is empty or not a string: {word!r}")
+        depth = exit_layer or self.model.num_layers
+        outputs = run_exits(self.model, [s.words for s in items], batch_size=self.batch_size, num_layers=depth)
+        results = []
+        for item, out in zip(items, outputs):
+            labels = out.labels(self.model)
+            spans = decode_spans(labels, self.model.config.scheme) if self.model.config.scheme else None
+            results.append(
+                TaggedSentence(item.words, labels, out.confidence[0].tolist(), [depth] * len(labels), spans, item)
+            )
+        return results
+
+    def tag_text(self, text: str, *, nlp=None, exit_layer: int | None = None) -> list[TaggedSentence]:
+        """Split raw text into sentences and words with spaCy (see `seqexit.data.text`), then tag."""
+        from .data.text import sentences_from_text
+
+        return self.tag(sentences_from_text(text, nlp=nlp), exit_layer=exit_layer)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny random BERT with a real (fast) word-piece tokenizer, built offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast
+
+torch.set_num_threads(1)
+
+WORDS = (
+    "the a of in on and to is was said john mary smith paris london berlin bank united nations "
+    "germany france european union company reuters monday tuesday it he she they we new york"
+).split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "-"] + WORDS + list("abcdefghijklmnopqrstuvwxyz0123456789") + [
+    f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"
+]
+
+
+def make_backbone(folder: Path, layers: int = 4, hidden: int = 32, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(VOCAB), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
+        intermediate_size=2 * hidden, max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> Path:
+    """A 4-layer, 32-wide random BERT folder with a 100-piece vocabulary."""
+    return make_backbone(tmp_path_factory.mktemp("tiny-bert"))

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from seqexit import Sentence, Tagger
+from seqexit.model import MultiExitTagger
+
+
+@pytest.fixture()
+def tagger(tiny_backbone, tmp_path):
+    torch.manual_seed(0)
+    MultiExitTagger.from_backbone(tiny_backbone, ["O", "B-PER", "I-PER"]).save(tmp_path / "m")
+    return Tagger.load(tmp_path / "m", batch_size=2)
+
+
+def test_every_word_gets_one_label_in_order(tagger):
+    sentences = [["john", "smith", "said"], [], ["paris"], ["a"] * 150, ["the", "bank"]]
+    results = tagger.tag(sentences)
+    assert [r.words for r in results] == sentences
+    assert [len(r.labels) for r in results] == [len(s) for s in sentences]
+    assert all(label in tagger.labels for r in results for label in r.labels)
+    assert all(0.0 < c <= 1.0 for r in results for c in r.confidence)
+
+
+def test_batching_does_not_change_labels(tagger):
+    sentences = [["john", "smith", "said"], ["paris", "is", "in", "france"], ["the", "bank"]]
+    one_by_one = [tagger.tag([s])[0].labels for s in sentences]
+    assert [r.labels for r in tagger.tag(sentences)] == one_by_one
+
+
+def test_static_exit_layer_is_reported(tagger):
+    [result] = tagger.tag([Sentence(["john", "smith"])], exit_layer=2)
+    assert result.exit_layers == [2, 2]
+
+
+def test_empty_word_is_refused_with_its_place(tagger):
+    with pytest.raises(ValueError, match="in.txt:7: word 1"):
+        tagger.tag([Sentence(["john", " "], source="in.txt", lines=[6, 7])])

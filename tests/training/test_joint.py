@@ -1,0 +1,103 @@
+import random
+
+import pytest
+import torch
+
+import seqexit.training.joint as joint
+from seqexit.data import Sentence
+from seqexit.evaluation import evaluate_exits
+from seqexit.model import MultiExitTagger
+from seqexit.training import TrainConfig, train_joint
+from seqexit.training.joint import exit_weights
+
+LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+PEOPLE = ["john", "mary"]
+PLACES = ["paris", "london", "berlin"]
+FILLER = ["the", "said", "in", "was", "on", "monday", "it", "and"]
+
+
+def corpus(n, seed):
+    """Sentences where names are PER (John Smith is one span) and cities LOC."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n):
+        words, tags = [], []
+        for _ in range(rng.randint(3, 8)):
+            kind = rng.random()
+            if kind < 0.2:
+                words += [rng.choice(PEOPLE), "smith"]
+                tags += ["B-PER", "I-PER"]
+            elif kind < 0.4:
+                words.append(rng.choice(PLACES))
+                tags.append("B-LOC")
+            else:
+                words.append(rng.choice(FILLER))
+                tags.append("O")
+        sentences.append(Sentence(words, tags))
+    return sentences
+
+
+def fresh(backbone):
+    torch.manual_seed(0)
+    return MultiExitTagger.from_backbone(backbone, LABELS)
+
+
+CONFIG = dict(epochs=3, learning_rate=3e-3, batch_size=8, seed=7, checkpoint_every=5, eval_batch_size=16)
+
+
+def test_exit_weights():
+    assert torch.allclose(exit_weights(3, "layer"), torch.tensor([1 / 6, 2 / 6, 3 / 6]))
+    assert exit_weights(3, "last").tolist() == [0.0, 0.0, 1.0]
+
+
+def test_joint_training_learns_and_saves_best(tiny_backbone, tmp_path):
+    model = fresh(tiny_backbone)
+    train, dev = corpus(96, 1), corpus(24, 2)
+    before = evaluate_exits(model, dev)[-1].score
+    config = TrainConfig(**{**CONFIG, "epochs": 6}, exit_grad_scale=1.0)
+    result = train_joint(model, train, dev, config, tmp_path, progress=False)
+    after = evaluate_exits(model, dev)
+    assert after[-1].score > 90 > before
+    assert result.best_dev_score == pytest.approx(after[-1].score)
+    assert len(result.history) == 6
+    saved = MultiExitTagger.load(tmp_path / "model")
+    assert evaluate_exits(saved, dev)[-1].score == pytest.approx(after[-1].score)
+
+
+def test_same_seed_same_weights_and_resume_is_exact(tiny_backbone, tmp_path, monkeypatch):
+    train, dev = corpus(64, 3), corpus(16, 4)
+    config = TrainConfig(**CONFIG)
+    reference = fresh(tiny_backbone)
+    train_joint(reference, train, dev, config, tmp_path / "a", progress=False)
+    again = fresh(tiny_backbone)
+    train_joint(again, train, dev, config, tmp_path / "b", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(reference.state_dict().values(), again.state_dict().values()))
+
+    real_step, calls = joint._step, []
+
+    def crash_after_13(*args):
+        calls.append(1)
+        if len(calls) > 13:  # dies mid-epoch 2, after the step-10 checkpoint
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(joint, "_step", crash_after_13)
+    with pytest.raises(KeyboardInterrupt):
+        train_joint(fresh(tiny_backbone), train, dev, config, tmp_path / "c", progress=False)
+    monkeypatch.setattr(joint, "_step", real_step)
+    resumed = fresh(tiny_backbone)
+    train_joint(resumed, train, dev, config, tmp_path / "c", progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(reference.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_resume_refuses_another_config(tiny_backbone, tmp_path):
+    train, dev = corpus(16, 5), corpus(8, 6)
+    train_joint(fresh(tiny_backbone), train, dev, TrainConfig(**{**CONFIG, "epochs": 1}), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another training config"):
+        train_joint(fresh(tiny_backbone), train, dev, TrainConfig(**CONFIG), tmp_path, progress=False)
+
+
+def test_unknown_gold_tag_is_reported_with_its_line(tiny_backbone, tmp_path):
+    bad = [Sentence(["john", "smith"], ["B-PER", "I-ORG"], source="train.conll", lines=[3, 4])]
+    with pytest.raises(ValueError, match=r"train.conll:4: tag 'I-ORG'"):
+        train_joint(fresh(tiny_backbone), bad, bad, TrainConfig(**CONFIG), tmp_path, progress=False)
