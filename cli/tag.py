@@ -1,0 +1,45 @@
+"""`seqexit tag`: label the words of a file and write CoNLL or JSONL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from seqexit import Tagger
+from seqexit.data.formats import read_file
+
+from .errors import friendly
+
+
+@friendly
+def tag(
+    input: Path = typer.Argument(..., help="Raw text (.txt), CoNLL, CoNLL-U or JSONL file."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model folder."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output file (default: stdout)."),
+    format: str = typer.Option("auto", help="Input format: auto, text, conll, conllu, jsonl."),
+    output_format: str = typer.Option("conll", help="conll or jsonl."),
+    scheme: str = typer.Option("iob2", help="Span scheme to write: iob1, iob2, iobes, bilou."),
+    exit_layer: int | None = typer.Option(None, help="Static exit: stop every word at this layer."),
+    batch_size: int = typer.Option(32),
+) -> None:
+    """Tag INPUT; every input word gets exactly one label, in input order."""
+    from seqexit.data.writers import write_conll, write_jsonl
+
+    tagger = Tagger.load(model, batch_size=batch_size)
+    sentences = read_file(input, format, labelled=False)
+    results = tagger.tag(sentences, exit_layer=exit_layer)
+    labels = [r.labels for r in results]
+    target_scheme = scheme if tagger.model.config.scheme else None
+    stream = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        if output_format == "jsonl":
+            write_jsonl(sentences, labels, stream, scheme=target_scheme)
+        elif output_format == "conll":
+            write_conll(sentences, labels, stream, scheme=target_scheme)
+        else:
+            raise ValueError(f"unknown output format {output_format!r}; choose conll or jsonl")
+    finally:
+        if output:
+            stream.close()

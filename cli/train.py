@@ -1,0 +1,54 @@
+"""`seqexit train`: joint multi-exit fine-tuning from labelled files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from seqexit.backbones import DEFAULT_BACKBONE, resolve_backbone
+from seqexit.data import label_set
+from seqexit.data.formats import read_file
+from seqexit.evaluation import evaluate_exits
+from seqexit.model import TASKS, MultiExitTagger
+from seqexit.training import TrainConfig, train_joint
+
+from .errors import friendly
+
+
+@friendly
+def train(
+    train_file: Path = typer.Option(..., "--train", help="Labelled training file (CoNLL, CoNLL-U or JSONL)."),
+    dev_file: Path = typer.Option(..., "--dev", help="Labelled dev file: picks the best epoch."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder: model/, checkpoint/, train_result.json."),
+    task: str = typer.Option("ner", help=f"One of {', '.join(TASKS)}: ner/chunk read span tags, pos per-word tags."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="Encoder folder, or 'minilm-l6' (the installed default)."),
+    epochs: int = typer.Option(4),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (10% warm-up, then linear decay)."),
+    batch_size: int = typer.Option(32),
+    seed: int = typer.Option(42),
+    exit_grad_scale: float = typer.Option(0.0, help="Share of the lower exits' gradient that reaches the encoder (0..1)."),
+    exit_weights: str = typer.Option("layer", help="'layer' (l / sum l) or 'last' (ordinary fine-tune)."),
+    format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
+    label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
+    xpos: bool = typer.Option(False, help="CoNLL-U: train on XPOS instead of UPOS."),
+    threads: int = typer.Option(0, help="Torch CPU threads (0: torch's default)."),
+) -> None:
+    """Train a multi-exit tagger (resumes from OUTPUT/checkpoint if present)."""
+    if threads:
+        torch.set_num_threads(threads)
+    span_tags = task != "pos"
+    read = dict(format=format, span_tags=span_tags, label_column=label_column, upos=not xpos)
+    train_set, dev_set = read_file(train_file, **read), read_file(dev_file, **read)
+    if span_tags and not any(t != "O" for s in train_set for t in s.tags):
+        raise ValueError(f"{train_file}: no span tags found for task {task!r} (is it a POS file? use --task pos)")
+    labels = label_set(train_set + dev_set, span_scheme=span_tags)
+    model = MultiExitTagger.from_backbone(resolve_backbone(backbone), labels, task=task, scheme="iob2" if span_tags else None)
+    config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
+                         exit_grad_scale=exit_grad_scale, exit_weights=exit_weights)
+    typer.echo(f"{len(train_set)} training sentences, {len(labels)} labels, {model.num_layers} layers")
+    result = train_joint(model, train_set, dev_set, config, output)
+    typer.echo(f"best dev {result.best_dev_score:.2f} at epoch {result.best_epoch}; model in {result.model_dir}")
+    for score in evaluate_exits(model, dev_set):
+        typer.echo(f"  exit {score.layer}: dev {score.metric} {score.score:.2f}")

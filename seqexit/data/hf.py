@@ -1,0 +1,60 @@
+"""The `datasets` bridge: sentences to a `datasets.Dataset` and back. Never touches the network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .errors import DataError
+from .labels import normalise_tags
+from .sentence import Sentence
+
+
+def to_hf_dataset(sentences: Sequence[Sentence]):
+    """A `datasets.Dataset` with columns tokens, tags (when every sentence has them), source, lines."""
+    import datasets
+
+    columns: dict[str, list] = {
+        "tokens": [s.words for s in sentences],
+        "source": [s.source or "" for s in sentences],
+        "lines": [s.lines or [] for s in sentences],
+    }
+    if sentences and all(s.tags is not None for s in sentences):
+        columns["tags"] = [s.tags for s in sentences]
+    return datasets.Dataset.from_dict(columns)
+
+
+def from_hf_dataset(
+    dataset, *, tokens_column: str = "tokens", tags_column: str | None = "auto", scheme: str | None = "auto",
+    strict: bool = False, name: str | None = None,
+) -> list[Sentence]:
+    """Sentences from a dataset with a token column and a tag column of strings or ClassLabel ids
+    (like the hub's `conll2003` `ner_tags`). tags_column="auto" takes `tags`, `ner_tags`,
+    `pos_tags` or `labels`, the first present; None reads tokens only. Row i is "line" i + 1."""
+    source = f"<datasets:{name or getattr(dataset, 'info', None) and dataset.info.dataset_name or 'dataset'}>"
+    if tokens_column not in dataset.column_names:
+        raise DataError(source, None, f"no column {tokens_column!r} (columns: {', '.join(dataset.column_names)})")
+    if tags_column == "auto":
+        tags_column = next((c for c in ("tags", "ner_tags", "pos_tags", "labels") if c in dataset.column_names), None)
+    elif tags_column is not None and tags_column not in dataset.column_names:
+        raise DataError(source, None, f"no column {tags_column!r} (columns: {', '.join(dataset.column_names)})")
+    names = _class_names(dataset.features[tags_column]) if tags_column else None
+    sentences = []
+    for row, example in enumerate(dataset, start=1):
+        words = [str(w) for w in example[tokens_column]]
+        tags = None
+        if tags_column:
+            tags = [names[t] if names is not None else str(t) for t in example[tags_column]]
+            if len(tags) != len(words):
+                raise DataError(source, row, f"{len(words)} tokens but {len(tags)} tags")
+        if not words:
+            continue
+        sentences.append(Sentence(words, tags, source, [row] * len(words)))
+    if tags_column:
+        normalise_tags(sentences, scheme, strict=strict, path=source)
+    return sentences
+
+
+def _class_names(feature) -> list[str] | None:
+    """Label names of a Sequence(ClassLabel) / List(ClassLabel) feature, else None."""
+    inner = getattr(feature, "feature", None)
+    return list(inner.names) if inner is not None and hasattr(inner, "names") else None

@@ -1,0 +1,64 @@
+"""The command line end to end on a tiny random backbone: train, evaluate, tag, bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+TRAIN = """\
+-DOCSTART- -X- O O
+
+John NNP I-NP I-PER
+Smith NNP I-NP I-PER
+said VBD I-VP O
+in IN I-PP O
+Paris NNP I-NP I-LOC
+
+Mary NNP I-NP I-PER
+was VBD I-VP O
+in IN I-PP O
+London NNP I-NP I-LOC
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_backbone, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "train.conll").write_text(TRAIN)
+    result = runner.invoke(app, [
+        "train", "--train", str(folder / "train.conll"), "--dev", str(folder / "train.conll"),
+        "--output", str(folder / "run"), "--backbone", str(tiny_backbone), "--epochs", "1", "--batch-size", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_train_reports_every_exit(trained):
+    assert (trained / "run" / "model" / "seqexit.json").is_file()
+    result = runner.invoke(app, ["evaluate", str(trained / "run" / "model"), str(trained / "train.conll")])
+    assert result.exit_code == 0, result.output
+    assert [line.split(":")[0] for line in result.output.splitlines() if line.startswith("exit")] == [
+        "exit 1", "exit 2", "exit 3", "exit 4"]
+
+
+def test_tag_writes_one_label_per_word(trained):
+    out = trained / "tagged.jsonl"
+    result = runner.invoke(app, ["tag", str(trained / "train.conll"), "--model", str(trained / "run" / "model"),
+                                 "--output-format", "jsonl", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [len(r["tokens"]) for r in rows] == [5, 4]
+    assert all(len(r["tags"]) == len(r["tokens"]) for r in rows)
+
+
+def test_bad_input_is_one_clear_line(trained, tiny_backbone):
+    bad = trained / "bad.conll"
+    bad.write_text("John B-PER\nSmith I-PER extra\n")
+    result = runner.invoke(app, ["evaluate", str(trained / "run" / "model"), str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}:2: expected 2 columns" in result.output
+    assert "Traceback" not in result.output
