@@ -35,3 +35,9 @@ def test_static_exit_layer_is_reported(tagger):
 def test_empty_word_is_refused_with_its_place(tagger):
     with pytest.raises(ValueError, match="in.txt:7: word 1"):
         tagger.tag([Sentence(["john", " "], source="in.txt", lines=[6, 7])])
+
+
+def test_raw_text_is_split_and_tagged(tagger):
+    results = tagger.tag_text("John Smith said it. Paris was new.")
+    assert [r.words for r in results] == [["John", "Smith", "said", "it", "."], ["Paris", "was", "new", "."]]
+    assert [len(r.labels) for r in results] == [5, 4]
