@@ -52,8 +52,14 @@ class ExitHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.linear = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (..., hidden) -> (..., labels)
-        return self.linear(self.dropout(hidden))
+    def forward(self, hidden: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(..., hidden) -> (..., labels). A `generator` draws the dropout mask from its own
+        stream instead of torch's global one (see `MultiExitTagger.forward`)."""
+        if generator is None or not self.training or self.dropout.p == 0.0:
+            return self.linear(self.dropout(hidden))
+        keep = 1.0 - self.dropout.p
+        mask = torch.bernoulli(torch.full(hidden.shape, keep, device=hidden.device), generator=generator)
+        return self.linear(hidden * mask.to(hidden.dtype) / keep)
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -116,7 +122,13 @@ class MultiExitTagger(nn.Module):
         return cls(encoder, config, tokenizer)
 
     def forward(
-        self, batch: Batch, *, num_layers: int | None = None, exit_grad_scale: float = 1.0, exits: str = "all"
+        self,
+        batch: Batch,
+        *,
+        num_layers: int | None = None,
+        exit_grad_scale: float = 1.0,
+        exits: str = "all",
+        lower_exit_generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Logits of the exits at word starts: (n_exits, batch, words, labels).
 
@@ -124,6 +136,9 @@ class MultiExitTagger(nn.Module):
         exits: "all" (one row per layer run) or "last" (only the deepest layer run).
         exit_grad_scale: gradient multiplier from the exits below the last one into the encoder
             (1: plain joint training; 0: the encoder learns from the last exit only).
+        lower_exit_generator: in training, the exits below the last draw their dropout masks
+            from this generator, so that the encoder's and the last exit's dropout see the same
+            random stream as an ordinary (last-exit-only) fine-tune with the same seed.
         """
         depth = num_layers or self.num_layers
         if not 1 <= depth <= self.num_layers:
@@ -136,9 +151,10 @@ class MultiExitTagger(nn.Module):
             last = layer == depth - 1
             if exits == "all" or last:
                 at_words = hidden.gather(1, index)  # (batch, words, hidden)
-                if not last:
-                    at_words = scale_grad(at_words, exit_grad_scale)
-                logits.append(self.exits[layer](at_words))
+                if last:
+                    logits.append(self.exits[layer](at_words))
+                else:
+                    logits.append(self.exits[layer](scale_grad(at_words, exit_grad_scale), lower_exit_generator))
         return torch.stack(logits)
 
     def save(self, path: str | Path) -> Path:

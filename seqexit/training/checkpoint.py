@@ -26,8 +26,8 @@ def replace_dir(write, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> None:
-    """Weights, optimiser moments, schedule, RNG and `progress` (epoch, step, scores...)."""
+def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, generators: dict | None = None) -> None:
+    """Weights, optimiser moments, schedule, RNGs (torch's and `generators`) and `progress`."""
 
     def write(folder: Path) -> None:
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -36,6 +36,8 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> 
             for name, value in state.items():
                 tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).contiguous()
         tensors["rng.torch"] = torch.get_rng_state()
+        for name, generator in (generators or {}).items():
+            tensors[f"rng.{name}"] = generator.get_state()
         save_file(tensors, str(folder / "state.safetensors"))
         meta = {
             "progress": progress,
@@ -47,7 +49,7 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict) -> 
     replace_dir(write, path)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+def load_checkpoint(path: Path, model, optimizer, scheduler, generators: dict | None = None) -> dict:
     """Restore what `save_checkpoint` wrote; returns its `progress` dict."""
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
@@ -62,4 +64,6 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     scheduler_state.update(meta["scheduler"])
     scheduler.load_state_dict(scheduler_state)
     torch.set_rng_state(tensors["rng.torch"])
+    for name, generator in (generators or {}).items():
+        generator.set_state(tensors[f"rng.{name}"])
     return meta["progress"]

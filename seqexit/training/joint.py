@@ -1,8 +1,13 @@
 """Joint multi-exit fine-tuning: every exit's loss in one backward pass, one shared loop.
 
-loss = sum_l w_l * CE_l over the words of the batch, with w_l = l / sum(1..L) ("layer") or
-w_L = 1 ("last", the ordinary fine-tune). AdamW, linear warm-up then linear decay, gradient
-clipping, dev-set selection on the last exit, checkpoints that resume to the same result.
+loss = sum_l w_l * CE_l over the words of the batch, with w_l = l / L ("layer": deeper exits
+count more, the last exit's loss at the ordinary fine-tune's scale) or w_L = 1 ("last", the
+ordinary fine-tune). AdamW, linear warm-up then linear decay, gradient clipping, dev-set
+selection on the last exit, checkpoints that resume to the same result.
+
+With exit_grad_scale=0 the encoder and the last exit follow exactly the updates of an ordinary
+fine-tune with the same seed: the lower exits' gradient stays out of the encoder, their dropout
+draws from a generator of their own, and their gradient is clipped apart from the encoder's.
 """
 
 from __future__ import annotations
@@ -41,13 +46,16 @@ class TrainResult:
 
 
 def exit_weights(num_layers: int, scheme: str) -> torch.Tensor:
-    """Loss weight of every exit, summing to 1."""
+    """Loss weight of every exit: proportional to depth, the last exit's weight 1.
+
+    The issue-style normalisation by sum(1..L) would change nothing under Adam but the
+    gradient-clipping threshold's meaning; with w_L = 1 the last exit's gradient is the one an
+    ordinary fine-tune clips."""
     if scheme == "last":
         weights = torch.zeros(num_layers)
         weights[-1] = 1.0
         return weights
-    weights = torch.arange(1, num_layers + 1, dtype=torch.float)
-    return weights / weights.sum()
+    return torch.arange(1, num_layers + 1, dtype=torch.float) / num_layers
 
 
 def build_examples(model: MultiExitTagger, sentences: Sequence[Sentence]) -> list[tuple[EncodedChunk, list[int]]]:
@@ -84,6 +92,8 @@ def train_joint(
     if config.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     optimizer = _optimizer(model, config)
+    lower_exit_rng = torch.Generator().manual_seed(config.seed + 1)
+    clip_groups = _clip_groups(model)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     warmup = int(config.warmup_ratio * total_steps)
@@ -93,7 +103,7 @@ def train_joint(
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0, "config": asdict(config)}
     checkpoint = output_dir / "checkpoint"
     if (checkpoint / "state.json").exists():
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler, {"lower_exits": lower_exit_rng})
         if state["config"] != asdict(config):
             raise ValueError(f"{checkpoint} was written with another training config; use a new output folder")
         log.info("resuming from epoch %d step %d", state["epoch"] + 1, state["step"])
@@ -107,8 +117,9 @@ def train_joint(
         )
         for step in range(state["step"], steps_per_epoch):
             group = [examples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
-            loss = _step(model, group, weights, config)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            loss = _step(model, group, weights, config, lower_exit_rng)
+            for params in clip_groups:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -117,7 +128,7 @@ def train_joint(
             global_step = epoch * steps_per_epoch + step + 1
             if config.checkpoint_every and global_step % config.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                 state.update(epoch=epoch, step=step + 1, seconds=time.perf_counter() - started)
-                save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+                save_checkpoint(checkpoint, model, optimizer, scheduler, state, {"lower_exits": lower_exit_rng})
         bar.close()
         dev_score = evaluate_exits(model, dev, batch_size=config.eval_batch_size, layers="last")[0]
         model.train()
@@ -131,7 +142,7 @@ def train_joint(
         if progress:
             tqdm.write(message)
         state.update(epoch=epoch + 1, step=0, seconds=time.perf_counter() - started)
-        save_checkpoint(checkpoint, model, optimizer, scheduler, state)
+        save_checkpoint(checkpoint, model, optimizer, scheduler, state, {"lower_exits": lower_exit_rng})
 
     result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"))
     (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": asdict(config)}, indent=2) + "\n")
@@ -141,7 +152,7 @@ def train_joint(
     return result
 
 
-def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainConfig) -> float:
+def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainConfig, rng: torch.Generator) -> float:
     """Forward + backward of one batch; returns the weighted loss."""
     device = next(model.parameters()).device
     batch = model.pieces.collate([chunk for chunk, _ in group]).to(device)
@@ -150,11 +161,17 @@ def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainCon
         labels[row, : len(ids)] = torch.tensor(ids)
     labels = labels.to(device).reshape(-1)
     only_last = config.exit_weights == "last"
-    logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=config.exit_grad_scale)
+    logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=config.exit_grad_scale, lower_exit_generator=rng)
     used = weights[-1:] if only_last else weights  # (exits,)
     loss = sum(w * F.cross_entropy(l.reshape(labels.numel(), -1), labels, ignore_index=IGNORE) for w, l in zip(used, logits))
     loss.backward()
     return loss.item()
+
+
+def _clip_groups(model: MultiExitTagger) -> list[list[torch.nn.Parameter]]:
+    """Encoder + last exit are clipped together (as in an ordinary fine-tune), the lower exits apart."""
+    trainable = lambda module: [p for p in module.parameters() if p.requires_grad]  # noqa: E731
+    return [trainable(model.encoder) + trainable(model.exits[-1]), [p for e in model.exits[:-1] for p in trainable(e)]]
 
 
 def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optimizer:

@@ -46,7 +46,7 @@ CONFIG = dict(epochs=3, learning_rate=3e-3, batch_size=8, seed=7, checkpoint_eve
 
 
 def test_exit_weights():
-    assert torch.allclose(exit_weights(3, "layer"), torch.tensor([1 / 6, 2 / 6, 3 / 6]))
+    assert torch.allclose(exit_weights(3, "layer"), torch.tensor([1 / 3, 2 / 3, 1.0]))
     assert exit_weights(3, "last").tolist() == [0.0, 0.0, 1.0]
 
 
@@ -101,3 +101,16 @@ def test_unknown_gold_tag_is_reported_with_its_line(tiny_backbone, tmp_path):
     bad = [Sentence(["john", "smith"], ["B-PER", "I-ORG"], source="train.conll", lines=[3, 4])]
     with pytest.raises(ValueError, match=r"train.conll:4: tag 'I-ORG'"):
         train_joint(fresh(tiny_backbone), bad, bad, TrainConfig(**CONFIG), tmp_path, progress=False)
+
+
+def test_grad_scale_zero_trains_encoder_and_last_exit_exactly_like_the_ordinary_fine_tune(tiny_backbone, tmp_path):
+    """Full depth of the default joint recipe is the ordinary fine-tune, bit for bit."""
+    train, dev = corpus(48, 8), corpus(12, 9)
+    ordinary = fresh(tiny_backbone)
+    train_joint(ordinary, train, dev, TrainConfig(**{**CONFIG, "epochs": 2}, exit_weights="last"), tmp_path / "o", progress=False)
+    joint_model = fresh(tiny_backbone)
+    train_joint(joint_model, train, dev, TrainConfig(**{**CONFIG, "epochs": 2}, exit_grad_scale=0.0), tmp_path / "j", progress=False)
+    shared = [k for k in ordinary.state_dict() if not k.startswith("exits.") or k.startswith(f"exits.{ordinary.num_layers - 1}.")]
+    assert all(torch.equal(ordinary.state_dict()[k], joint_model.state_dict()[k]) for k in shared)
+    lower = [k for k in ordinary.state_dict() if k.startswith("exits.0.")]
+    assert not all(torch.equal(ordinary.state_dict()[k], joint_model.state_dict()[k]) for k in lower)
