@@ -6,7 +6,9 @@ from pathlib import Path
 
 from .conll import read_conll
 from .conllu import read_conllu
+from .errors import DataError
 from .jsonl import read_jsonl
+from .schemes import is_span_tag
 from .sentence import Sentence
 from .text import read_text
 
@@ -48,15 +50,29 @@ def read_file(
         raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     scheme = "auto" if span_tags else None
     if format == "conll":
-        return read_conll(path, label_column=label_column if labelled else None, scheme=scheme, strict=strict)
-    if format == "conllu":
-        return read_conllu(path, tag=("upos" if upos else "xpos") if labelled else None)
-    if format == "jsonl":
+        sentences = read_conll(path, label_column=label_column if labelled else None, scheme=scheme, strict=strict)
+    elif format == "conllu":
+        sentences = read_conllu(path, tag=("upos" if upos else "xpos") if labelled else None)
+    elif format == "jsonl":
         sentences = read_jsonl(path, scheme=scheme, strict=strict)
         if not labelled:
             for sentence in sentences:
                 sentence.tags = None
-        return sentences
-    if labelled:
+    elif labelled:
         raise ValueError(f"{path}: raw text carries no gold tags; give a CoNLL, CoNLL-U or JSONL file")
-    return read_text(path)
+    else:
+        sentences = read_text(path)
+    if labelled and span_tags:
+        _check_span_tags(sentences)
+    return sentences
+
+
+def _check_span_tags(sentences: list[Sentence]) -> None:
+    """Span tasks need span tags: say where the first per-word tag (a POS tag, say) stands."""
+    for sentence in sentences:
+        for i, tag in enumerate(sentence.tags or []):
+            if not is_span_tag(tag):
+                raise DataError(
+                    sentence.source, sentence.lines[i] if sentence.lines else None,
+                    f"tag {tag!r} is not a span tag (O, B-TYPE, I-TYPE...): per-word tags (POS) need task 'pos'",
+                )

@@ -62,3 +62,34 @@ def test_bad_input_is_one_clear_line(trained, tiny_backbone):
     assert result.exit_code == 2
     assert f"{bad}:2: expected 2 columns" in result.output
     assert "Traceback" not in result.output
+
+
+CONLLU = """\
+1\tJohn\tJohn\tPROPN\tNNP\t_\t2\tnsubj\t_\t_
+2\tsaid\tsay\tVERB\tVBD\t_\t0\troot\t_\t_
+3\tit\tit\tPRON\tPRP\t_\t2\tobj\t_\t_
+
+1\tParis\tParis\tPROPN\tNNP\t_\t0\troot\t_\t_
+"""
+
+
+def test_pos_training_reports_accuracy(tiny_backbone, tmp_path):
+    (tmp_path / "ud.conllu").write_text(CONLLU)
+    args = ["train", "--train", str(tmp_path / "ud.conllu"), "--dev", str(tmp_path / "ud.conllu"), "--task", "pos",
+            "--output", str(tmp_path / "run"), "--backbone", str(tiny_backbone), "--epochs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "exit 4: dev accuracy" in result.output
+    tagged = runner.invoke(app, ["tag", str(tmp_path / "ud.conllu"), "--model", str(tmp_path / "run" / "model")])
+    assert tagged.exit_code == 0, tagged.output
+    rows = [line.split("\t") for line in tagged.output.splitlines() if line.strip()]
+    assert [r[0] for r in rows] == ["John", "said", "it", "Paris"]
+    assert all(r[1] in {"PROPN", "VERB", "PRON"} for r in rows)
+
+
+def test_ner_task_on_a_pos_file_is_refused(tiny_backbone, tmp_path):
+    (tmp_path / "ud.conllu").write_text(CONLLU)
+    result = runner.invoke(app, ["train", "--train", str(tmp_path / "ud.conllu"), "--dev", str(tmp_path / "ud.conllu"),
+                                 "--output", str(tmp_path / "run"), "--backbone", str(tiny_backbone)])
+    assert result.exit_code == 2
+    assert "ud.conllu:1: tag 'PROPN' is not a span tag" in result.output
