@@ -96,6 +96,8 @@ def write_report(results: dict, path_md: Path) -> None:
         delta = f"{r['test'][-1]['score'] - base:+.2f}" if base is not None else "-"
         lines.append(f"| {name} | {recipe} | {r['config']['epochs']} | " + " | ".join(cells)
                      + f" | {delta} | {r['dev_best']:.2f} | {r['train_seconds'] / 60:.1f} min |")
+    if results.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in results["notes"]]
     lines += ["", "Per-type test F1 at the last exit (NER runs):", ""]
     for name, r in results["runs"].items():
         last = r["test"][-1]
@@ -112,7 +114,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="train on the first N sentences (smoke test)")
     parser.add_argument("--out", type=Path, default=HERE / "joint_training.json")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the .md from the .json, train nothing")
     args = parser.parse_args()
+    if args.report_only:
+        write_report(json.loads(args.out.read_text()), args.out.with_suffix(".md"))
+        return
     torch.set_num_threads(args.threads)
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
     results["environment"] = {"machine": f"{platform.machine()} CPU, {platform.system()}", "threads": args.threads,
