@@ -40,10 +40,12 @@ def from_hf_dataset(
     names = _class_names(dataset.features[tags_column]) if tags_column else None
     sentences = []
     for row, example in enumerate(dataset, start=1):
-        words = [str(w) for w in example[tokens_column]]
+        words = [str(w) for w in example[tokens_column] if w is not None]
+        if len(words) != len(example[tokens_column]) or not all(w.strip() for w in words):
+            raise DataError(source, row, "empty or missing token")
         tags = None
         if tags_column:
-            tags = [names[t] if names is not None else str(t) for t in example[tags_column]]
+            tags = [_tag_name(t, names, source, row) for t in example[tags_column]]
             if len(tags) != len(words):
                 raise DataError(source, row, f"{len(words)} tokens but {len(tags)} tags")
         if not words:
@@ -58,3 +60,15 @@ def _class_names(feature) -> list[str] | None:
     """Label names of a Sequence(ClassLabel) / List(ClassLabel) feature, else None."""
     inner = getattr(feature, "feature", None)
     return list(inner.names) if inner is not None and hasattr(inner, "names") else None
+
+
+def _tag_name(tag: int | str | None, names: list[str] | None, source: str, row: int) -> str:
+    """A tag as a string; a missing one (None, or ClassLabel's -1) is an error, not a label:
+    Python's names[-1] would otherwise quietly read it as the last class."""
+    if names is None:
+        if tag is None:
+            raise DataError(source, row, "a token has no tag (None)")
+        return str(tag)
+    if not isinstance(tag, int) or not 0 <= tag < len(names):
+        raise DataError(source, row, f"tag id {tag!r} is not one of the {len(names)} ClassLabel ids (-1 means unlabelled)")
+    return names[tag]

@@ -97,6 +97,21 @@ def test_raw_text_sentences_and_offsets(tmp_path):
         assert [text[a:b] for a, b in sentence.meta["char_offsets"]] == sentence.words
 
 
+def test_raw_text_never_yields_whitespace_words():
+    text = "Hello   world.\t Next\u00a0one.  "
+    sentences = sentences_from_text(text, source="s")
+    assert [s.words for s in sentences] == [["Hello", "world", "."], ["Next", "one", "."]]
+    assert all(w.strip() for s in sentences for w in s.words)
+    assert [text[a:b] for s in sentences for a, b in s.meta["char_offsets"]] == [w for s in sentences for w in s.words]
+
+
+def test_raw_text_with_a_pipeline_that_sets_no_boundaries_is_one_sentence():
+    import spacy
+
+    [sentence] = sentences_from_text("One here. Two here.", nlp=spacy.blank("en"))
+    assert sentence.words == ["One", "here", ".", "Two", "here", "."]
+
+
 def test_read_file_picks_the_reader(tmp_path):
     assert read_file(write(tmp_path, "a.conllu", CONLLU), span_tags=False)[0].tags[0] == "PRON"
     assert read_file(write(tmp_path, "a.txt", "Hello there.\n"), labelled=False)[0].words == ["Hello", "there", "."]
@@ -118,11 +133,27 @@ def test_writers_convert_to_the_scheme_asked_for(tmp_path, scheme, expected):
     assert read_jsonl(tmp_path / "out.jsonl")[0].tags == ["B-PER", "I-PER", "O", "B-LOC", "B-LOC"]
 
 
-def test_writers_refuse_a_label_count_mismatch(tmp_path):
+def test_writers_refuse_a_label_count_mismatch_and_write_nothing(tmp_path):
     from seqexit.data import Sentence
 
-    with pytest.raises(ValueError, match="2 words but 1 labels"):
-        write_conll([Sentence(["a", "b"])], [["O"]], tmp_path / "x")
+    sentences = [Sentence(["a"]), Sentence(["b", "c"], source="in.txt", lines=[7, 7])]
+    for writer in (write_conll, write_jsonl):
+        with pytest.raises(ValueError, match="in.txt:7: 2 words but 1 labels"):
+            writer(sentences, [["O"], ["O"]], tmp_path / "x")
+        assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="2 sentences but 1 extra"):
+        write_jsonl(sentences, [["O"], ["O", "O"]], tmp_path / "x", extra=[{}])
+
+
+def test_writers_pos_as_is_and_extra_fields(tmp_path):
+    from seqexit.data import Sentence
+
+    sentences = [Sentence(["I", "run"]), Sentence(["Go"])]
+    write_conll(sentences, [["PRON", "VERB"], ["VERB"]], tmp_path / "pos.conll", scheme=None)
+    back = read_conll(tmp_path / "pos.conll", scheme=None)
+    assert [(s.words, s.tags) for s in back] == [(["I", "run"], ["PRON", "VERB"]), (["Go"], ["VERB"])]
+    write_jsonl(sentences, [["PRON", "VERB"], ["VERB"]], tmp_path / "pos.jsonl", scheme=None, extra=[{"id": 1}, {"id": 2}])
+    assert [s.meta for s in read_jsonl(tmp_path / "pos.jsonl", scheme=None)] == [{"id": 1}, {"id": 2}]
 
 
 @pytest.mark.parametrize(
@@ -157,14 +188,14 @@ def test_bad_jsonl(tmp_path, content, line, message):
     path = write(tmp_path, "x.jsonl", content)
     with pytest.raises(DataError, match=message) as caught:
         read_jsonl(path)
-    assert caught.value.line == line
+    assert caught.value.line == line and str(caught.value).startswith(f"{path}:{line}:")
 
 
 def test_bad_conllu(tmp_path):
     path = write(tmp_path, "x.conllu", "1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\n")
     with pytest.raises(DataError, match="10 tab-separated columns") as caught:
         read_conllu(path)
-    assert caught.value.line == 1
+    assert caught.value.line == 1 and str(caught.value).startswith(f"{path}:1:")
 
 
 def test_lenient_repair_keeps_every_token_and_warns(tmp_path, caplog):
