@@ -34,8 +34,11 @@ RECIPES = {
     "joint": ({"exit_weights": "layer", "exit_grad_scale": 0.0}, "joint, lower exits' gradient kept out of the encoder (scale 0, default)"),
     "joint-0.1": ({"exit_weights": "layer", "exit_grad_scale": 0.1}, "joint, lower exits' gradient into the encoder x0.1"),
     "joint-plain": ({"exit_weights": "layer", "exit_grad_scale": 1.0}, "joint, every exit's gradient into the encoder (scale 1)"),
+    "two-stage": ({"exit_weights": "layer", "train_encoder": False, "learning_rate": 1e-3},
+                  "two-stage: the ordinary fine-tune, then the lower exits alone on its frozen encoder (lr 1e-3)"),
 }
-ALL_RUNS = ["conll-ordinary", "conll-joint", "ud-ordinary", "ud-joint", "conll-joint-plain", "conll-joint-0.1"]
+ALL_RUNS = ["conll-ordinary", "conll-two-stage", "conll-joint", "conll-joint-plain", "conll-joint-0.1",
+            "ud-ordinary", "ud-two-stage", "ud-joint"]
 
 
 def read(task: str, path: Path):
@@ -53,13 +56,18 @@ def run(name: str, data_root: Path, work: Path, limit: int | None) -> dict:
     train, dev, test = (read(task, p) for p in paths)
     if limit:
         train, dev, test = train[:limit], dev[: limit // 4], test[: limit // 4]
-    labels = label_set(train + dev, span_scheme=task != "pos")
-    model = MultiExitTagger.from_backbone(resolve_backbone(DEFAULT_BACKBONE), labels, task=task, scheme=None if task == "pos" else "iob2")
-    config = TrainConfig(epochs=epochs, learning_rate=1e-4, batch_size=32, seed=42, **RECIPES[recipe][0])
+    if recipe == "two-stage":  # stage 2 starts from the ordinary run's model (stage 1)
+        model = MultiExitTagger.load(work / f"{dataset}-ordinary" / "model")
+    else:
+        labels = label_set(train + dev, span_scheme=task != "pos")
+        model = MultiExitTagger.from_backbone(resolve_backbone(DEFAULT_BACKBONE), labels, task=task, scheme=None if task == "pos" else "iob2")
+    config = TrainConfig(**{"epochs": epochs, "learning_rate": 1e-4, "batch_size": 32, "seed": 42, **RECIPES[recipe][0]})
     started = time.perf_counter()
     result = train_joint(model, train, dev, config, work / name)
     seconds = time.perf_counter() - started
     layers = "last" if recipe == "ordinary" else "all"
+    if recipe == "two-stage":
+        seconds += json.loads((work / f"{dataset}-ordinary" / "train_result.json").read_text())["seconds"]
     scores = evaluate_exits(model, test, layers=layers)
     return {
         "run": name, "task": task, "recipe": recipe, "config": asdict(config),

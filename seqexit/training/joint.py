@@ -91,6 +91,10 @@ def train_joint(
     weights = exit_weights(model.num_layers, config.exit_weights)
     if config.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if not config.train_encoder:
+        weights[-1] = 0.0
+        for param in [*model.encoder.parameters(), *model.exits[-1].parameters()]:
+            param.requires_grad_(False)
     optimizer = _optimizer(model, config)
     lower_exit_rng = torch.Generator().manual_seed(config.seed + 1)
     clip_groups = _clip_groups(model)
@@ -109,7 +113,7 @@ def train_joint(
         log.info("resuming from epoch %d step %d", state["epoch"] + 1, state["step"])
 
     started = time.perf_counter() - state["seconds"]
-    model.train()
+    _train_mode(model, config)
     for epoch in range(state["epoch"], config.epochs):
         order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch)).tolist()
         bar = tqdm(
@@ -130,12 +134,12 @@ def train_joint(
                 state.update(epoch=epoch, step=step + 1, seconds=time.perf_counter() - started)
                 save_checkpoint(checkpoint, model, optimizer, scheduler, state, {"lower_exits": lower_exit_rng})
         bar.close()
-        dev_score = evaluate_exits(model, dev, batch_size=config.eval_batch_size, layers="last")[0]
-        model.train()
-        state["history"].append({"epoch": epoch + 1, "dev": dev_score.score, "metric": dev_score.metric})
-        message = f"epoch {epoch + 1}: dev {dev_score.metric} (last exit) {dev_score.score:.2f}"
-        if dev_score.score > state["best"]:
-            state.update(best=dev_score.score, best_epoch=epoch + 1)
+        score, what = _dev_score(model, dev, config)
+        _train_mode(model, config)
+        state["history"].append({"epoch": epoch + 1, "dev": score, "metric": what})
+        message = f"epoch {epoch + 1}: dev {what} {score:.2f}"
+        if score > state["best"]:
+            state.update(best=score, best_epoch=epoch + 1)
             replace_dir(lambda folder: model.save(folder), output_dir / "model")
             message += " (best so far, saved)"
         log.info(message)
@@ -150,6 +154,21 @@ def train_joint(
     model.load_state_dict(best.state_dict())
     model.eval()
     return result
+
+
+def _train_mode(model: MultiExitTagger, config: TrainConfig) -> None:
+    model.train()
+    if not config.train_encoder:
+        model.encoder.eval()  # frozen: inference-time features, no dropout
+
+
+def _dev_score(model: MultiExitTagger, dev: Sequence[Sentence], config: TrainConfig) -> tuple[float, str]:
+    """The model-selection score: the last exit's, or the lower exits' mean when only they learn."""
+    if config.train_encoder:
+        last = evaluate_exits(model, dev, batch_size=config.eval_batch_size, layers="last")[0]
+        return last.score, f"{last.metric} (last exit)"
+    lower = evaluate_exits(model, dev, batch_size=config.eval_batch_size)[:-1]
+    return sum(s.score for s in lower) / len(lower), f"{lower[0].metric} (mean of exits 1-{len(lower)})"
 
 
 def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainConfig, rng: torch.Generator) -> float:

@@ -114,3 +114,18 @@ def test_grad_scale_zero_trains_encoder_and_last_exit_exactly_like_the_ordinary_
     assert all(torch.equal(ordinary.state_dict()[k], joint_model.state_dict()[k]) for k in shared)
     lower = [k for k in ordinary.state_dict() if k.startswith("exits.0.")]
     assert not all(torch.equal(ordinary.state_dict()[k], joint_model.state_dict()[k]) for k in lower)
+
+
+def test_second_stage_trains_lower_exits_and_leaves_full_depth_untouched(tiny_backbone, tmp_path):
+    train, dev = corpus(64, 10), corpus(16, 11)
+    model = fresh(tiny_backbone)
+    train_joint(model, train, dev, TrainConfig(**CONFIG, exit_weights="last"), tmp_path / "first", progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lower_before = [s.score for s in evaluate_exits(model, dev)[:-1]]
+    result = train_joint(model, train, dev, TrainConfig(**CONFIG, train_encoder=False), tmp_path / "second", progress=False)
+    after = model.state_dict()
+    frozen = [k for k in after if not k.startswith("exits.") or k.startswith(f"exits.{model.num_layers - 1}.")]
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    lower_after = [s.score for s in evaluate_exits(model, dev)[:-1]]
+    assert sum(lower_after) > sum(lower_before)
+    assert "mean of exits 1-3" in result.history[0]["metric"]
