@@ -12,7 +12,9 @@ from seqexit.data import label_set
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
 from seqexit.model import TASKS, MultiExitTagger
-from seqexit.training import TrainConfig, train_joint
+from seqexit.training import TrainConfig, train_joint, train_two_stage
+
+RECIPES = ("two-stage", "joint")
 
 from .errors import friendly
 
@@ -24,12 +26,14 @@ def train(
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: model/, checkpoint/, train_result.json."),
     task: str = typer.Option("ner", help=f"One of {', '.join(TASKS)}: ner/chunk read span tags, pos per-word tags."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="Encoder folder, or 'minilm-l6' (the installed default)."),
+    recipe: str = typer.Option("two-stage", help="two-stage: ordinary fine-tune, then the lower exits on it "
+                               "(full depth = ordinary fine-tune); joint: all exits in one pass."),
     epochs: int = typer.Option(4),
     lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (10% warm-up, then linear decay)."),
     batch_size: int = typer.Option(32),
     seed: int = typer.Option(42),
-    exit_grad_scale: float = typer.Option(0.0, help="Share of the lower exits' gradient that reaches the encoder (0..1)."),
-    exit_weights: str = typer.Option("layer", help="'layer' (l / sum l) or 'last' (ordinary fine-tune)."),
+    exit_grad_scale: float = typer.Option(0.0, help="joint: share of the lower exits' gradient that reaches the encoder (0..1)."),
+    exit_weights: str = typer.Option("layer", help="joint: 'layer' (l / L) or 'last' (ordinary fine-tune)."),
     format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
     label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
     xpos: bool = typer.Option(False, help="CoNLL-U: train on XPOS instead of UPOS."),
@@ -48,7 +52,12 @@ def train(
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
                          exit_grad_scale=exit_grad_scale, exit_weights=exit_weights)
     typer.echo(f"{len(train_set)} training sentences, {len(labels)} labels, {model.num_layers} layers")
-    result = train_joint(model, train_set, dev_set, config, output)
-    typer.echo(f"best dev {result.best_dev_score:.2f} at epoch {result.best_epoch}; model in {result.model_dir}")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if recipe == "joint":
+        result = train_joint(model, train_set, dev_set, config, output)
+    else:
+        _, result = train_two_stage(model, train_set, dev_set, config, output)
+    typer.echo(f"model in {result.model_dir}")
     for score in evaluate_exits(model, dev_set):
         typer.echo(f"  exit {score.layer}: dev {score.metric} {score.score:.2f}")

@@ -129,3 +129,18 @@ def test_second_stage_trains_lower_exits_and_leaves_full_depth_untouched(tiny_ba
     lower_after = [s.score for s in evaluate_exits(model, dev)[:-1]]
     assert sum(lower_after) > sum(lower_before)
     assert "mean of exits 1-3" in result.history[0]["metric"]
+
+
+def test_two_stage_full_depth_is_the_ordinary_fine_tune(tiny_backbone, tmp_path):
+    from seqexit.training import train_two_stage
+
+    train, dev = corpus(48, 12), corpus(12, 13)
+    ordinary = fresh(tiny_backbone)
+    train_joint(ordinary, train, dev, TrainConfig(**CONFIG, exit_weights="last"), tmp_path / "o", progress=False)
+    model = fresh(tiny_backbone)
+    first, second = train_two_stage(model, train, dev, TrainConfig(**CONFIG), tmp_path / "t", progress=False)
+    assert evaluate_exits(model, dev)[-1].score == pytest.approx(evaluate_exits(ordinary, dev)[-1].score)
+    saved = MultiExitTagger.load(tmp_path / "t" / "model")
+    encoder_keys = [k for k in saved.state_dict() if k.startswith("encoder.")]
+    assert all(torch.equal(saved.state_dict()[k], ordinary.state_dict()[k]) for k in encoder_keys)
+    assert (tmp_path / "t" / "encoder" / "model").is_dir() and second.best_epoch >= 1
