@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from seqexit import Tagger
+from seqexit.data import write_conll, write_jsonl
 from seqexit.data.formats import read_file
 
 from .errors import friendly
@@ -25,21 +26,15 @@ def tag(
     batch_size: int = typer.Option(32),
 ) -> None:
     """Tag INPUT; every input word gets exactly one label, in input order."""
-    from seqexit.data.writers import write_conll, write_jsonl
-
     tagger = Tagger.load(model, batch_size=batch_size)
     sentences = read_file(input, format, labelled=False)
     results = tagger.tag(sentences, exit_layer=exit_layer)
     labels = [r.labels for r in results]
     target_scheme = scheme if tagger.model.config.scheme else None
-    stream = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
-        if output_format == "jsonl":
-            write_jsonl(sentences, labels, stream, scheme=target_scheme)
-        elif output_format == "conll":
-            write_conll(sentences, labels, stream, scheme=target_scheme)
-        else:
-            raise ValueError(f"unknown output format {output_format!r}; choose conll or jsonl")
-    finally:
-        if output:
-            stream.close()
+    out = output if output else sys.stdout  # writers open a path only after every check passes
+    if output_format == "jsonl":
+        write_jsonl(sentences, labels, out, scheme=target_scheme)
+    elif output_format == "conll":
+        write_conll(sentences, labels, out, scheme=target_scheme)
+    else:
+        raise ValueError(f"unknown output format {output_format!r}; choose conll or jsonl")

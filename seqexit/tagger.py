@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .data import Sentence, Span, decode_spans
+from .data import Sentence, Span, decode_spans, sentences_from_text
 from .exits import run_exits
 from .model import MultiExitTagger
 
@@ -66,6 +66,4 @@ class Tagger:
 
     def tag_text(self, text: str, *, nlp=None, exit_layer: int | None = None) -> list[TaggedSentence]:
         """Split raw text into sentences and words with spaCy (see `seqexit.data.text`), then tag."""
-        from .data.text import sentences_from_text
-
         return self.tag(sentences_from_text(text, nlp=nlp), exit_layer=exit_layer)
