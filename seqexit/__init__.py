@@ -5,6 +5,7 @@ layers with exits (`seqexit.model`, `seqexit.exits`) -> labels per word -> spans
 """
 
 from .data import Sentence, read_conll, read_conllu
+from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger, TaggerConfig
 from .tagger import TaggedSentence, Tagger
 from .training import TrainConfig, train_joint
@@ -12,6 +13,7 @@ from .training import TrainConfig, train_joint
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExitPolicy",
     "MultiExitTagger",
     "Sentence",
     "TaggedSentence",
@@ -20,5 +22,6 @@ __all__ = [
     "TrainConfig",
     "read_conll",
     "read_conllu",
+    "run_policy",
     "train_joint",
 ]

@@ -1,7 +1,8 @@
 """Words -> word pieces: the bridge between `Sentence.words` and the encoder's input.
 
 Each word is labelled at its first piece. A sentence longer than the encoder's window is split
-at word boundaries into chunks that each fit, never truncated: every word keeps one label.
+at word boundaries into overlapping windows that each fit, never truncated: every word is owned
+by exactly one window (the one where it has the most context on both sides) and keeps one label.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ class EncodedChunk:
     input_ids: list[int]
     word_starts: list[int]  # position of each word's first piece in input_ids
     word_offset: int = 0
+    owned: tuple[int, int] | None = None  # sentence words this chunk labels; None: all of its words
 
     @property
     def n_words(self) -> int:
         return len(self.word_starts)
+
+    @property
+    def owned_words(self) -> tuple[int, int]:
+        """[start, end) in sentence word indices of the words whose labels come from this chunk."""
+        return self.owned or (self.word_offset, self.word_offset + self.n_words)
 
 
 @dataclass
@@ -69,24 +76,40 @@ class WordPieceEncoder:
         return result
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[EncodedChunk]]:
-        """Chunks per sentence (one chunk unless the sentence overflows the encoder window)."""
-        budget = self.max_pieces - 2
+        """Chunks per sentence: one, unless the sentence overflows the encoder window; then
+        windows that overlap by about half, each word owned by one of them."""
         out = []
         for per_word in self.word_pieces(sentences):
-            chunks: list[EncodedChunk] = []
-            ids: list[int] = [self.cls_id]
-            starts: list[int] = []
-            offset = 0
-            for index, pieces in enumerate(per_word):
-                pieces = pieces[:budget]
-                if len(ids) - 1 + len(pieces) > budget:
-                    chunks.append(EncodedChunk(ids + [self.sep_id], starts, offset))
-                    ids, starts, offset = [self.cls_id], [], index
-                starts.append(len(ids))
-                ids.extend(pieces)
-            chunks.append(EncodedChunk(ids + [self.sep_id], starts, offset))
+            per_word = [pieces[: self.max_pieces - 2] for pieces in per_word]
+            windows = self._windows([len(pieces) for pieces in per_word])
+            chunks = []
+            for i, (start, end) in enumerate(windows):
+                ids, starts = [self.cls_id], []
+                for pieces in per_word[start:end]:
+                    starts.append(len(ids))
+                    ids.extend(pieces)
+                own_start = start if i == 0 else (start + windows[i - 1][1]) // 2
+                own_end = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2
+                owned = None if len(windows) == 1 else (own_start, own_end)
+                chunks.append(EncodedChunk(ids + [self.sep_id], starts, start, owned))
             out.append(chunks)
         return out
+
+    def _windows(self, lengths: list[int]) -> list[tuple[int, int]]:
+        """[start, end) word ranges that fit max_pieces - 2 and advance by about half a window."""
+        budget, stride = self.max_pieces - 2, max(1, (self.max_pieces - 2) // 2)
+        windows, start = [], 0
+        while True:
+            end, used = start, 0
+            while end < len(lengths) and used + lengths[end] <= budget:
+                used, end = used + lengths[end], end + 1
+            windows.append((start, end))
+            if end >= len(lengths):
+                return windows
+            step, passed = start, 0
+            while step < end and passed + lengths[step] <= stride:
+                passed, step = passed + lengths[step], step + 1
+            start = max(step, start + 1)
 
     def collate(self, chunks: Sequence[EncodedChunk]) -> Batch:
         n_pieces = max(len(c.input_ids) for c in chunks)

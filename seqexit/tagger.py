@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from .data import Sentence, Span, decode_spans, sentences_from_text
-from .exits import run_exits
+from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger
 
 
@@ -26,26 +26,33 @@ class TaggedSentence:
 
 
 class Tagger:
-    """Tag lists of words or raw texts in batches with a `MultiExitTagger`.
+    """Tag lists of words or raw texts in batches with a `MultiExitTagger` under an `ExitPolicy`.
 
-    exit_layer=None runs full depth; an integer k is a static exit: every word is labelled by
-    exit k and layers above k are never computed.
+    The default policy runs full depth. `exit_layer=k` in `tag` is a shorthand for a static
+    exit: every word is labelled by exit k and layers above k are never computed.
     """
 
-    def __init__(self, model: MultiExitTagger, *, batch_size: int = 32) -> None:
+    def __init__(self, model: MultiExitTagger, *, policy: ExitPolicy | None = None, batch_size: int = 32) -> None:
         self.model = model.eval()
+        self.policy = policy or ExitPolicy()
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str | torch.device = "cpu", batch_size: int = 32) -> Tagger:
-        return cls(MultiExitTagger.load(path, device=device), batch_size=batch_size)
+    def load(
+        cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None, batch_size: int = 32
+    ) -> Tagger:
+        return cls(MultiExitTagger.load(path, device=device), policy=policy, batch_size=batch_size)
 
     @property
     def labels(self) -> list[str]:
         return self.model.labels
 
     def tag(
-        self, sentences: Sequence[Sequence[str]] | Sequence[Sentence], *, exit_layer: int | None = None
+        self,
+        sentences: Sequence[Sequence[str]] | Sequence[Sentence],
+        *,
+        policy: ExitPolicy | None = None,
+        exit_layer: int | None = None,
     ) -> list[TaggedSentence]:
         """Label every word of every sentence (word lists or `Sentence`s), in input order."""
         items = [s if isinstance(s, Sentence) else Sentence(list(s)) for s in sentences]
@@ -53,17 +60,20 @@ class Tagger:
             for i, word in enumerate(item.words):
                 if not isinstance(word, str) or not word.strip():
                     raise ValueError(f"{item.where(i)}: word {i} is empty or not a string: {word!r}")
-        depth = exit_layer or self.model.num_layers
-        outputs = run_exits(self.model, [s.words for s in items], batch_size=self.batch_size, num_layers=depth)
+        if exit_layer is not None:
+            policy = ExitPolicy.static(exit_layer)
+        run = run_policy(self.model, [s.words for s in items], policy or self.policy, batch_size=self.batch_size)
         results = []
-        for item, out in zip(items, outputs):
+        for item, out in zip(items, run.sentences):
             labels = out.labels(self.model)
             spans = decode_spans(labels, self.model.config.scheme) if self.model.config.scheme else None
             results.append(
-                TaggedSentence(item.words, labels, out.confidence[0].tolist(), [depth] * len(labels), spans, item)
+                TaggedSentence(item.words, labels, out.confidence.tolist(), out.exit_layer.tolist(), spans, item)
             )
         return results
 
-    def tag_text(self, text: str, *, nlp=None, exit_layer: int | None = None) -> list[TaggedSentence]:
+    def tag_text(
+        self, text: str, *, nlp=None, policy: ExitPolicy | None = None, exit_layer: int | None = None
+    ) -> list[TaggedSentence]:
         """Split raw text into sentences and words with spaCy (see `seqexit.data.text`), then tag."""
-        return self.tag(sentences_from_text(text, nlp=nlp), exit_layer=exit_layer)
+        return self.tag(sentences_from_text(text, nlp=nlp), policy=policy, exit_layer=exit_layer)

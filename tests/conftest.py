@@ -8,6 +8,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
+from seqexit.model import MultiExitTagger
+
 torch.set_num_threads(1)
 
 WORDS = (
@@ -37,3 +39,37 @@ def make_backbone(folder: Path, layers: int = 4, hidden: int = 32, seed: int = 0
 def tiny_backbone(tmp_path_factory) -> Path:
     """A 4-layer, 32-wide random BERT folder with a 100-piece vocabulary."""
     return make_backbone(tmp_path_factory.mktemp("tiny-bert"))
+
+
+EXIT_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+EXIT_SENTENCES = [
+    ["john", "smith", "was", "in", "berlin", "on", "monday", "."],
+    ["reuters"],
+    ["the", "european", "union", "and", "the", "united", "nations", "said", "it", "was", "new"],
+    ["mary", "xqzw", "paris"],
+    ["germany", ",", "france", "and", "london", "-", "based", "company", "abcdef"],
+]
+
+
+@pytest.fixture(scope="session")
+def make_tagger(tmp_path_factory):
+    """make_tagger(layers) -> an eval-mode MultiExitTagger on a random BERT of that depth."""
+    cache: dict[int, MultiExitTagger] = {}
+
+    def make(layers: int = 4) -> MultiExitTagger:
+        if layers not in cache:
+            folder = make_backbone(tmp_path_factory.mktemp(f"bert-{layers}"), layers=layers, seed=layers)
+            torch.manual_seed(layers)
+            model = MultiExitTagger.from_backbone(folder, EXIT_LABELS)
+            with torch.no_grad():
+                for head in model.exits:
+                    head.linear.weight.mul_(8.0)  # random exits are near-uniform; spread their confidence
+            cache[layers] = model.eval()
+        return cache[layers]
+
+    return make
+
+
+@pytest.fixture()
+def sentences():
+    return [list(s) for s in EXIT_SENTENCES]

@@ -62,6 +62,30 @@ class EncoderAdapter:
         context = attention(parts, hidden, hidden, attention_mask, self.training)
         return feed_forward(parts, hidden, context, self.training)
 
+    def run_layer_active(
+        self, index: int, hidden: torch.Tensor, key_mask: torch.Tensor, active: torch.Tensor
+    ) -> torch.Tensor:
+        """Layer `index` for the `active` pieces only; every other piece is copied unchanged.
+
+        hidden: (batch, pieces, hidden); key_mask: (batch, pieces) bool, the pieces attended to
+        (halted ones included); active: (batch, pieces) bool, a subset of key_mask. Queries,
+        attention output and feed-forward run on the active pieces packed across the batch
+        (M of them); keys and values on every piece. Returns a new tensor (autograd-safe).
+        """
+        parts = self.layers[index]
+        rows, cols = active.nonzero(as_tuple=True)  # (M,), row-major
+        if rows.numel() == 0:
+            return hidden
+        counts = active.sum(1)  # (batch,)
+        slots = torch.arange(rows.numel(), device=hidden.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
+        packed = hidden[rows, cols]  # (M, hidden)
+        q = parts.query(packed)  # (M, hidden)
+        width = int(counts.max())
+        q_padded = q.new_zeros(hidden.shape[0], width, q.shape[-1]).index_put((rows, slots), q)  # (batch, width, hidden)
+        context = attend(parts, split_heads(q_padded, parts.num_heads), hidden, key_mask, self.training)
+        updated = feed_forward(parts, packed, context[rows, slots], self.training)  # (M, hidden)
+        return hidden.index_put((rows, cols), updated)
+
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(batch, n, hidden) -> (batch, heads, n, head_dim)"""
@@ -78,7 +102,14 @@ def attention(
 ) -> torch.Tensor:
     """Self-attention of `queries_from` (batch, q, hidden) over `keys_from` (batch, k, hidden),
     key_mask (batch, k) bool; returns the context (batch, q, hidden) before the output projection."""
-    q = split_heads(parts.query(queries_from), parts.num_heads)  # (batch, heads, q, head_dim)
+    return attend(parts, split_heads(parts.query(queries_from), parts.num_heads), keys_from, key_mask, training)
+
+
+def attend(
+    parts: LayerParts, q: torch.Tensor, keys_from: torch.Tensor, key_mask: torch.Tensor, training: bool
+) -> torch.Tensor:
+    """Projected queries q (batch, heads, q, head_dim) over keys/values from `keys_from`
+    (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden)."""
     k = split_heads(parts.key(keys_from), parts.num_heads)  # (batch, heads, k, head_dim)
     v = split_heads(parts.value(keys_from), parts.num_heads)
     mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)

@@ -18,11 +18,24 @@ def test_word_without_pieces_becomes_unknown(tiny_backbone):
     assert chunk.input_ids[chunk.word_starts[1]] == encoder.tokenizer.unk_token_id
 
 
-def test_long_sentence_is_split_never_truncated(tiny_backbone):
+def test_long_sentence_is_split_into_overlapping_windows_never_truncated(tiny_backbone):
     encoder = WordPieceEncoder(AutoTokenizer.from_pretrained(str(tiny_backbone)), max_pieces=10)
-    words = ["john", "abc", "said", "paris", "xyz", "london"] * 3  # 2-3 pieces each, 42 in all
+    words = ["john", "abc", "said", "paris", "xyz", "london"] * 3  # 1-3 pieces each
     [chunks] = encoder.encode([words])
     assert len(chunks) > 1
     assert all(len(c.input_ids) <= 10 for c in chunks)
-    assert [c.word_offset for c in chunks] == [sum(c.n_words for c in chunks[:i]) for i in range(len(chunks))]
-    assert sum(c.n_words for c in chunks) == len(words)
+    owned = [c.owned_words for c in chunks]
+    assert owned[0][0] == 0 and owned[-1][1] == len(words)
+    assert all(a[1] == b[0] for a, b in zip(owned, owned[1:])), "owned ranges tile the sentence"
+    assert all(c.word_offset <= s and e <= c.word_offset + c.n_words for c, (s, e) in zip(chunks, owned))
+    assert any(a.word_offset + a.n_words > b.word_offset for a, b in zip(chunks, chunks[1:])), "windows overlap"
+    for chunk in chunks:  # each window holds exactly its words' pieces
+        pieces = [p for w in words[chunk.word_offset : chunk.word_offset + chunk.n_words] for p in encoder.word_pieces([[w]])[0][0]]
+        assert chunk.input_ids[1:-1] == pieces
+
+
+def test_one_word_longer_than_the_window_keeps_its_label(tiny_backbone):
+    encoder = WordPieceEncoder(AutoTokenizer.from_pretrained(str(tiny_backbone)), max_pieces=6)
+    [chunks] = encoder.encode([["john", "abcdefghij", "said"]])
+    assert [c.owned_words for c in chunks][0][0] == 0 and chunks[-1].owned_words[1] == 3
+    assert all(len(c.input_ids) <= 6 for c in chunks)

@@ -1,0 +1,164 @@
+"""One padded batch through the encoder under an `ExitPolicy`: the layer loop with exits.
+
+TOKEE: after every layer each still-active word is read by that layer's exit; a word whose
+window uncertainty is below the threshold halts there (label, confidence, exit layer fixed) and
+so do all its word pieces. Later layers run queries, attention output and the feed-forward block
+on the active pieces only (packed across the batch, `EncoderAdapter.run_layer_active`); keys and
+values still come from every piece, halted ones with their frozen states. [CLS]/[SEP] belong to
+no word: they run while their sentence does. SENTEE is the same loop where a sentence halts as a
+whole. A sentence with no active word leaves the batch, and the batch is trimmed to the longest
+sentence still running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..model import MultiExitTagger
+from ..pieces import Batch
+from .flops import FlopCounter
+from .policy import ExitPolicy
+from .uncertainty import normalised_entropy, window_uncertainty
+
+
+@dataclass
+class BatchExits:
+    """Per word of a batch: the exit that labelled it, and what it said."""
+
+    label_ids: torch.Tensor  # (batch, words) long
+    confidence: torch.Tensor  # (batch, words) float, max probability at the exit
+    exit_layer: torch.Tensor  # (batch, words) long, 1-based; 0 on padding
+    logits: torch.Tensor  # (batch, words, labels) at the exit layer
+    hidden: torch.Tensor | None = None  # (batch, pieces, hidden) final states, if asked for
+
+
+def piece_words(batch: Batch) -> torch.Tensor:
+    """(batch, pieces) long: the word each piece belongs to, -1 for [CLS], [SEP] and padding."""
+    marks = torch.zeros_like(batch.input_ids).scatter_(1, batch.word_starts, batch.word_mask.long())
+    index = marks.cumsum(1) - 1
+    last = batch.attention_mask.sum(1, keepdim=True) - 1  # [SEP]
+    positions = torch.arange(index.shape[1], device=index.device)[None, :]
+    return index.masked_fill(positions >= last, -1)
+
+
+def new_counter(model: MultiExitTagger) -> FlopCounter:
+    """A zeroed FLOP counter sized for `model`."""
+    parts = model.adapter.layers[0]
+    return FlopCounter(parts.query.in_features, parts.ffn_in.out_features, len(model.labels), model.num_layers)
+
+
+def exit_batch(
+    model: MultiExitTagger,
+    batch: Batch,
+    policy: ExitPolicy,
+    counter: FlopCounter | None = None,
+    *,
+    keep_hidden: bool = False,
+) -> BatchExits:
+    """Run `batch` under `policy` (call under torch.inference_mode for inference)."""
+    counter = counter if counter is not None else new_counter(model)
+    n_pieces, n_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
+    counter.full_forward(n_pieces, n_words)
+    hidden = model.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
+    if policy.mode in ("full", "static"):
+        return _static(model, batch, hidden, policy.exit_depth(model.num_layers), counter, keep_hidden)
+    return _dynamic(model, batch, hidden, policy, counter, keep_hidden)
+
+
+def _static(model, batch, hidden, depth, counter, keep_hidden) -> BatchExits:
+    n_pieces = batch.attention_mask.sum(1)
+    for layer in range(depth):
+        hidden = model.adapter.run_layer(layer, hidden, batch.attention_mask)
+        counter.layer(n_pieces, n_pieces)
+    index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])
+    logits = model.exits[depth - 1](hidden.gather(1, index))  # (batch, words, labels)
+    counter.exits(batch.word_mask.sum())
+    confidence, label_ids = logits.float().softmax(-1).max(-1)
+    exit_layer = batch.word_mask.long() * depth
+    return BatchExits(label_ids, confidence, exit_layer, logits, hidden if keep_hidden else None)
+
+
+@dataclass
+class _Running:
+    """The rows of a batch that are still running; every tensor is (rows, ...)."""
+
+    rows: torch.Tensor  # (rows,) index into the batch
+    hidden: torch.Tensor  # (rows, pieces, hidden)
+    key_mask: torch.Tensor  # (rows, pieces)
+    owner: torch.Tensor  # (rows, pieces) word of each piece, -1 for none
+    word_starts: torch.Tensor  # (rows, words)
+    word_mask: torch.Tensor  # (rows, words)
+    active: torch.Tensor  # (rows, words) words not halted yet
+    uncertainty: torch.Tensor  # (rows, words) latest normalised entropy
+    labels: torch.Tensor  # (rows, words) latest label (fixed once halted)
+    confidence: torch.Tensor  # (rows, words)
+    exit_layer: torch.Tensor  # (rows, words)
+    logits: torch.Tensor  # (rows, words, labels)
+
+    def keep(self, rows: torch.Tensor) -> _Running:
+        """Only `rows` (bool), trimmed to the longest of them in pieces and in words."""
+        pieces = int(self.key_mask[rows].sum(1).max())
+        words = int(self.word_mask[rows].sum(1).max())
+        by_piece = ("hidden", "key_mask", "owner")
+        return _Running(**{
+            name: value[rows] if name == "rows" else value[rows][:, : pieces if name in by_piece else words]
+            for name, value in vars(self).items()
+        })
+
+
+def _dynamic(model, batch, hidden, policy, counter, keep_hidden) -> BatchExits:
+    num_layers, tokee = model.num_layers, policy.mode == "tokee"
+    thresholds = policy.thresholds(num_layers)
+    size, n_words = batch.word_mask.shape
+    device = hidden.device
+    out = BatchExits(
+        label_ids=torch.zeros(size, n_words, dtype=torch.long, device=device),
+        confidence=torch.zeros(size, n_words, device=device),
+        exit_layer=torch.zeros(size, n_words, dtype=torch.long, device=device),
+        logits=torch.zeros(size, n_words, len(model.labels), device=device, dtype=hidden.dtype),
+        hidden=hidden.new_zeros(hidden.shape) if keep_hidden else None,
+    )
+    run = _Running(
+        rows=torch.arange(size, device=device), hidden=hidden, key_mask=batch.attention_mask, owner=piece_words(batch),
+        word_starts=batch.word_starts, word_mask=batch.word_mask, active=batch.word_mask.clone(),
+        uncertainty=torch.zeros(size, n_words, device=device), labels=torch.zeros_like(batch.word_starts),
+        confidence=torch.zeros(size, n_words, device=device), exit_layer=torch.zeros_like(batch.word_starts),
+        logits=out.logits.clone(),
+    )
+    for layer in range(num_layers):
+        pieces_active = run.key_mask & ((run.owner < 0) | run.active.gather(1, run.owner.clamp(min=0)))
+        if not tokee or bool(pieces_active.eq(run.key_mask).all()):
+            run.hidden = model.adapter.run_layer(layer, run.hidden, run.key_mask)
+        else:
+            run.hidden = model.adapter.run_layer_active(layer, run.hidden, run.key_mask, pieces_active)
+        counter.layer(run.key_mask.sum(1), pieces_active.sum(1))
+
+        rows, cols = run.active.nonzero(as_tuple=True)  # (M,) active words
+        logits = model.exits[layer](run.hidden[rows, run.word_starts[rows, cols]])  # (M, labels)
+        counter.exits(rows.numel())
+        confidence, labels = logits.float().softmax(-1).max(-1)
+        run.uncertainty[rows, cols] = normalised_entropy(logits)
+        run.labels[rows, cols], run.confidence[rows, cols] = labels, confidence
+        run.logits[rows, cols], run.exit_layer[rows, cols] = logits, layer + 1
+
+        if layer == num_layers - 1:
+            halt = run.active
+        else:
+            certain = window_uncertainty(run.uncertainty, run.word_mask, policy.window) < thresholds[layer]
+            halt = run.active & (certain if tokee else (certain | ~run.word_mask).all(1, keepdim=True))
+        run.active = run.active & ~halt
+        finished = ~run.active.any(1)
+        if bool(finished.any()):
+            done, words, pieces = run.rows[finished], run.word_mask.shape[1], run.key_mask.shape[1]
+            out.label_ids[done, :words] = run.labels[finished]
+            out.confidence[done, :words] = run.confidence[finished]
+            out.exit_layer[done, :words] = run.exit_layer[finished] * run.word_mask[finished]
+            out.logits[done, :words] = run.logits[finished]
+            if keep_hidden:
+                out.hidden[done, :pieces] = run.hidden[finished]
+            if bool(finished.all()):
+                break
+            run = run.keep(~finished)
+    return out

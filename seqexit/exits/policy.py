@@ -1,0 +1,79 @@
+"""`ExitPolicy`: where computation stops. One object that the engine, the CLI and the spaCy
+component all pass around, validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MODES = ("full", "static", "sentee", "tokee")
+
+
+@dataclass(frozen=True)
+class ExitPolicy:
+    """How the engine decides the exit layer of every word.
+
+    mode: "full" (every layer), "static" (every word exits at `static_layer`), "sentee" (a
+        sentence leaves the batch at the first layer where all its words are certain) or
+        "tokee" (each word halts on its own; halted words stay keys/values for the rest).
+    threshold: a word is certain at layer l when its window uncertainty is *below*
+        threshold (one value, or one per layer). Uncertainty is normalised entropy in [0, 1],
+        so 0 never halts and anything above 1 always halts.
+    window: half-width k of the uncertainty window (words i-k..i+k of the same sentence).
+    static_layer: the exit layer of mode "static" (1-based).
+    min_layer: no word halts before this layer (1-based); the last layer always ends.
+    """
+
+    mode: str = "full"
+    threshold: float | tuple[float, ...] = 0.0
+    window: int = 0
+    static_layer: int | None = None
+    min_layer: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"exit mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if isinstance(self.threshold, Sequence) and not isinstance(self.threshold, str):
+            object.__setattr__(self, "threshold", tuple(float(t) for t in self.threshold))
+            values = self.threshold
+        else:
+            object.__setattr__(self, "threshold", float(self.threshold))
+            values = (self.threshold,)
+        if any(t < 0 for t in values):
+            raise ValueError(f"thresholds must be >= 0, got {self.threshold}")
+        if self.window < 0:
+            raise ValueError(f"window must be >= 0, got {self.window}")
+        if self.min_layer < 1:
+            raise ValueError(f"min_layer must be >= 1, got {self.min_layer}")
+        if self.mode == "static" and (self.static_layer is None or self.static_layer < 1):
+            raise ValueError("mode 'static' needs static_layer >= 1")
+
+    def thresholds(self, num_layers: int) -> list[float]:
+        """One threshold per layer, with 0 (never halt) below min_layer."""
+        if isinstance(self.threshold, tuple):
+            if len(self.threshold) != num_layers:
+                raise ValueError(f"{len(self.threshold)} thresholds given for a {num_layers}-layer model")
+            values = list(self.threshold)
+        else:
+            values = [self.threshold] * num_layers
+        return [0.0 if layer + 1 < self.min_layer else t for layer, t in enumerate(values)]
+
+    def exit_depth(self, num_layers: int) -> int:
+        """The deepest layer this policy may run."""
+        if self.mode == "static":
+            if self.static_layer > num_layers:
+                raise ValueError(f"static_layer {self.static_layer} is deeper than the model's {num_layers} layers")
+            return self.static_layer
+        return num_layers
+
+    @classmethod
+    def static(cls, layer: int) -> ExitPolicy:
+        return cls(mode="static", static_layer=layer)
+
+    @classmethod
+    def tokee(cls, threshold: float | Sequence[float], window: int = 2, min_layer: int = 1) -> ExitPolicy:
+        return cls(mode="tokee", threshold=threshold, window=window, min_layer=min_layer)
+
+    @classmethod
+    def sentee(cls, threshold: float | Sequence[float], window: int = 0, min_layer: int = 1) -> ExitPolicy:
+        return cls(mode="sentee", threshold=threshold, window=window, min_layer=min_layer)

@@ -1,0 +1,185 @@
+"""Exactness of the early-exit engine on tiny random models."""
+
+import pytest
+import torch
+
+from seqexit.exits import ExitPolicy, exit_batch, run_policy
+from seqexit.exits.halting import piece_words
+from seqexit.pieces import WordPieceEncoder
+
+NEVER = 0.0  # uncertainty is >= 0, and a word halts only *below* the threshold
+ALWAYS = 2.0  # normalised entropy is <= 1
+
+
+def batch_of(model, sentences):
+    return model.pieces.collate([chunks[0] for chunks in model.pieces.encode(sentences)])
+
+
+@pytest.mark.parametrize("layers", [2, 5, 12])
+@pytest.mark.parametrize("mode", ["tokee", "sentee"])
+def test_threshold_zero_equals_a_plain_full_forward_and_hugging_face(make_tagger, sentences, layers, mode):
+    model = make_tagger(layers)
+    batch = batch_of(model, sentences)
+    with torch.inference_mode():
+        full = model(batch, exits="last")[0]  # (batch, words, labels)
+        got = exit_batch(model, batch, ExitPolicy(mode=mode, threshold=NEVER, window=1))
+        reference = model.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).last_hidden_state
+        index = batch.word_starts[..., None].expand(-1, -1, reference.shape[-1])
+        hf_labels = model.exits[-1](reference.gather(1, index)).argmax(-1)
+    mask = batch.word_mask
+    assert (got.logits - full)[mask].abs().max() <= 1e-4
+    assert torch.equal(got.label_ids[mask], hf_labels[mask])
+    assert (got.exit_layer[mask] == layers).all() and (got.exit_layer[~mask] == 0).all()
+
+
+def test_packed_layer_equals_the_full_layer_at_the_active_pieces(make_tagger, sentences):
+    model = make_tagger(4)
+    batch = batch_of(model, sentences)
+    torch.manual_seed(1)
+    active = batch.attention_mask & (torch.rand(batch.attention_mask.shape) < 0.5)
+    with torch.inference_mode():
+        hidden = model.adapter.embed(batch.input_ids)
+        full = model.adapter.run_layer(1, hidden, batch.attention_mask)
+        packed = model.adapter.run_layer_active(1, hidden, batch.attention_mask, active)
+    assert (packed - full)[active].abs().max() <= 1e-5
+    assert torch.equal(packed[~active], hidden[~active]), "inactive pieces are copied bit for bit"
+
+
+def test_halting_everything_at_layer_l_equals_a_static_exit_at_l(make_tagger, sentences):
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    for exit_at in (1, 3, 6):
+        thresholds = [NEVER] * 6
+        thresholds[exit_at - 1] = ALWAYS
+        with torch.inference_mode():
+            tokee = exit_batch(model, batch, ExitPolicy.tokee(thresholds, window=2))
+            static = exit_batch(model, batch, ExitPolicy.static(exit_at))
+        mask = batch.word_mask
+        assert torch.equal(tokee.label_ids[mask], static.label_ids[mask])
+        assert (tokee.logits - static.logits)[mask].abs().max() <= 1e-5
+        assert (tokee.exit_layer[mask] == exit_at).all()
+
+
+def _mid_threshold(model, batch, layer=1):
+    """A threshold that halts some but not all words of `batch` at `layer` (1-based)."""
+    from seqexit.exits import normalised_entropy
+
+    with torch.inference_mode():
+        logits = model(batch)[layer - 1]
+    return float(normalised_entropy(logits)[batch.word_mask].median())
+
+
+def test_tokee_halts_words_not_whole_sentences(make_tagger, sentences):
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    threshold = _mid_threshold(model, batch)
+    with torch.inference_mode():
+        run = exit_batch(model, batch, ExitPolicy.tokee(threshold, window=0))
+    layers = run.exit_layer[batch.word_mask]
+    assert layers.min() == 1 and layers.max() > 1
+    assert any(len(set(run.exit_layer[row][batch.word_mask[row]].tolist())) > 1 for row in range(len(sentences)))
+
+
+def test_flops_full_static_and_tokee(make_tagger, sentences):
+    from seqexit.exits.halting import new_counter
+
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    counters = {name: new_counter(model) for name in ("full", "static", "tokee")}
+    threshold = _mid_threshold(model, batch)
+    with torch.inference_mode():
+        exit_batch(model, batch, ExitPolicy(), counters["full"])
+        exit_batch(model, batch, ExitPolicy.static(3), counters["static"])
+        exit_batch(model, batch, ExitPolicy.tokee(threshold), counters["tokee"])
+    full = counters["full"]
+    assert full.spent == full.full > 0
+    h, i, c = 32, 64, len(model.labels)
+    n = batch.attention_mask.sum(1)
+    per_layer = int((8 * h * h * n + 4 * h * n * n + 4 * h * i * n).sum())
+    words = int(batch.word_mask.sum())
+    assert full.full == 6 * per_layer + 2 * h * c * words
+    assert counters["static"].spent == 3 * per_layer + 2 * h * c * words
+    assert counters["tokee"].full == full.full
+    assert per_layer < counters["tokee"].spent < full.full
+
+
+def test_halted_word_keeps_its_exit_layer_state_bit_for_bit(make_tagger, sentences, monkeypatch):
+    model = make_tagger(6)
+    sentence = sentences[2]
+    batch = batch_of(model, [sentence])
+    threshold = _mid_threshold(model, batch)
+    states = []
+    for name in ("run_layer", "run_layer_active"):
+        original = getattr(model.adapter, name)
+        monkeypatch.setattr(model.adapter, name, lambda *a, _f=original: states.append(_f(*a)) or states[-1])
+    with torch.inference_mode():
+        run = exit_batch(model, batch, ExitPolicy.tokee(threshold, window=0), keep_hidden=True)
+    owner = piece_words(batch)[0]
+    exits = run.exit_layer[0]
+    assert len(set(exits.tolist())) > 1
+    for word, layer in enumerate(exits.tolist()):
+        pieces = owner == word
+        assert torch.equal(run.hidden[0][pieces], states[layer - 1][0][pieces])
+
+
+@pytest.mark.parametrize("mode", ["tokee", "sentee"])
+def test_a_sentence_does_not_depend_on_its_batch_or_padding(make_tagger, sentences, mode):
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    policy = ExitPolicy(mode=mode, threshold=_mid_threshold(model, batch), window=1)
+    with torch.inference_mode():
+        together = exit_batch(model, batch, policy)
+        for row, sentence in enumerate(sentences):
+            alone = exit_batch(model, batch_of(model, [sentence]), policy)
+            n = len(sentence)
+            assert torch.equal(alone.exit_layer[0, :n], together.exit_layer[row, :n])
+            assert torch.equal(alone.label_ids[0, :n], together.label_ids[row, :n])
+            assert (alone.logits[0, :n] - together.logits[row, :n]).abs().max() <= 1e-4
+
+
+def test_sentee_exits_whole_sentences_at_the_static_exit_of_their_layer(make_tagger, sentences):
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    policy = ExitPolicy.sentee(_mid_threshold(model, batch) * 1.2)
+    with torch.inference_mode():
+        run = exit_batch(model, batch, policy)
+        static = {l: exit_batch(model, batch, ExitPolicy.static(l)) for l in range(1, 7)}
+    layers = set()
+    for row in range(len(sentences)):
+        exits = set(run.exit_layer[row][batch.word_mask[row]].tolist())
+        assert len(exits) == 1
+        layer = exits.pop()
+        layers.add(layer)
+        n = len(sentences[row])
+        assert (run.logits[row, :n] - static[layer].logits[row, :n]).abs().max() <= 1e-4
+    assert len(layers) > 1
+
+
+def test_run_policy_keeps_input_order_and_counts_exits(make_tagger, sentences):
+    model = make_tagger(4)
+    policy = ExitPolicy.tokee(0.5, window=1)
+    run = run_policy(model, sentences, policy, batch_size=2)
+    assert [len(r.label_ids) for r in run.sentences] == [len(s) for s in sentences]
+    assert sum(run.words_per_layer) == sum(len(s) for s in sentences)
+    one_by_one = [run_policy(model, [s], policy, batch_size=1).sentences[0] for s in sentences]
+    for a, b in zip(run.sentences, one_by_one):
+        assert torch.equal(a.label_ids, b.label_ids) and torch.equal(a.exit_layer, b.exit_layer)
+
+
+def test_long_input_is_windowed_and_merged_with_one_label_per_word(make_tagger):
+    model = make_tagger(4)
+    short = WordPieceEncoder(model.tokenizer, max_pieces=12)
+    model.pieces, original = short, model.pieces
+    try:
+        words = ["john", "smith", "was", "in", "berlin", "xqzw", "abc", "said", "paris"] * 3
+        chunks = short.encode([words])[0]
+        assert len(chunks) > 2
+        run = run_policy(model, [words], ExitPolicy())
+        assert len(run.sentences[0].label_ids) == len(words)
+        for chunk in chunks:  # an owned word's label is the one its window gives on its own
+            window = words[chunk.word_offset : chunk.word_offset + chunk.n_words]
+            alone = run_policy(model, [window], ExitPolicy()).sentences[0].label_ids
+            start, end = chunk.owned_words
+            assert torch.equal(run.sentences[0].label_ids[start:end], alone[start - chunk.word_offset : end - chunk.word_offset])
+    finally:
+        model.pieces = original
