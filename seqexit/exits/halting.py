@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import MultiExitTagger
+from ..model import MultiExitTagger, scale_grad
 from ..pieces import Batch
 from .flops import FlopCounter
 from .policy import ExitPolicy
@@ -162,3 +162,65 @@ def _dynamic(model, batch, hidden, policy, counter, keep_hidden) -> BatchExits:
                 break
             run = run.keep(~finished)
     return out
+
+
+def simulate_tokee(
+    uncertainty: torch.Tensor, word_mask: torch.Tensor, thresholds: torch.Tensor, windows: torch.Tensor
+) -> torch.Tensor:
+    """The exit layer TOKEE would give every word, decided on precomputed uncertainties.
+
+    uncertainty: (layers, batch, words) from a full forward; thresholds, windows: (batch,) one
+    setting per sentence. A halted word keeps the uncertainty it had at its exit, as in the
+    engine. Returns (batch, words) long, 1-based, 0 on padding."""
+    num_layers = uncertainty.shape[0]
+    active = word_mask.clone()
+    current = torch.zeros_like(uncertainty[0])
+    exit_layer = torch.zeros_like(word_mask, dtype=torch.long)
+    for layer in range(num_layers):
+        current = torch.where(active, uncertainty[layer], current)
+        if layer == num_layers - 1:
+            halt = active
+        else:
+            window = torch.zeros_like(current)
+            for k in windows.unique().tolist():
+                rows = windows == k
+                window[rows] = window_uncertainty(current[rows], word_mask[rows], int(k))
+            halt = active & (window < thresholds[:, None])
+        exit_layer[halt] = layer + 1
+        active = active & ~halt
+    return exit_layer
+
+
+def forward_with_exit_layers(
+    model: MultiExitTagger,
+    batch: Batch,
+    exit_layer: torch.Tensor,
+    *,
+    exit_grad_scale: float = 1.0,
+    lower_exit_generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A differentiable forward where word i stops at exit_layer[i] (batch, words), 1-based.
+
+    The encoder runs exactly as the engine does at inference: a halted word's pieces are frozen
+    and serve only as keys/values. Every exit reads every word (halted words see their frozen
+    state); returns (layers, batch, words, labels). exit_grad_scale and lower_exit_generator act
+    on the exits below the last as in `MultiExitTagger.forward`."""
+    hidden = model.adapter.embed(batch.input_ids)
+    owner = piece_words(batch)
+    index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])
+    logits = []
+    for layer in range(model.num_layers):
+        running = (exit_layer > layer) & batch.word_mask  # (batch, words) words this layer updates
+        pieces_active = batch.attention_mask & torch.where(
+            owner < 0, running.any(1, keepdim=True), running.gather(1, owner.clamp(min=0))
+        )
+        if bool(pieces_active.eq(batch.attention_mask).all()):
+            hidden = model.adapter.run_layer(layer, hidden, batch.attention_mask)
+        else:
+            hidden = model.adapter.run_layer_active(layer, hidden, batch.attention_mask, pieces_active)
+        at_words = hidden.gather(1, index)
+        if layer == model.num_layers - 1:
+            logits.append(model.exits[layer](at_words))
+        else:
+            logits.append(model.exits[layer](scale_grad(at_words, exit_grad_scale), lower_exit_generator))
+    return torch.stack(logits)

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 from pathlib import Path
 
 import torch
@@ -58,6 +59,37 @@ def exit_weights(num_layers: int, scheme: str) -> torch.Tensor:
     return torch.arange(1, num_layers + 1, dtype=torch.float) / num_layers
 
 
+class Objective(Protocol):
+    """The loss of one training batch; the loop around it (optimiser, schedule, checkpoints,
+    dev selection) is shared. `generators` are saved in checkpoints so a resumed run draws
+    the same random numbers; `record` goes into the checkpoint's config check."""
+
+    generators: dict[str, torch.Generator]
+    record: dict
+
+    def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor: ...
+
+
+class JointObjective:
+    """sum_l w_l * CE_l over every word of the batch (see the module docstring)."""
+
+    def __init__(self, model: MultiExitTagger, config: TrainConfig) -> None:
+        self.weights = exit_weights(model.num_layers, config.exit_weights)
+        if not config.train_encoder:
+            self.weights[-1] = 0.0
+        self.config = config
+        self.generators = {"lower_exits": torch.Generator().manual_seed(config.seed + 1)}
+        self.record = {}
+
+    def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor:
+        only_last = self.config.exit_weights == "last"
+        logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=self.config.exit_grad_scale,
+                       lower_exit_generator=self.generators["lower_exits"])  # (exits, batch, words, labels)
+        used = self.weights[-1:] if only_last else self.weights
+        flat = labels.reshape(-1)
+        return sum(w * F.cross_entropy(l.reshape(flat.numel(), -1), flat, ignore_index=IGNORE) for w, l in zip(used, logits))
+
+
 def build_examples(model: MultiExitTagger, sentences: Sequence[Sentence]) -> list[tuple[EncodedChunk, list[int]]]:
     """(chunk, label id per word) for every chunk of every gold-tagged sentence."""
     check_labels(model, sentences)
@@ -78,8 +110,11 @@ def train_joint(
     output_dir: str | Path,
     *,
     progress: bool = True,
+    objective: Objective | None = None,
 ) -> TrainResult:
     """Fine-tune `model` in place; the best model on dev is saved to `output_dir/model`.
+
+    objective: the batch loss (default: `JointObjective`, joint multi-exit training).
 
     A run that finds `output_dir/checkpoint` resumes from it (same config required) and ends
     with the same weights as an uninterrupted run.
@@ -88,15 +123,13 @@ def train_joint(
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     examples = build_examples(model, train)
-    weights = exit_weights(model.num_layers, config.exit_weights)
+    objective = objective or JointObjective(model, config)
     if config.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if not config.train_encoder:
-        weights[-1] = 0.0
         for param in [*model.encoder.parameters(), *model.exits[-1].parameters()]:
             param.requires_grad_(False)
     optimizer = _optimizer(model, config)
-    lower_exit_rng = torch.Generator().manual_seed(config.seed + 1)
     clip_groups = _clip_groups(model)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -104,11 +137,12 @@ def train_joint(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: step / max(1, warmup) if step < warmup else max(0.0, (total_steps - step) / max(1, total_steps - warmup))
     )
-    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0, "config": asdict(config)}
+    run_config = json.loads(json.dumps(asdict(config) | objective.record))  # as the checkpoint will read it back
+    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0, "config": run_config}
     checkpoint = output_dir / "checkpoint"
     if (checkpoint / "state.json").exists():
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler, {"lower_exits": lower_exit_rng})
-        if state["config"] != asdict(config):
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler, objective.generators)
+        if state["config"] != run_config:
             raise ValueError(f"{checkpoint} was written with another training config; use a new output folder")
         log.info("resuming from epoch %d step %d", state["epoch"] + 1, state["step"])
 
@@ -121,7 +155,7 @@ def train_joint(
         )
         for step in range(state["step"], steps_per_epoch):
             group = [examples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
-            loss = _step(model, group, weights, config, lower_exit_rng)
+            loss = _step(model, group, objective)
             for params in clip_groups:
                 torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -132,7 +166,7 @@ def train_joint(
             global_step = epoch * steps_per_epoch + step + 1
             if config.checkpoint_every and global_step % config.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                 state.update(epoch=epoch, step=step + 1, seconds=time.perf_counter() - started)
-                save_checkpoint(checkpoint, model, optimizer, scheduler, state, {"lower_exits": lower_exit_rng})
+                save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators)
         bar.close()
         score, what = _dev_score(model, dev, config)
         _train_mode(model, config)
@@ -146,10 +180,10 @@ def train_joint(
         if progress:
             tqdm.write(message)
         state.update(epoch=epoch + 1, step=0, seconds=time.perf_counter() - started)
-        save_checkpoint(checkpoint, model, optimizer, scheduler, state, {"lower_exits": lower_exit_rng})
+        save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators)
 
     result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"))
-    (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": asdict(config)}, indent=2) + "\n")
+    (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": run_config}, indent=2) + "\n")
     best = MultiExitTagger.load(output_dir / "model", device=next(model.parameters()).device)
     model.load_state_dict(best.state_dict())
     model.eval()
@@ -171,18 +205,14 @@ def _dev_score(model: MultiExitTagger, dev: Sequence[Sentence], config: TrainCon
     return sum(s.score for s in lower) / len(lower), f"{lower[0].metric} (mean of exits 1-{len(lower)})"
 
 
-def _step(model: MultiExitTagger, group, weights: torch.Tensor, config: TrainConfig, rng: torch.Generator) -> float:
-    """Forward + backward of one batch; returns the weighted loss."""
+def _step(model: MultiExitTagger, group, objective: Objective) -> float:
+    """Forward + backward of one batch; returns the loss."""
     device = next(model.parameters()).device
     batch = model.pieces.collate([chunk for chunk, _ in group]).to(device)
     labels = torch.full(batch.word_mask.shape, IGNORE, dtype=torch.long)
     for row, (_, ids) in enumerate(group):
         labels[row, : len(ids)] = torch.tensor(ids)
-    labels = labels.to(device).reshape(-1)
-    only_last = config.exit_weights == "last"
-    logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=config.exit_grad_scale, lower_exit_generator=rng)
-    used = weights[-1:] if only_last else weights  # (exits,)
-    loss = sum(w * F.cross_entropy(l.reshape(labels.numel(), -1), labels, ignore_index=IGNORE) for w, l in zip(used, logits))
+    loss = objective(model, batch, labels.to(device))
     loss.backward()
     return loss.item()
 

@@ -183,3 +183,37 @@ def test_long_input_is_windowed_and_merged_with_one_label_per_word(make_tagger):
             assert torch.equal(run.sentences[0].label_ids[start:end], alone[start - chunk.word_offset : end - chunk.word_offset])
     finally:
         model.pieces = original
+
+
+def test_training_forward_with_given_exits_reproduces_the_engine(make_tagger, sentences):
+    from seqexit.exits.halting import forward_with_exit_layers
+
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    with torch.inference_mode():
+        run = exit_batch(model, batch, ExitPolicy.tokee(_mid_threshold(model, batch), window=1))
+        logits = forward_with_exit_layers(model, batch, run.exit_layer)  # (layers, batch, words, labels)
+    mask = batch.word_mask
+    at_exit = logits.gather(0, (run.exit_layer - 1).clamp(min=0)[None, ..., None].expand(1, -1, -1, logits.shape[-1]))[0]
+    assert len(set(run.exit_layer[mask].tolist())) > 1
+    assert (at_exit - run.logits)[mask].abs().max() <= 1e-4
+
+
+def test_simulated_exits_match_the_engine_where_nothing_copied_is_involved(make_tagger, sentences):
+    from seqexit.exits import normalised_entropy
+    from seqexit.exits.halting import simulate_tokee
+
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    rows = len(sentences)
+    windows = torch.ones(rows, dtype=torch.long)
+    threshold = _mid_threshold(model, batch)
+    with torch.inference_mode():
+        uncertainty = normalised_entropy(model(batch))  # (layers, batch, words)
+        engine = exit_batch(model, batch, ExitPolicy.tokee(threshold, window=1)).exit_layer
+    never = simulate_tokee(uncertainty, batch.word_mask, torch.zeros(rows), windows)
+    assert (never[batch.word_mask] == 6).all() and (never[~batch.word_mask] == 0).all()
+    simulated = simulate_tokee(uncertainty, batch.word_mask, torch.full((rows,), threshold), windows)
+    # layer 1 sees no copied state yet, so simulation and engine agree on who halts there
+    assert (simulated == 1).any() and torch.equal(simulated == 1, engine == 1)
+    assert (simulated[batch.word_mask] >= 1).all() and (simulated[~batch.word_mask] == 0).all()

@@ -1,0 +1,109 @@
+"""Self-sampling fine-tuning (SSFT): train the exits, and the layers above them, on the copied
+states that token-level early exit produces at inference.
+
+For every training sentence a TOKEE setting (threshold, window) is drawn; the current model's
+own per-layer uncertainties (a no-grad full forward) decide every word's exit layer
+(`simulate_tokee`); the encoder then runs with those words frozen and copied forward exactly as
+the engine does (`forward_with_exit_layers`). In each batch a share of sentences runs at full
+depth (anchoring the last exit) and a share at the most aggressive setting.
+
+Loss: exit l is trained on the words still running at layer l (exit_layer >= l), weighted l/L:
+a word is never trained at a layer it would not reach, and never on its own copied state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..data import Sentence
+from ..exits.halting import forward_with_exit_layers, simulate_tokee
+from ..exits.uncertainty import normalised_entropy
+from ..model import MultiExitTagger
+from .config import TrainConfig
+from .joint import IGNORE, TrainResult, train_joint
+
+
+@dataclass
+class SelfSamplingConfig:
+    """How exits are sampled. Thresholds are drawn uniformly from [0, max_threshold], windows
+    from `windows`; `full_share` of each batch runs at full depth and `aggressive_share` at
+    (max_threshold, smallest window)."""
+
+    max_threshold: float = 0.5
+    windows: tuple[int, ...] = (0, 1, 2)
+    full_share: float = 0.25
+    aggressive_share: float = 0.25
+    exit_grad_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.windows = tuple(int(k) for k in self.windows)
+        if not self.windows or min(self.windows) < 0:
+            raise ValueError("windows must be a non-empty list of half-widths >= 0")
+        if self.max_threshold < 0 or not 0 <= self.full_share + self.aggressive_share <= 1:
+            raise ValueError("max_threshold must be >= 0 and the two shares must sum to at most 1")
+
+
+class SelfSamplingObjective:
+    """The SSFT batch loss (see the module docstring)."""
+
+    def __init__(self, model: MultiExitTagger, config: TrainConfig, sampling: SelfSamplingConfig) -> None:
+        self.sampling = sampling
+        self.weights = torch.arange(1, model.num_layers + 1, dtype=torch.float) / model.num_layers
+        self.generators = {
+            "lower_exits": torch.Generator().manual_seed(config.seed + 1),
+            "sampling": torch.Generator().manual_seed(config.seed + 2),
+        }
+        self.record = {"self_sampling": asdict(sampling)}
+
+    def sample_settings(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(thresholds, windows), one per sentence: (rows,) each."""
+        rng, s = self.generators["sampling"], self.sampling
+        thresholds = torch.rand(rows, generator=rng) * s.max_threshold
+        windows = torch.tensor(s.windows)[torch.randint(len(s.windows), (rows,), generator=rng)]
+        kind = torch.rand(rows, generator=rng)
+        full = kind < s.full_share
+        aggressive = (kind >= s.full_share) & (kind < s.full_share + s.aggressive_share)
+        thresholds[full] = 0.0
+        thresholds[aggressive], windows[aggressive] = s.max_threshold, min(s.windows)
+        return thresholds, windows
+
+    def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor:
+        thresholds, windows = self.sample_settings(labels.shape[0])
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            uncertainty = normalised_entropy(model(batch))  # (layers, batch, words)
+        model.train(was_training)
+        exit_layer = simulate_tokee(uncertainty, batch.word_mask, thresholds.to(labels.device), windows.to(labels.device))
+        logits = forward_with_exit_layers(
+            model, batch, exit_layer, exit_grad_scale=self.sampling.exit_grad_scale,
+            lower_exit_generator=self.generators["lower_exits"],
+        )  # (layers, batch, words, labels)
+        loss = labels.new_zeros((), dtype=logits.dtype)
+        for layer, (weight, layer_logits) in enumerate(zip(self.weights, logits)):
+            running = labels.masked_fill(exit_layer <= layer, IGNORE)  # words that reach layer+1
+            if bool((running != IGNORE).any()):
+                loss = loss + weight * F.cross_entropy(layer_logits.flatten(0, 1), running.reshape(-1), ignore_index=IGNORE)
+        return loss
+
+
+def train_self_sampling(
+    model: MultiExitTagger,
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    config: TrainConfig,
+    output_dir: str | Path,
+    *,
+    sampling: SelfSamplingConfig | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """SSFT on a trained multi-exit `model` (in place); the result is saved to `output_dir/model`."""
+    sampling = sampling or SelfSamplingConfig()
+    config = replace(config, exit_weights="layer", train_encoder=True)
+    objective = SelfSamplingObjective(model, config, sampling)
+    return train_joint(model, train, dev, config, output_dir, progress=progress, objective=objective)

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+import seqexit.training.joint as joint
+from seqexit.exits import ExitPolicy, run_policy
+from seqexit.evaluation import evaluate_exits
+from seqexit.model import MultiExitTagger
+from seqexit.training import SelfSamplingConfig, TrainConfig, train_joint, train_self_sampling
+from seqexit.training.joint import IGNORE, JointObjective
+from seqexit.training.self_sampling import SelfSamplingObjective
+from test_joint import CONFIG, corpus, fresh
+
+
+def labelled_batch(model, sentences):
+    batch = model.pieces.collate([c[0] for c in model.pieces.encode([s.words for s in sentences])])
+    labels = torch.full(batch.word_mask.shape, IGNORE)
+    for row, s in enumerate(sentences):
+        labels[row, : len(s.tags)] = torch.tensor([model.labels.index(t) for t in s.tags])
+    return batch, labels
+
+
+def test_sampled_settings_keep_the_full_and_aggressive_shares(tiny_backbone):
+    objective = SelfSamplingObjective(fresh(tiny_backbone), TrainConfig(), SelfSamplingConfig(max_threshold=0.4))
+    thresholds, windows = objective.sample_settings(4000)
+    assert abs((thresholds == 0).float().mean() - 0.25) < 0.03
+    aggressive = thresholds == 0.4
+    assert abs(aggressive.float().mean() - 0.25) < 0.03 and (windows[aggressive] == 0).all()
+    assert thresholds.max() <= 0.4 and set(windows.tolist()) == {0, 1, 2}
+
+
+def test_at_full_depth_the_loss_is_the_joint_loss(tiny_backbone):
+    model = fresh(tiny_backbone).eval()  # no dropout: both objectives see the same forward
+    batch, labels = labelled_batch(model, corpus(6, 11))
+    ssft = SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(full_share=1.0, aggressive_share=0.0))
+    joint_loss = JointObjective(model, TrainConfig(exit_grad_scale=1.0))(model, batch, labels)
+    assert torch.allclose(ssft(model, batch, labels), joint_loss, atol=1e-5)
+
+
+def test_a_word_is_trained_only_on_layers_it_reaches(tiny_backbone, monkeypatch):
+    model = fresh(tiny_backbone).eval()
+    batch, labels = labelled_batch(model, corpus(6, 12))
+    ssft = SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(max_threshold=2.0, full_share=0.0, aggressive_share=1.0))
+    # threshold 2 halts every word at layer 1: only exit 1 has anything to learn
+    loss = ssft(model, batch, labels)
+    loss.backward()
+    assert model.exits[0].linear.weight.grad.abs().sum() > 0
+    assert all(e.linear.weight.grad is None or e.linear.weight.grad.abs().sum() == 0 for e in model.exits[1:])
+
+
+def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(tiny_backbone, tmp_path):
+    train, dev = corpus(96, 1), corpus(24, 2)
+    model = fresh(tiny_backbone)
+    train_joint(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 6}, exit_grad_scale=1.0), tmp_path / "joint", progress=False)
+    before = evaluate_exits(model, dev)[-1].score
+    base = MultiExitTagger.load(tmp_path / "joint" / "model")
+    config = TrainConfig(**{**CONFIG, "epochs": 2, "learning_rate": 1e-3})
+    sampling = SelfSamplingConfig(max_threshold=0.6)
+    train_self_sampling(model, train, dev, config, tmp_path / "ssft", sampling=sampling, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+    assert evaluate_exits(model, dev)[-1].score >= before - 5
+    run = run_policy(model, [s.words for s in dev], ExitPolicy.tokee(0.3, window=1))
+    assert sum(run.words_per_layer) == sum(len(s.words) for s in dev)
+
+    again = MultiExitTagger.load(tmp_path / "joint" / "model")
+    real_step, calls = joint._step, []
+
+    def crash_after_7(*args):
+        calls.append(1)
+        if len(calls) > 7:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    joint._step = crash_after_7
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_self_sampling(again, train, dev, config, tmp_path / "resume", sampling=sampling, progress=False)
+    finally:
+        joint._step = real_step
+    resumed = MultiExitTagger.load(tmp_path / "joint" / "model")
+    train_self_sampling(resumed, train, dev, config, tmp_path / "resume", sampling=sampling, progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), resumed.state_dict().values()))
