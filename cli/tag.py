@@ -12,6 +12,7 @@ from seqexit.data import write_conll, write_jsonl
 from seqexit.data.formats import read_file
 
 from .errors import friendly
+from .policy import EXIT_LAYER, MIN_LAYER, MODE, THRESHOLD, WINDOW, build_policy
 
 
 @friendly
@@ -22,13 +23,18 @@ def tag(
     format: str = typer.Option("auto", help="Input format: auto, text, conll, conllu, jsonl."),
     output_format: str = typer.Option("conll", help="conll or jsonl."),
     scheme: str = typer.Option("iob2", help="Span scheme to write: iob1, iob2, iobes, bilou."),
-    exit_layer: int | None = typer.Option(None, help="Static exit: stop every word at this layer."),
+    mode: str = MODE,
+    threshold: str = THRESHOLD,
+    window: int = WINDOW,
+    min_layer: int = MIN_LAYER,
+    exit_layer: int | None = EXIT_LAYER,
     batch_size: int = typer.Option(32),
 ) -> None:
     """Tag INPUT; every input word gets exactly one label, in input order."""
-    tagger = Tagger.load(model, batch_size=batch_size)
+    policy = build_policy(mode, threshold, window, min_layer, exit_layer)
+    tagger = Tagger.load(model, policy=policy, batch_size=batch_size)
     sentences = read_file(input, format, labelled=False)
-    results = tagger.tag(sentences, exit_layer=exit_layer)
+    results = tagger.tag(sentences)
     labels = [r.labels for r in results]
     target_scheme = scheme if tagger.model.config.scheme else None
     out = output if output else sys.stdout  # writers open a path only after every check passes

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..data import DataError, Sentence
-from ..exits import run_exits
+from ..exits import ExitPolicy, run_exits, run_policy
 from ..model import MultiExitTagger
 from .metrics import SpanScores, accuracy, span_scores
 
@@ -39,6 +40,38 @@ def evaluate_exits(
             spans = span_scores(gold, predicted)
             scores.append(ExitScore(layer, spans.f1, "f1", spans))
     return scores
+
+
+@dataclass
+class PolicyScore:
+    """Accuracy and cost of one exit policy on gold-tagged sentences."""
+
+    policy: ExitPolicy
+    score: float
+    metric: str
+    flops_speedup: float  # full-depth FLOPs / FLOPs spent
+    mean_exit_layer: float
+    words_per_layer: list[int]
+    seconds: float
+
+
+def evaluate_policy(
+    model: MultiExitTagger, sentences: Sequence[Sentence], policy: ExitPolicy, *, batch_size: int = 32
+) -> PolicyScore:
+    """Tag `sentences` under `policy`; score against their gold tags and count what it saved."""
+    check_labels(model, sentences)
+    started = time.perf_counter()
+    run = run_policy(model, [s.words for s in sentences], policy, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    gold = [s.tags for s in sentences]
+    predicted = [out.labels(model) for out in run.sentences]
+    if model.config.scheme is None:
+        score, metric = accuracy(gold, predicted), "accuracy"
+    else:
+        score, metric = span_scores(gold, predicted).f1, "f1"
+    words = sum(run.words_per_layer)
+    mean_layer = sum((i + 1) * n for i, n in enumerate(run.words_per_layer)) / max(words, 1)
+    return PolicyScore(policy, score, metric, run.flops.speedup, mean_layer, run.words_per_layer, seconds)
 
 
 def check_labels(model: MultiExitTagger, sentences: Sequence[Sentence]) -> None:

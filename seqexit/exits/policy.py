@@ -66,6 +66,13 @@ class ExitPolicy:
             return self.static_layer
         return num_layers
 
+    def __str__(self) -> str:
+        if self.mode in ("full", "static"):
+            return "full depth" if self.mode == "full" else f"static exit at layer {self.static_layer}"
+        threshold = self.threshold if isinstance(self.threshold, float) else ",".join(map(str, self.threshold))
+        floor = f", min layer {self.min_layer}" if self.min_layer > 1 else ""
+        return f"{self.mode} threshold {threshold} window {self.window}{floor}"
+
     @classmethod
     def static(cls, layer: int) -> ExitPolicy:
         return cls(mode="static", static_layer=layer)

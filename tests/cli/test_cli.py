@@ -93,3 +93,38 @@ def test_ner_task_on_a_pos_file_is_refused(tiny_backbone, tmp_path):
                                  "--output", str(tmp_path / "run"), "--backbone", str(tiny_backbone)])
     assert result.exit_code == 2
     assert "ud.conllu:1: tag 'PROPN' is not a span tag" in result.output
+
+
+def test_evaluate_a_policy_reports_score_and_flops(trained):
+    model, data = str(trained / "run" / "model"), str(trained / "train.conll")
+    per_exit = runner.invoke(app, ["evaluate", model, data])
+    last = [line for line in per_exit.output.splitlines() if line.startswith("exit 4")][0].split()[-1]
+    never = runner.invoke(app, ["evaluate", model, data, "--mode", "tokee", "--threshold", "0"])
+    assert never.exit_code == 0, never.output
+    assert f"f1 {last}" in never.output
+    speedup = float(never.output.split("FLOPs speed-up x")[1].split()[0])
+    assert 0.9 < speedup < 1.0, "nothing halts, and the lower exits still cost a little"
+    always = runner.invoke(app, ["evaluate", model, data, "--mode", "tokee", "--threshold", "2"])
+    assert "words exiting at layers 1..L: 9 0 0 0" in always.output
+
+
+def test_tag_with_a_policy_that_halts_everything_at_layer_1_equals_static_exit_1(trained):
+    model, data = str(trained / "run" / "model"), str(trained / "train.conll")
+    tokee = runner.invoke(app, ["tag", data, "--model", model, "--mode", "tokee", "--threshold", "2,0,0,0"])
+    static = runner.invoke(app, ["tag", data, "--model", model, "--exit-layer", "1"])
+    assert tokee.exit_code == 0 and tokee.output == static.output
+    bad = runner.invoke(app, ["tag", data, "--model", model, "--mode", "tokee", "--threshold", "high"])
+    assert bad.exit_code == 2 and "--threshold must be a number" in bad.output
+
+
+def test_ssft_recipe_starts_from_a_trained_model(trained):
+    result = runner.invoke(app, [
+        "train", "--recipe", "ssft", "--init", str(trained / "run" / "model"), "--train", str(trained / "train.conll"),
+        "--dev", str(trained / "train.conll"), "--output", str(trained / "ssft"), "--batch-size", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    assert (trained / "ssft" / "model" / "seqexit.json").is_file()
+    assert json.loads((trained / "ssft" / "train_result.json").read_text())["config"]["epochs"] == 1
+    refused = runner.invoke(app, ["train", "--recipe", "ssft", "--train", str(trained / "train.conll"),
+                                  "--dev", str(trained / "train.conll"), "--output", str(trained / "x")])
+    assert refused.exit_code == 2 and "--init" in refused.output
