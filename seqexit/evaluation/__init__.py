@@ -2,7 +2,9 @@
 
 from .exits import ExitScore, PolicyScore, evaluate_exits, evaluate_policy
 from .metrics import SpanScores, TypeScore, accuracy, span_scores
+from .sweep import frontier, score_at_speedup, sweep
 
 __all__ = [
-    "ExitScore", "PolicyScore", "SpanScores", "TypeScore", "accuracy", "evaluate_exits", "evaluate_policy", "span_scores",
+    "ExitScore", "PolicyScore", "SpanScores", "TypeScore", "accuracy", "evaluate_exits", "evaluate_policy", "frontier",
+    "score_at_speedup", "span_scores", "sweep",
 ]
