@@ -93,7 +93,8 @@ def run_policy(
     counter = new_counter(model)
     try:
         for group, batch in _batches(model, sentences, batch_size):
-            exits = exit_batch(model, batch, policy, counter)
+            exits = exit_batch(model, batch, policy)
+            counter.merge(exits.flops)
             label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
             for row, (sentence, chunk) in enumerate(group):
                 into, take = _owned(chunk)

@@ -31,6 +31,7 @@ class BatchExits:
     confidence: torch.Tensor  # (batch, words) float, max probability at the exit
     exit_layer: torch.Tensor  # (batch, words) long, 1-based; 0 on padding
     logits: torch.Tensor  # (batch, words, labels) at the exit layer
+    flops: FlopCounter  # spent on this batch, and what a full forward of it would cost
     hidden: torch.Tensor | None = None  # (batch, pieces, hidden) final states, if asked for
 
 
@@ -49,16 +50,9 @@ def new_counter(model: MultiExitTagger) -> FlopCounter:
     return FlopCounter(parts.query.in_features, parts.ffn_in.out_features, len(model.labels), model.num_layers)
 
 
-def exit_batch(
-    model: MultiExitTagger,
-    batch: Batch,
-    policy: ExitPolicy,
-    counter: FlopCounter | None = None,
-    *,
-    keep_hidden: bool = False,
-) -> BatchExits:
+def exit_batch(model: MultiExitTagger, batch: Batch, policy: ExitPolicy, *, keep_hidden: bool = False) -> BatchExits:
     """Run `batch` under `policy` (call under torch.inference_mode for inference)."""
-    counter = counter if counter is not None else new_counter(model)
+    counter = new_counter(model)
     n_pieces, n_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     counter.full_forward(n_pieces, n_words)
     hidden = model.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
@@ -77,7 +71,7 @@ def _static(model, batch, hidden, depth, counter, keep_hidden) -> BatchExits:
     counter.exits(batch.word_mask.sum())
     confidence, label_ids = logits.float().softmax(-1).max(-1)
     exit_layer = batch.word_mask.long() * depth
-    return BatchExits(label_ids, confidence, exit_layer, logits, hidden if keep_hidden else None)
+    return BatchExits(label_ids, confidence, exit_layer, logits, counter, hidden if keep_hidden else None)
 
 
 @dataclass
@@ -118,6 +112,7 @@ def _dynamic(model, batch, hidden, policy, counter, keep_hidden) -> BatchExits:
         confidence=torch.zeros(size, n_words, device=device),
         exit_layer=torch.zeros(size, n_words, dtype=torch.long, device=device),
         logits=torch.zeros(size, n_words, len(model.labels), device=device, dtype=hidden.dtype),
+        flops=counter,
         hidden=hidden.new_zeros(hidden.shape) if keep_hidden else None,
     )
     run = _Running(

@@ -81,16 +81,15 @@ def test_tokee_halts_words_not_whole_sentences(make_tagger, sentences):
 
 
 def test_flops_full_static_and_tokee(make_tagger, sentences):
-    from seqexit.exits.halting import new_counter
-
     model = make_tagger(6)
     batch = batch_of(model, sentences)
-    counters = {name: new_counter(model) for name in ("full", "static", "tokee")}
     threshold = _mid_threshold(model, batch)
     with torch.inference_mode():
-        exit_batch(model, batch, ExitPolicy(), counters["full"])
-        exit_batch(model, batch, ExitPolicy.static(3), counters["static"])
-        exit_batch(model, batch, ExitPolicy.tokee(threshold), counters["tokee"])
+        counters = {
+            "full": exit_batch(model, batch, ExitPolicy()).flops,
+            "static": exit_batch(model, batch, ExitPolicy.static(3)).flops,
+            "tokee": exit_batch(model, batch, ExitPolicy.tokee(threshold)).flops,
+        }
     full = counters["full"]
     assert full.spent == full.full > 0
     h, i, c = 32, 64, len(model.labels)
