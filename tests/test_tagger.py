@@ -32,6 +32,18 @@ def test_static_exit_layer_is_reported(tagger):
     assert result.exit_layers == [2, 2]
 
 
+def test_a_tokee_policy_reports_each_words_exit_layer(tagger):
+    from seqexit import ExitPolicy
+
+    sentences = [["john", "smith", "said"], ["paris", "is", "in", "france"]]
+    everything_at_2 = ExitPolicy.tokee([0.0, 2.0, 0.0, 0.0])
+    results = tagger.tag(sentences, policy=everything_at_2)
+    assert [r.exit_layers for r in results] == [[2] * 3, [2] * 4]
+    assert [r.labels for r in results] == [r.labels for r in tagger.tag(sentences, exit_layer=2)]
+    default = Tagger(tagger.model, policy=ExitPolicy.tokee(2.0)).tag(sentences)
+    assert all(layer == 1 for r in default for layer in r.exit_layers)
+
+
 def test_empty_word_is_refused_with_its_place(tagger):
     with pytest.raises(ValueError, match="in.txt:7: word 1"):
         tagger.tag([Sentence(["john", " "], source="in.txt", lines=[6, 7])])
