@@ -38,7 +38,8 @@ def train(
                                     "Default: 1e-4 (two-stage, joint), 2e-5 (ssft)."),
     batch_size: int = typer.Option(32),
     seed: int = typer.Option(42),
-    exit_grad_scale: float = typer.Option(0.0, help="joint: share of the lower exits' gradient that reaches the encoder (0..1)."),
+    exit_grad_scale: float | None = typer.Option(
+        None, help="joint, ssft: share of the lower exits' gradient that reaches the encoder (0..1). Default: 0 (joint), 1 (ssft)."),
     exit_weights: str = typer.Option("layer", help="joint: 'layer' (l / L) or 'last' (ordinary fine-tune)."),
     format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
     label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
@@ -64,11 +65,12 @@ def train(
         model = MultiExitTagger.from_backbone(resolve_backbone(backbone), labels, task=task, scheme="iob2" if span_tags else None)
     default_epochs, default_lr = RECIPE_DEFAULTS[recipe]
     config = TrainConfig(epochs=epochs or default_epochs, learning_rate=lr or default_lr, batch_size=batch_size, seed=seed,
-                         exit_grad_scale=exit_grad_scale, exit_weights=exit_weights)
+                         exit_grad_scale=exit_grad_scale or 0.0, exit_weights=exit_weights)
     typer.echo(f"{len(train_set)} training sentences, {len(model.labels)} labels, {model.num_layers} layers")
     if recipe == "ssft":
         result = train_self_sampling(model, train_set, dev_set, config, output,
-                                     sampling=SelfSamplingConfig(max_threshold=max_threshold))
+                                     sampling=SelfSamplingConfig(max_threshold=max_threshold,
+                                                                 exit_grad_scale=1.0 if exit_grad_scale is None else exit_grad_scale))
     elif recipe == "joint":
         result = train_joint(model, train_set, dev_set, config, output)
     else:

@@ -102,7 +102,10 @@ def train_self_sampling(
     sampling: SelfSamplingConfig | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """SSFT on a trained multi-exit `model` (in place); the result is saved to `output_dir/model`."""
+    """SSFT on a trained multi-exit `model` (in place); the result is saved to `output_dir/model`.
+
+    config gives the optimiser, schedule, epochs and seed; how much of the lower exits'
+    gradient reaches the encoder is `sampling.exit_grad_scale` (config's is not used)."""
     sampling = sampling or SelfSamplingConfig()
     config = replace(config, exit_weights="layer", train_encoder=True)
     objective = SelfSamplingObjective(model, config, sampling)
