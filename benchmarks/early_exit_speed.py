@@ -23,16 +23,17 @@ from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
 
 HERE = Path(__file__).resolve().parent
-POLICIES = [
+POLICIES = [  # settings spread along the dev-set frontier (benchmarks/ssft_curve.md)
     ExitPolicy(),
     ExitPolicy.static(3),
-    ExitPolicy.sentee(0.1),
-    ExitPolicy.sentee(0.3),
+    ExitPolicy.sentee(0.2),
+    ExitPolicy.sentee(0.4),
+    ExitPolicy.tokee(0.05, window=2),
     ExitPolicy.tokee(0.1, window=2),
     ExitPolicy.tokee(0.2, window=2),
+    ExitPolicy.tokee(0.3, window=2),
     ExitPolicy.tokee(0.3, window=1),
-    ExitPolicy.tokee(0.4, window=1),
-    ExitPolicy.tokee(0.5, window=0),
+    ExitPolicy.tokee(0.4, window=2),
 ]
 
 
@@ -48,7 +49,8 @@ def report(results: dict) -> str:
     lines = ["# Early exit on the CPU: wall-clock against FLOPs", "",
              f"Model `{results['model']}`, {results['data']} ({results['sentences']} sentences, {results['words']} words), "
              f"{results['environment']['threads']} threads, torch {results['environment']['torch']}, "
-             f"median of {results['rounds']} interleaved rounds.", "", f"Command: `{results['command']}`", ""]
+             f"median of {results['rounds']} interleaved rounds.", "", f"Command: `{results['command']}`", "",
+             *[f"{note}\n" for note in results.get("notes", [])]]
     for batch_size, rows in results["batches"].items():
         full = rows[0]["seconds"]
         lines += [f"## batch {batch_size}", "",
@@ -69,6 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
     parser.add_argument("--output", type=Path, default=HERE / "early_exit_speed")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gold_sentences = read_conll(args.data)
@@ -76,7 +79,7 @@ def main() -> None:
     model = MultiExitTagger.load(args.model)
     run_policy(model, sentences[:64], ExitPolicy(), batch_size=32)  # warm-up
     results = {"model": str(args.model), "data": str(args.data), "sentences": len(sentences),
-               "words": sum(map(len, sentences)), "rounds": args.rounds, "command": "python " + " ".join(sys.argv),
+               "words": sum(map(len, sentences)), "rounds": args.rounds, "command": "python " + " ".join(sys.argv), "notes": args.note,
                "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__},
                "batches": {}}
     for batch_size in args.batch_sizes:

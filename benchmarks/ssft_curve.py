@@ -4,6 +4,7 @@ Sweeps thresholds x windows on a labelled file (CoNLL-2003 dev by default) for e
 keeps the frontier, and reads F1 at 2x and 3x FLOPs speed-up. Writes benchmarks/ssft_curve.json
 and .md. Usage:
   python benchmarks/ssft_curve.py --model before=runs/ner/model --model after=runs/ner-ssft/model
+  python benchmarks/ssft_curve.py --report-only --note "how the models were trained"  # re-render the .md
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def report(results: dict) -> str:
     lines = [
         "# TOKEE before and after self-sampling fine-tuning", "",
         f"Data: {results['data']} ({results['sentences']} sentences). Command: `{results['command']}`", "",
+        *[f"{note}\n" for note in results.get("notes", [])],
         f"Sweep: thresholds {', '.join(map(str, THRESHOLDS))} x windows {', '.join(map(str, WINDOWS))}; "
         "F1 at a speed-up is read off the frontier (linear between its points).", "",
         "| model | full depth F1 | " + " | ".join(f"TOKEE F1 @ {t}x" for t in TARGETS) + " | "
@@ -64,16 +66,26 @@ def report(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", required=True, help="name=model_folder (repeatable)")
+    parser.add_argument("--model", action="append", default=[], help="name=model_folder (repeatable)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
+    parser.add_argument("--report-only", action="store_true", help="re-render the .md from the .json, with --note lines")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/conll2003/eng.testa"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=HERE / "ssft_curve")
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads(args.output.with_suffix(".json").read_text())
+        results["notes"] = results.get("notes", []) + args.note
+        args.output.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+        args.output.with_suffix(".md").write_text(report(results))
+        return
+    if not args.model:
+        parser.error("give at least one --model name=folder")
     torch.set_num_threads(args.threads)
     sentences = read_conll(args.data)
     results = {"data": str(args.data), "sentences": len(sentences), "command": "python " + " ".join(sys.argv),
                "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__},
-               "models": {}}
+               "notes": args.note, "models": {}}
     for spec in args.model:
         name, folder = spec.split("=", 1)
         model = MultiExitTagger.load(folder)
