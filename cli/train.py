@@ -16,7 +16,7 @@ from seqexit.training import SelfSamplingConfig, TrainConfig, train_joint, train
 
 RECIPES = ("two-stage", "joint", "ssft")
 # (epochs, learning rate) when not given: fine-tuning recipes vs. SSFT on a trained model
-RECIPE_DEFAULTS = {"two-stage": (4, 1e-4), "joint": (4, 1e-4), "ssft": (1, 2e-5)}
+RECIPE_DEFAULTS = {"two-stage": (4, 1e-4), "joint": (4, 1e-4), "ssft": (2, 2e-5)}
 
 from .errors import friendly
 
@@ -33,7 +33,7 @@ def train(
                                "self-sampling fine-tuning of the model given by --init."),
     init: Path | None = typer.Option(None, help="ssft: the trained model folder to start from."),
     max_threshold: float = typer.Option(0.5, help="ssft: sampled TOKEE thresholds lie in [0, this]."),
-    epochs: int | None = typer.Option(None, help="Default: 4 (two-stage, joint), 1 (ssft)."),
+    epochs: int | None = typer.Option(None, help="Default: 4 (two-stage, joint), 2 (ssft)."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate, 10% warm-up then linear decay. "
                                     "Default: 1e-4 (two-stage, joint), 2e-5 (ssft)."),
     batch_size: int = typer.Option(32),

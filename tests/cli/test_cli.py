@@ -124,7 +124,7 @@ def test_ssft_recipe_starts_from_a_trained_model(trained):
     ])
     assert result.exit_code == 0, result.output
     assert (trained / "ssft" / "model" / "seqexit.json").is_file()
-    assert json.loads((trained / "ssft" / "train_result.json").read_text())["config"]["epochs"] == 1
+    assert json.loads((trained / "ssft" / "train_result.json").read_text())["config"]["epochs"] == 2
     refused = runner.invoke(app, ["train", "--recipe", "ssft", "--train", str(trained / "train.conll"),
                                   "--dev", str(trained / "train.conll"), "--output", str(trained / "x")])
     assert refused.exit_code == 2 and "--init" in refused.output
