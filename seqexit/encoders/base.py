@@ -70,7 +70,8 @@ class EncoderAdapter:
         hidden: (batch, pieces, hidden); key_mask: (batch, pieces) bool, the pieces attended to
         (halted ones included); active: (batch, pieces) bool, a subset of key_mask. Queries,
         attention output and feed-forward run on the active pieces packed across the batch
-        (M of them); keys and values on every piece. Returns a new tensor (autograd-safe).
+        (M of them); keys and values on every piece. Under autograd returns a new tensor; in
+        inference writes into `hidden` (the caller passes ownership) to save a copy per layer.
         """
         parts = self.layers[index]
         rows, cols = active.nonzero(as_tuple=True)  # (M,), row-major
@@ -81,10 +82,12 @@ class EncoderAdapter:
         packed = hidden[rows, cols]  # (M, hidden)
         q = parts.query(packed)  # (M, hidden)
         width = int(counts.max())
-        q_padded = q.new_zeros(hidden.shape[0], width, q.shape[-1]).index_put((rows, slots), q)  # (batch, width, hidden)
+        q_padded = q.new_zeros(hidden.shape[0], width, q.shape[-1]).index_put_((rows, slots), q)  # (batch, width, hidden)
         context = attend(parts, split_heads(q_padded, parts.num_heads), hidden, key_mask, self.training)
         updated = feed_forward(parts, packed, context[rows, slots], self.training)  # (M, hidden)
-        return hidden.index_put((rows, cols), updated)
+        if torch.is_grad_enabled() and (hidden.requires_grad or updated.requires_grad):
+            return hidden.index_put((rows, cols), updated)  # autograd needs the old states intact
+        return hidden.index_put_((rows, cols), updated)
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
