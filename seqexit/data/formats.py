@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from .conll import read_conll
-from .conllu import read_conllu
-from .errors import DataError
-from .jsonl import read_jsonl
+from .conll import iter_conll, read_conll
+from .conllu import iter_conllu, read_conllu
+from .errors import STDIN, DataError
+from .jsonl import iter_jsonl, read_jsonl
 from .schemes import is_span_tag
 from .sentence import Sentence
-from .text import read_text
+from .text import iter_text, read_text
 
 FORMATS = ("conll", "conllu", "jsonl", "text")
 
 
 def guess_format(path: str | Path, *, labelled: bool) -> str:
-    """`.conllu` -> conllu, `.jsonl`/`.json` -> jsonl, `.txt` -> text when unlabelled input is
-    expected, anything else (`.conll`, `.iob`, `.tsv`, CoNLL-2003's `eng.train`...) -> conll."""
+    """`.conllu` -> conllu, `.jsonl`/`.json` -> jsonl, `.txt` (and stdin, `-`) -> text when
+    unlabelled input is expected, anything else (`.conll`, `.iob`, `.tsv`, CoNLL-2003's
+    `eng.train`...) -> conll."""
+    if str(path) == STDIN and not labelled:
+        return "text"
     suffix = Path(path).suffix.lower()
     if suffix == ".conllu":
         return "conllu"
@@ -76,3 +80,25 @@ def _check_span_tags(sentences: list[Sentence]) -> None:
                     sentence.source, sentence.lines[i] if sentence.lines else None,
                     f"tag {tag!r} is not a span tag (O, B-TYPE, I-TYPE...): per-word tags (POS) need task 'pos'",
                 )
+
+
+def iter_words(path: str | Path, format: str = "auto", *, nlp=None) -> Iterator[Sentence]:
+    """Sentences of any input format as a stream, words only (tags, if any, are dropped): what
+    tagging reads, so that a file of any size is tagged without holding it in memory. `-` is
+    standard input."""
+    if format == "auto":
+        format = guess_format(path, labelled=False)
+    if format == "conll":
+        return iter_conll(path, label_column=None)
+    if format == "conllu":
+        return iter_conllu(path, tag=None)
+    if format == "jsonl":
+        return (_without_tags(s) for s in iter_jsonl(path))
+    if format == "text":
+        return iter_text(path, nlp=nlp)
+    raise ValueError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+
+
+def _without_tags(sentence: Sentence) -> Sentence:
+    sentence.tags = None
+    return sentence

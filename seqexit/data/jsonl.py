@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DataError, read_lines
+from .errors import STDIN, DataError, iter_lines
 from .labels import normalise_tags
 from .sentence import Sentence
 
 
 def read_jsonl(path: str | Path, *, scheme: str | None = "auto", strict: bool = False) -> list[Sentence]:
     """Read sentences from JSON lines; tags are optional, and converted like `read_conll`'s."""
-    path = Path(path)
-    sentences = []
-    for number, text in enumerate(read_lines(path), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(path, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(path, number, "each line must be a JSON object with a 'tokens' list")
-        tokens = _field(row, "tokens", "words")
-        tags = _field(row, "tags", "labels")
-        if not isinstance(tokens, list) or not tokens:
-            raise DataError(path, number, "'tokens' must be a non-empty list of strings")
-        for i, token in enumerate(tokens):
-            if not isinstance(token, str) or not token.strip():
-                raise DataError(path, number, f"token {i} is empty or not a string: {token!r}")
-        if tags is not None:
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise DataError(path, number, "'tags' must be a list of strings")
-            if len(tags) != len(tokens):
-                raise DataError(path, number, f"{len(tokens)} tokens but {len(tags)} tags")
-        meta = {k: v for k, v in row.items() if k not in ("tokens", "words", "tags", "labels")}
-        sentences.append(Sentence(list(tokens), list(tags) if tags is not None else None, str(path), [number] * len(tokens), meta))
+    sentences = list(iter_jsonl(path))
     if not sentences:
         raise DataError(path, None, "no sentences found")
     if all(s.tags is not None for s in sentences):
@@ -45,6 +22,34 @@ def read_jsonl(path: str | Path, *, scheme: str | None = "auto", strict: bool = 
         first = next(s for s in sentences if s.tags is None)
         raise DataError(path, first.lines[0], "this line has no tags but others do")
     return sentences
+
+
+def iter_jsonl(path: str | Path) -> Iterator[Sentence]:
+    """Sentences of a JSONL file one at a time, tags as written (the reader behind `read_jsonl`)."""
+    source = "<stdin>" if str(path) == STDIN else str(path)
+    for number, text in iter_lines(path):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(source, number, f"invalid JSON: {err.msg} (column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise DataError(source, number, "each line must be a JSON object with a 'tokens' list")
+        tokens = _field(row, "tokens", "words")
+        tags = _field(row, "tags", "labels")
+        if not isinstance(tokens, list) or not tokens:
+            raise DataError(source, number, "'tokens' must be a non-empty list of strings")
+        for i, token in enumerate(tokens):
+            if not isinstance(token, str) or not token.strip():
+                raise DataError(source, number, f"token {i} is empty or not a string: {token!r}")
+        if tags is not None:
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise DataError(source, number, "'tags' must be a list of strings")
+            if len(tags) != len(tokens):
+                raise DataError(source, number, f"{len(tokens)} tokens but {len(tags)} tags")
+        meta = {k: v for k, v in row.items() if k not in ("tokens", "words", "tags", "labels")}
+        yield Sentence(list(tokens), list(tags) if tags is not None else None, source, [number] * len(tokens), meta)
 
 
 def _field(row: dict, name: str, alias: str):

@@ -8,9 +8,10 @@ senter or sentencizer), else each input line is one sentence.
 from __future__ import annotations
 
 from functools import lru_cache
+from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import read_lines
+from .errors import STDIN, iter_lines
 from .sentence import Sentence
 
 
@@ -24,7 +25,8 @@ def default_nlp():
 
 
 def sentences_from_text(text: str, *, nlp=None, source: str | None = None, line: int | None = None) -> list[Sentence]:
-    """Sentences of `text`; `meta["char_offsets"]` holds each word's (start, end) in `text`."""
+    """Sentences of `text`; `meta["char_offsets"]` holds each word's (start, end) in `text`
+    (kept as `meta["line_text"]`)."""
     nlp = nlp or default_nlp()
     doc = nlp(text)
     spans = doc.sents if doc.has_annotation("SENT_START") else [doc[:]]
@@ -38,7 +40,8 @@ def sentences_from_text(text: str, *, nlp=None, source: str | None = None, line:
                 [t.text for t in tokens],
                 source=source,
                 lines=[line] * len(tokens) if line is not None else None,
-                meta={"text": span.text.strip(), "char_offsets": [(t.idx, t.idx + len(t.text)) for t in tokens], "line": line},
+                meta={"text": span.text.strip(), "char_offsets": [(t.idx, t.idx + len(t.text)) for t in tokens], "line": line,
+                      "line_text": text},
             )
         )
     return sentences
@@ -46,9 +49,12 @@ def sentences_from_text(text: str, *, nlp=None, source: str | None = None, line:
 
 def read_text(path: str | Path, *, nlp=None) -> list[Sentence]:
     """Every non-blank line of a UTF-8 file, split into sentences (offsets relative to the line)."""
-    path = Path(path)
-    sentences = []
-    for number, text in enumerate(read_lines(path), start=1):
+    return list(iter_text(path, nlp=nlp))
+
+
+def iter_text(path: str | Path, *, nlp=None) -> Iterator[Sentence]:
+    """`read_text` as a stream: sentences line by line, for files too large to hold."""
+    source = "<stdin>" if str(path) == STDIN else str(path)
+    for number, text in iter_lines(path):
         if text.strip():
-            sentences.extend(sentences_from_text(text, nlp=nlp, source=str(path), line=number))
-    return sentences
+            yield from sentences_from_text(text, nlp=nlp, source=source, line=number)
