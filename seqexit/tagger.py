@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,24 @@ class Tagger:
                 TaggedSentence(item.words, labels, out.confidence.tolist(), out.exit_layer.tolist(), spans, item)
             )
         return results
+
+    def tag_stream(
+        self,
+        sentences: Iterable[Sequence[str]] | Iterable[Sentence],
+        *,
+        policy: ExitPolicy | None = None,
+        exit_layer: int | None = None,
+        chunk_size: int | None = None,
+    ) -> Iterator[TaggedSentence]:
+        """`tag` over a stream of any length: reads `chunk_size` sentences (default 32 batches),
+        tags them (length-sorted into batches inside the chunk) and yields them in input order,
+        so memory stays bounded and output order equals input order."""
+        size = chunk_size or 32 * self.batch_size
+        if size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        iterator = iter(sentences)
+        while chunk := list(islice(iterator, size)):
+            yield from self.tag(chunk, policy=policy, exit_layer=exit_layer)
 
     def tag_text(
         self, text: str, *, nlp=None, policy: ExitPolicy | None = None, exit_layer: int | None = None
