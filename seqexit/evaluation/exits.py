@@ -52,7 +52,16 @@ class PolicyScore:
     flops_speedup: float  # full-depth FLOPs / FLOPs spent
     mean_exit_layer: float
     words_per_layer: list[int]
-    seconds: float
+    seconds: float  # tagging time (tokenisation included, model load excluded)
+    flops: int = 0  # spent
+    flops_full: int = 0  # what full depth would have spent on the same input
+    sentences: int = 0
+    words: int = 0
+    spans: SpanScores | None = None  # per-type scores of span tasks
+
+    @property
+    def words_per_second(self) -> float:
+        return self.words / self.seconds if self.seconds > 0 else float("nan")
 
 
 def evaluate_policy(
@@ -65,13 +74,16 @@ def evaluate_policy(
     seconds = time.perf_counter() - started
     gold = [s.tags for s in sentences]
     predicted = [out.labels(model) for out in run.sentences]
+    spans = None
     if model.config.scheme is None:
         score, metric = accuracy(gold, predicted), "accuracy"
     else:
-        score, metric = span_scores(gold, predicted).f1, "f1"
+        spans = span_scores(gold, predicted)
+        score, metric = spans.f1, "f1"
     words = sum(run.words_per_layer)
     mean_layer = sum((i + 1) * n for i, n in enumerate(run.words_per_layer)) / max(words, 1)
-    return PolicyScore(policy, score, metric, run.flops.speedup, mean_layer, run.words_per_layer, seconds)
+    return PolicyScore(policy, score, metric, run.flops.speedup, mean_layer, run.words_per_layer, seconds,
+                       run.flops.spent, run.flops.full, len(sentences), words, spans)
 
 
 def check_labels(model: MultiExitTagger, sentences: Sequence[Sentence]) -> None:

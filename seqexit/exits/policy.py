@@ -3,8 +3,9 @@ component all pass around, validated once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 MODES = ("full", "static", "sentee", "tokee")
 
@@ -73,6 +74,32 @@ class ExitPolicy:
         floor = f", min layer {self.min_layer}" if self.min_layer > 1 else ""
         return f"{self.mode} threshold {threshold} window {self.window}{floor}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (per-layer thresholds as a list) that `from_dict` reads back."""
+        threshold = list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold
+        return {"mode": self.mode, "threshold": threshold, "window": self.window,
+                "static_layer": self.static_layer, "min_layer": self.min_layer}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExitPolicy:
+        """The policy `to_dict` wrote (missing keys take their defaults), validated like any
+        other; unknown keys and values of the wrong type are a ValueError, not a silent guess."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an exit policy must be a JSON object, not {type(data).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown exit policy key(s) {', '.join(map(repr, unknown))}; expected {', '.join(known)}")
+        _check_type(data, "mode", str)
+        _check_type(data, "window", int)
+        _check_type(data, "min_layer", int)
+        _check_type(data, "static_layer", int, optional=True)
+        threshold = data.get("threshold", 0.0)
+        values = threshold if isinstance(threshold, (list, tuple)) else [threshold]
+        if not values or not all(_is_number(v) for v in values):
+            raise ValueError(f"exit policy threshold must be a number or a non-empty list of numbers, not {threshold!r}")
+        return cls(**{**data, "threshold": tuple(threshold) if isinstance(threshold, (list, tuple)) else threshold})
+
     @classmethod
     def static(cls, layer: int) -> ExitPolicy:
         return cls(mode="static", static_layer=layer)
@@ -84,3 +111,16 @@ class ExitPolicy:
     @classmethod
     def sentee(cls, threshold: float | Sequence[float], window: int = 0, min_layer: int = 1) -> ExitPolicy:
         return cls(mode="sentee", threshold=threshold, window=window, min_layer=min_layer)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_type(data: Mapping[str, Any], key: str, kind: type, optional: bool = False) -> None:
+    """A ValueError naming `key` when its value is not a `kind` (bools are not ints here)."""
+    if key not in data or (optional and data[key] is None):
+        return
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"exit policy {key} must be {kind.__name__}, not {value!r}")

@@ -1,0 +1,167 @@
+"""Calibration: measure a grid of early-exit policies on labelled dev data and pick the ones
+that meet an accuracy or speed bound, as named presets (see `seqexit.exits.presets`).
+
+Thresholds do not transfer between models (each model's exits are confident differently), so a
+model's presets are measured on that model, against its own full-depth score on the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tqdm.auto import tqdm
+
+from ..data import Sentence
+from ..exits import ExitPolicy, Preset, check_preset_name
+from ..model import MultiExitTagger
+from .exits import PolicyScore, evaluate_policy
+
+ACCURATE_DROP = 0.1  # points of score the "accurate" preset may lose against full depth
+BALANCED_DROP = 1.0
+FAST_DROP = 3.0
+NAMED_DROPS: dict[str, float] = {"accurate": ACCURATE_DROP, "balanced": BALANCED_DROP, "fast": FAST_DROP}
+DEFAULT_NAME = "calibrated"
+DEFAULT_MAX_DROP = BALANCED_DROP
+DEFAULT_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+DEFAULT_WINDOWS = (0, 1, 2)
+DEFAULT_MODES = ("tokee", "sentee")
+CALIBRATION_MODES = ("tokee", "sentee", "static")
+_EPS = 1e-9  # scores are percentages from float sums: a bound met exactly counts as met
+
+
+@dataclass
+class CalibrationResult:
+    """Everything one calibration measured and picked.
+
+    full: the full-depth score (speed-up 1 by definition); rows: every policy evaluated, full
+    depth first; presets: the named picks by name, the user's `chosen` one included.
+    """
+
+    full: PolicyScore
+    rows: list[PolicyScore]
+    presets: dict[str, Preset]
+    chosen: Preset
+
+    @property
+    def full_score(self) -> float:
+        return self.full.score
+
+    @property
+    def metric(self) -> str:
+        return self.full.metric
+
+
+def calibration_grid(
+    num_layers: int,
+    *,
+    thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
+    windows: Iterable[int] = DEFAULT_WINDOWS,
+    modes: Iterable[str] = DEFAULT_MODES,
+    min_layer: int = 1,
+) -> list[ExitPolicy]:
+    """The early-exit policies to try: every (mode, window, threshold) for tokee/sentee, and
+    static exits at layers 1..L-1 when "static" is among `modes` (full depth is always scored
+    separately, so "full" adds nothing)."""
+    thresholds, windows, modes = list(thresholds), list(windows), list(modes)
+    unknown = [m for m in modes if m not in CALIBRATION_MODES + ("full",)]
+    if unknown:
+        raise ValueError(f"calibration modes must be among {', '.join(CALIBRATION_MODES)}, not {', '.join(map(repr, unknown))}")
+    policies: list[ExitPolicy] = []
+    for mode in dict.fromkeys(modes):
+        if mode == "static":
+            policies += [ExitPolicy.static(layer) for layer in range(1, num_layers)]
+        elif mode != "full":
+            policies += [ExitPolicy(mode=mode, threshold=t, window=k, min_layer=min_layer) for k in windows for t in thresholds]
+    return list(dict.fromkeys(policies))
+
+
+def pick_within_drop(rows: Sequence[PolicyScore], full_score: float, max_drop: float) -> PolicyScore | None:
+    """The fastest (highest FLOPs speed-up; then most accurate) row scoring at least
+    full_score - max_drop; None when no row does."""
+    eligible = [r for r in rows if math.isfinite(r.flops_speedup) and r.score >= full_score - max_drop - _EPS]
+    return max(eligible, key=lambda r: (r.flops_speedup, r.score), default=None)
+
+
+def pick_at_speedup(rows: Sequence[PolicyScore], speedup: float) -> PolicyScore | None:
+    """The most accurate (then fastest) row with a FLOPs speed-up of at least `speedup`; None
+    when no row is that fast."""
+    eligible = [r for r in rows if math.isfinite(r.flops_speedup) and r.flops_speedup >= speedup - _EPS]
+    return max(eligible, key=lambda r: (r.score, r.flops_speedup), default=None)
+
+
+def calibrate(
+    model: MultiExitTagger,
+    sentences: Sequence[Sentence],
+    *,
+    max_drop: float | None = None,
+    speedup: float | None = None,
+    name: str = DEFAULT_NAME,
+    thresholds: Iterable[float] = DEFAULT_THRESHOLDS,
+    windows: Iterable[int] = DEFAULT_WINDOWS,
+    modes: Iterable[str] = DEFAULT_MODES,
+    min_layer: int = 1,
+    batch_size: int = 32,
+    data: str | None = None,
+    progress: bool = False,
+) -> CalibrationResult:
+    """Score full depth and every policy of the grid on gold-tagged `sentences`, then pick:
+
+    with `max_drop` (points; the default, 1.0, when neither bound is given): the policy with the
+    highest FLOPs speed-up whose score is >= full_score - max_drop; with `speedup`: the most
+    accurate policy whose FLOPs speed-up is >= speedup. Full depth is a candidate like any other
+    row, so an early-exit policy is only picked where it beats full depth on the bound's terms;
+    where nothing meets the bound the pick falls back to full depth with `fallback` set.
+
+    The pick is stored under `name`; "accurate", "balanced" and "fast" (the fastest policies
+    within NAMED_DROPS points) are always built too. `data` is recorded in the presets.
+    """
+    if max_drop is not None and speedup is not None:
+        raise ValueError("give either max_drop or speedup, not both")
+    if max_drop is None and speedup is None:
+        max_drop = DEFAULT_MAX_DROP
+    for label, value in (("max_drop", max_drop), ("speedup", speedup)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{label} must be a number >= 0, got {value}")
+    check_preset_name(name)
+    if name in NAMED_DROPS:
+        raise ValueError(f"{name!r} is a built-in preset name ({', '.join(NAMED_DROPS)}); choose another name")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not sentences:
+        raise ValueError("calibration needs at least one labelled sentence")
+    grid = calibration_grid(model.num_layers, thresholds=thresholds, windows=windows, modes=modes, min_layer=min_layer)
+    if not grid:
+        raise ValueError("the calibration grid is empty: give at least one threshold and window (or mode 'static')")
+
+    policies = [ExitPolicy()] + grid
+    rows = [
+        evaluate_policy(model, sentences, policy, batch_size=batch_size)
+        for policy in tqdm(policies, desc="calibrating", unit="policy", disable=not progress)
+    ]
+    full = rows[0]
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def preset(preset_name: str, pick: PolicyScore | None, *, drop: float | None = None, fast: float | None = None) -> Preset:
+        if pick is None:  # nothing met the bound
+            fallback = True
+        elif fast is None:  # full depth is always within a drop: it won when no early exit was faster
+            fallback = pick.policy.mode == "full"
+        else:  # a speed-up <= 1 that full depth meets on its own
+            fallback = False
+        row = full if pick is None else pick
+        return Preset(
+            name=preset_name, policy=row.policy, metric=row.metric, score=row.score, full_score=full.score,
+            flops_speedup=row.flops_speedup, mean_exit_layer=row.mean_exit_layer, data=data, sentences=len(sentences),
+            max_drop=drop, min_speedup=fast, fallback=fallback, created=created,
+        )
+
+    presets = {n: preset(n, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}
+    if speedup is not None:
+        chosen = preset(name, pick_at_speedup(rows, speedup), fast=speedup)
+    else:
+        chosen = preset(name, pick_within_drop(rows, full.score, max_drop), drop=max_drop)
+    presets[name] = chosen
+    return CalibrationResult(full=full, rows=rows, presets=presets, chosen=chosen)
