@@ -1,51 +1,141 @@
-"""`seqexit evaluate`: score every exit of a model on a labelled file, or one early-exit policy."""
+"""`seqexit evaluate`: score a model on a labelled file under one policy, or sweep a grid of them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from tqdm.auto import tqdm
 
 from seqexit.data.formats import read_file
-from seqexit.evaluation import evaluate_exits, evaluate_policy
+from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
+from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
+from seqexit.shipped import resolve_model
 
-from .errors import friendly
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, THRESHOLD, WINDOW, build_policy
+from .errors import UsageError, friendly
+from .output import print_json
+from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, THRESHOLD, WINDOW, build_policy, pick_device
+
+SWEEP_MODES = ("tokee", "sentee")
+
+
+def score_record(result: PolicyScore) -> dict:
+    """The JSON object of one evaluated policy (a stable contract)."""
+    return {
+        "metric": result.metric,
+        "score": result.score,
+        "per_type": {label: {"precision": s.precision, "recall": s.recall, "f1": s.f1, "support": s.support}
+                     for label, s in result.spans.per_type.items()} if result.spans else {},
+        "sentences": result.sentences,
+        "words": result.words,
+        "seconds": result.seconds,
+        "words_per_second": result.words_per_second,
+        "flops": result.flops,
+        "flops_full": result.flops_full,
+        "flops_speedup": result.flops_speedup,
+        "mean_exit_layer": result.mean_exit_layer,
+        "exit_layer_histogram": result.words_per_layer,
+        "policy": result.policy.to_dict(),
+    }
+
+
+def _numbers(text: str, kind, option: str) -> list:
+    try:
+        return [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated numbers, not {text!r}") from None
+
+
+def sweep_policies(num_layers: int, modes: list[str], thresholds: list[float], windows: list[int]) -> list[ExitPolicy]:
+    """Full depth, a static exit at every layer below the last, then each mode over the grid."""
+    policies = [ExitPolicy()] + [ExitPolicy.static(layer) for layer in range(1, num_layers)]
+    return policies + [ExitPolicy(mode=m, threshold=t, window=k) for m in modes for k in windows for t in thresholds]
 
 
 @friendly
 def evaluate(
-    model: Path = typer.Argument(..., help="Model folder."),
+    model: str = typer.Argument(..., help="Model folder or a shipped model's name."),
     data: Path = typer.Argument(..., help="Labelled file (CoNLL, CoNLL-U or JSONL)."),
-    format: str = typer.Option("auto"),
-    label_column: int = typer.Option(-1),
+    format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
+    label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
     xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
-    batch_size: int = typer.Option(64),
+    batch_size: int = typer.Option(32, min=1),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
+    preset: str | None = PRESET,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
     min_layer: int = MIN_LAYER,
     exit_layer: int | None = EXIT_LAYER,
+    per_exit: bool = typer.Option(True, help="Full depth: also score every exit (one more pass)."),
+    sweep: bool = typer.Option(False, "--sweep", help="Score a grid of policies and print the trade-off table."),
+    sweep_modes: str = typer.Option("tokee,sentee", help="--sweep: modes, comma-separated."),
+    thresholds: str = typer.Option("0.02,0.05,0.1,0.2,0.3,0.4,0.5", help="--sweep: thresholds, comma-separated."),
+    windows: str = typer.Option("0,1,2", help="--sweep: window half-widths, comma-separated."),
+    plot: Path | None = typer.Option(None, help="--sweep: draw score against FLOPs speed-up per mode into this PNG."),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object on stdout."),
 ) -> None:
-    """Print each exit's score (span F1 or accuracy) and the last exit's per-type scores; with
-    --mode tokee/sentee/static, the score, FLOPs speed-up and exit layers of that policy."""
-    policy = build_policy(mode, threshold, window, min_layer, exit_layer)
-    tagger = MultiExitTagger.load(model)
+    """Score MODEL on DATA: span precision/recall/F1 per type (or accuracy), words/s, FLOPs
+    speed-up and the exit-layer histogram of the chosen policy.
+
+    Examples:
+
+      seqexit evaluate MODEL ../shared/data/conll2003/eng.testb --preset balanced
+
+      seqexit evaluate MODEL dev.conll --sweep --plot tradeoff.png --json > sweep.json
+    """
+    if plot is not None and not sweep:
+        raise UsageError("--plot draws a sweep: add --sweep")
+    model_dir = resolve_model(model)
+    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir)
+    tagger = MultiExitTagger.load(model_dir, device=pick_device(device))
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
-    if policy.mode != "full":
-        result = evaluate_policy(tagger, sentences, policy, batch_size=batch_size)
-        typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words, {policy}")
-        typer.echo(f"{result.metric} {result.score:.2f}  FLOPs speed-up x{result.flops_speedup:.2f}  "
-                   f"mean exit layer {result.mean_exit_layer:.2f}  {result.seconds:.1f} s")
-        typer.echo("words exiting at layers 1..L: " + " ".join(str(n) for n in result.words_per_layer))
+    if sweep:
+        modes = [m.strip() for m in sweep_modes.split(",") if m.strip()]
+        if unknown := [m for m in modes if m not in SWEEP_MODES]:
+            raise UsageError(f"--sweep-modes: {', '.join(unknown)} not in {', '.join(SWEEP_MODES)}")
+        grid = sweep_policies(tagger.num_layers, modes, _numbers(thresholds, float, "--thresholds"), _numbers(windows, int, "--windows"))
+        rows = [evaluate_policy(tagger, sentences, p, batch_size=batch_size)
+                for p in tqdm(grid, desc="sweep", unit=" policies", disable=None, leave=False)]
+        if plot is not None:
+            from seqexit.evaluation.plot import plot_tradeoff
+
+            plot_tradeoff(rows, plot, title=f"{model_dir.name} on {data.name}")
+        if json_output:
+            print_json({"rows": [score_record(r) for r in rows]})
+            return
+        _print_sweep(rows)
+        if plot is not None:
+            typer.echo(f"plot written to {plot}")
         return
-    scores = evaluate_exits(tagger, sentences, batch_size=batch_size)
-    typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words")
-    for score in scores:
+    result = evaluate_policy(tagger, sentences, policy, batch_size=batch_size)
+    exits = evaluate_exits(tagger, sentences, batch_size=batch_size) if per_exit and policy.mode == "full" else []
+    if json_output:
+        record = score_record(result)
+        if exits:
+            record["exits"] = [{"layer": e.layer, "score": e.score} for e in exits]
+        print_json(record)
+        return
+    _print_result(result, exits)
+
+
+def _print_result(result: PolicyScore, exits) -> None:
+    typer.echo(f"{result.sentences} sentences, {result.words} words, {result.policy}")
+    for score in exits:
         typer.echo(f"exit {score.layer}: {score.metric} {score.score:.2f}")
-    last = scores[-1].spans
-    if last is not None:
-        typer.echo("last exit per type:")
-        for label, s in last.per_type.items():
+    typer.echo(f"{result.metric} {result.score:.2f}  FLOPs speed-up x{result.flops_speedup:.2f}  "
+               f"mean exit layer {result.mean_exit_layer:.2f}  {result.words_per_second:,.0f} words/s ({result.seconds:.1f} s)")
+    if result.spans is not None:
+        typer.echo("per type:")
+        for label, s in result.spans.per_type.items():
             typer.echo(f"  {label:<8} P {s.precision:6.2f}  R {s.recall:6.2f}  F1 {s.f1:6.2f}  ({s.support})")
+    typer.echo("words exiting at layers 1..L: " + " ".join(str(n) for n in result.words_per_layer))
+
+
+def _print_sweep(rows: list[PolicyScore]) -> None:
+    full = rows[0].score
+    typer.echo(f"{'policy':<40} {rows[0].metric:>8} {'drop':>6} {'FLOPs x':>8} {'mean layer':>10} {'words/s':>9}")
+    for r in rows:
+        typer.echo(f"{str(r.policy):<40} {r.score:8.2f} {full - r.score:6.2f} {r.flops_speedup:8.2f} "
+                   f"{r.mean_exit_layer:10.2f} {r.words_per_second:9,.0f}")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from .calibrate import calibrate
 from .evaluate import evaluate
+from .info import info
+from .stats import stats
 from .tag import tag
 from .train import train
 
 app = typer.Typer(help="seqexit: fast transformer sequence labeling by early exit.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-app.command()(tag)
-app.command()(train)
-app.command()(evaluate)
+for command in (tag, train, evaluate, calibrate, info, stats):
+    app.command()(command)
 
 if __name__ == "__main__":
     app()

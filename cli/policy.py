@@ -1,10 +1,14 @@
-"""Command-line options that build an `ExitPolicy`, shared by `tag` and `evaluate`."""
+"""Command-line options that pick a model and build its `ExitPolicy`, shared by `tag` and `evaluate`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from seqexit.exits import MODES, ExitPolicy
+
+from .errors import UsageError
 
 MODE = typer.Option("full", "--mode", help=f"Early exit: {', '.join(MODES)}.")
 THRESHOLD = typer.Option(
@@ -13,14 +17,44 @@ THRESHOLD = typer.Option(
 WINDOW = typer.Option(2, "--window", help="tokee/sentee: half-width k of the uncertainty window (words i-k..i+k).")
 MIN_LAYER = typer.Option(1, "--min-layer", help="tokee/sentee: no word halts before this layer.")
 EXIT_LAYER = typer.Option(None, "--exit-layer", help="Static exit: stop every word at this layer (implies --mode static).")
+PRESET = typer.Option(None, "--preset", help="A policy stored by `seqexit calibrate` (accurate, balanced, fast...); "
+                      "overrides --mode/--threshold/--window.")
 
 
-def build_policy(mode: str, threshold: str, window: int, min_layer: int, exit_layer: int | None) -> ExitPolicy:
-    """An `ExitPolicy` from the option values, with a clear error for a malformed threshold."""
+def build_policy(
+    mode: str, threshold: str, window: int, min_layer: int, exit_layer: int | None,
+    *, preset: str | None = None, model_dir: Path | None = None,
+) -> ExitPolicy:
+    """An `ExitPolicy` from the option values (or a stored preset), with clear usage errors."""
+    if preset is not None:
+        if model_dir is None:
+            raise UsageError("--preset needs a model folder")
+        from seqexit.exits.presets import resolve_preset
+
+        return resolve_preset(model_dir, preset)
     if exit_layer is not None:
         return ExitPolicy.static(exit_layer)
     try:
         values = [float(v) for v in threshold.split(",")]
     except ValueError:
-        raise ValueError(f"--threshold must be a number or comma-separated numbers, not {threshold!r}") from None
+        raise UsageError(f"--threshold must be a number or comma-separated numbers, not {threshold!r}") from None
+    if any(not 0.0 <= v <= 1.0 for v in values):
+        raise UsageError(f"--threshold {threshold} is out of range: thresholds are normalised entropies in [0, 1]")
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     return ExitPolicy(mode=mode, threshold=values[0] if len(values) == 1 else tuple(values), window=window, min_layer=min_layer)
+
+
+def pick_device(device: str) -> str:
+    """`auto` -> cuda when available, else cpu; anything else must be a device torch knows."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA GPU is available here")
+    return device

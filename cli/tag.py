@@ -1,46 +1,67 @@
-"""`seqexit tag`: label the words of a file and write CoNLL or JSONL."""
+"""`seqexit tag`: label the words of files (or stdin) and write CoNLL, JSONL or a spaCy DocBin."""
 
 from __future__ import annotations
 
-import sys
+import itertools
 from pathlib import Path
 
 import typer
+from tqdm.auto import tqdm
 
 from seqexit import Tagger
-from seqexit.data import write_conll, write_jsonl
-from seqexit.data.formats import read_file
+from seqexit.data import SCHEMES
+from seqexit.data.formats import FORMATS, iter_words
+from seqexit.output import OUTPUT_FORMATS, open_writer
+from seqexit.shipped import resolve_model
 
-from .errors import friendly
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, THRESHOLD, WINDOW, build_policy
+from .errors import UsageError, friendly
+from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, THRESHOLD, WINDOW, build_policy, pick_device
 
 
 @friendly
 def tag(
-    input: Path = typer.Argument(..., help="Raw text (.txt), CoNLL, CoNLL-U or JSONL file."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model folder."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Raw text (.txt), CoNLL, CoNLL-U or JSONL files; - for stdin."),
+    model: str = typer.Option(..., "--model", "-m", help="Model folder or a shipped model's name."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Output file (default: stdout)."),
-    format: str = typer.Option("auto", help="Input format: auto, text, conll, conllu, jsonl."),
-    output_format: str = typer.Option("conll", help="conll or jsonl."),
-    scheme: str = typer.Option("iob2", help="Span scheme to write: iob1, iob2, iobes, bilou."),
+    format: str = typer.Option("auto", "--format", "--output-format", "-f",
+                               help=f"Output: {', '.join(OUTPUT_FORMATS)}; auto: from -o's extension (.jsonl, .spacy), else conll."),
+    input_format: str = typer.Option("auto", help=f"Input: {', '.join(FORMATS)}; auto: from the extension (.txt and stdin: text)."),
+    scheme: str = typer.Option("iob2", help=f"Span scheme to write: {', '.join(SCHEMES)}."),
+    preset: str | None = PRESET,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
     min_layer: int = MIN_LAYER,
     exit_layer: int | None = EXIT_LAYER,
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, min=1),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
+    progress: bool = typer.Option(True, help="Progress bar on stderr (when it is a terminal)."),
 ) -> None:
-    """Tag INPUT; every input word gets exactly one label, in input order."""
-    policy = build_policy(mode, threshold, window, min_layer, exit_layer)
-    tagger = Tagger.load(model, policy=policy, batch_size=batch_size)
-    sentences = read_file(input, format, labelled=False)
-    results = tagger.tag(sentences)
-    labels = [r.labels for r in results]
-    target_scheme = scheme if tagger.model.config.scheme else None
-    out = output if output else sys.stdout  # writers open a path only after every check passes
-    if output_format == "jsonl":
-        write_jsonl(sentences, labels, out, scheme=target_scheme)
-    elif output_format == "conll":
-        write_conll(sentences, labels, out, scheme=target_scheme)
-    else:
-        raise ValueError(f"unknown output format {output_format!r}; choose conll or jsonl")
+    """Tag INPUT files in order; every input word gets exactly one label, in input order.
+
+    Large files stream through in batches. Examples:
+
+      seqexit tag data/samples/conll03-sample.txt -m MODEL
+
+      cat news.txt | seqexit tag - -m MODEL --preset fast -f jsonl > news.jsonl
+    """
+    if scheme not in SCHEMES:
+        raise UsageError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    if input_format not in ("auto", *FORMATS):
+        raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
+    if inputs.count("-") > 1:
+        raise UsageError("stdin (-) can be read once only")
+    for name in inputs:
+        if name != "-" and not Path(name).is_file():
+            raise UsageError(f"{name}: no such file")
+    model_dir = resolve_model(model)
+    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir)
+    tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size)
+    config = tagger.model.config
+    sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
+    with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task) as writer:
+        bar = tqdm(desc="tagging", unit=" sentences", disable=None if progress else True, leave=False)
+        for tagged in tagger.tag_stream(sentences):
+            writer.write(tagged)
+            bar.update()
+        bar.close()

@@ -9,10 +9,12 @@ from .jsonl import read_jsonl
 from .labels import label_set
 from .schemes import INTERNAL_SCHEME, SCHEMES, Span, convert, decode_spans, detect_scheme, encode_spans
 from .sentence import Sentence
+from .stats import CorpusStats, corpus_stats
 from .text import read_text, sentences_from_text
 from .writers import write_conll, write_jsonl
 
 __all__ = [
+    "CorpusStats",
     "DataError",
     "FORMATS",
     "INTERNAL_SCHEME",
@@ -20,6 +22,7 @@ __all__ = [
     "Sentence",
     "Span",
     "convert",
+    "corpus_stats",
     "decode_spans",
     "detect_scheme",
     "encode_spans",

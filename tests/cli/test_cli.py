@@ -31,7 +31,7 @@ def trained(tiny_backbone, tmp_path_factory):
     (folder / "train.conll").write_text(TRAIN)
     result = runner.invoke(app, [
         "train", "--train", str(folder / "train.conll"), "--dev", str(folder / "train.conll"),
-        "--output", str(folder / "run"), "--backbone", str(tiny_backbone), "--epochs", "1", "--batch-size", "2",
+        "--output", str(folder / "run"), "--backbone", str(tiny_backbone), "--epochs", "1", "--batch-size", "2", "--no-ssft",
     ])
     assert result.exit_code == 0, result.output
     return folder
@@ -52,14 +52,14 @@ def test_tag_writes_one_label_per_word(trained):
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [len(r["tokens"]) for r in rows] == [5, 4]
-    assert all(len(r["tags"]) == len(r["tokens"]) for r in rows)
+    assert all(len(r["labels"]) == len(r["tokens"]) == len(r["exit_layers"]) for r in rows)
 
 
 def test_bad_input_is_one_clear_line(trained, tiny_backbone):
     bad = trained / "bad.conll"
     bad.write_text("John B-PER\nSmith I-PER extra\n")
     result = runner.invoke(app, ["evaluate", str(trained / "run" / "model"), str(bad)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1, "bad file content is a runtime failure"
     assert f"{bad}:2: expected 2 columns" in result.output
     assert "Traceback" not in result.output
 
@@ -91,7 +91,7 @@ def test_ner_task_on_a_pos_file_is_refused(tiny_backbone, tmp_path):
     (tmp_path / "ud.conllu").write_text(CONLLU)
     result = runner.invoke(app, ["train", "--train", str(tmp_path / "ud.conllu"), "--dev", str(tmp_path / "ud.conllu"),
                                  "--output", str(tmp_path / "run"), "--backbone", str(tiny_backbone)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "ud.conllu:1: tag 'PROPN' is not a span tag" in result.output
 
 
@@ -104,13 +104,13 @@ def test_evaluate_a_policy_reports_score_and_flops(trained):
     assert f"f1 {last}" in never.output
     speedup = float(never.output.split("FLOPs speed-up x")[1].split()[0])
     assert 0.9 < speedup < 1.0, "nothing halts, and the lower exits still cost a little"
-    always = runner.invoke(app, ["evaluate", model, data, "--mode", "tokee", "--threshold", "2"])
+    always = runner.invoke(app, ["evaluate", model, data, "--mode", "tokee", "--threshold", "1"])
     assert "words exiting at layers 1..L: 9 0 0 0" in always.output
 
 
 def test_tag_with_a_policy_that_halts_everything_at_layer_1_equals_static_exit_1(trained):
     model, data = str(trained / "run" / "model"), str(trained / "train.conll")
-    tokee = runner.invoke(app, ["tag", data, "--model", model, "--mode", "tokee", "--threshold", "2,0,0,0"])
+    tokee = runner.invoke(app, ["tag", data, "--model", model, "--mode", "tokee", "--threshold", "1,0,0,0"])
     static = runner.invoke(app, ["tag", data, "--model", model, "--exit-layer", "1"])
     assert tokee.exit_code == 0 and tokee.output == static.output
     bad = runner.invoke(app, ["tag", data, "--model", model, "--mode", "tokee", "--threshold", "high"])
@@ -119,12 +119,12 @@ def test_tag_with_a_policy_that_halts_everything_at_layer_1_equals_static_exit_1
 
 def test_ssft_recipe_starts_from_a_trained_model(trained):
     result = runner.invoke(app, [
-        "train", "--recipe", "ssft", "--init", str(trained / "run" / "model"), "--train", str(trained / "train.conll"),
+        "train", "--init", str(trained / "run" / "model"), "--train", str(trained / "train.conll"),
         "--dev", str(trained / "train.conll"), "--output", str(trained / "ssft"), "--batch-size", "2",
     ])
     assert result.exit_code == 0, result.output
     assert (trained / "ssft" / "model" / "seqexit.json").is_file()
-    assert json.loads((trained / "ssft" / "train_result.json").read_text())["config"]["epochs"] == 2
-    refused = runner.invoke(app, ["train", "--recipe", "ssft", "--train", str(trained / "train.conll"),
-                                  "--dev", str(trained / "train.conll"), "--output", str(trained / "x")])
+    assert json.loads((trained / "ssft" / "ssft" / "train_result.json").read_text())["config"]["epochs"] == 2
+    refused = runner.invoke(app, ["train", "--init", str(trained / "run" / "model"), "--no-ssft", "--train",
+                                  str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output", str(trained / "x")])
     assert refused.exit_code == 2 and "--init" in refused.output

@@ -1,0 +1,112 @@
+"""`seqexit calibrate`: measure early-exit policies on a dev file and store named presets
+(accurate, balanced, fast and the one picked by --max-drop/--speedup) in the model folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import typer
+
+from seqexit.data.formats import read_file
+from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
+from seqexit.exits import Preset, check_preset_name, load_presets, save_presets
+from seqexit.model import MultiExitTagger
+
+from .errors import UsageError, friendly
+from .output import print_json
+
+
+@friendly
+def calibrate(
+    model: Path = typer.Argument(..., help="Model folder: presets.json is written there."),
+    data: Path = typer.Argument(..., help="Labelled dev file (CoNLL, CoNLL-U or JSONL) to measure on."),
+    max_drop: float | None = typer.Option(
+        None, "--max-drop", help=f"Pick the fastest policy losing at most this many points against full depth "
+        f"(default {DEFAULT_MAX_DROP} when --speedup is not given)."),
+    speedup: float | None = typer.Option(None, "--speedup", help="Pick the most accurate policy with at least this FLOPs speed-up."),
+    name: str = typer.Option(DEFAULT_NAME, "--name", help="Preset name for the pick (accurate, balanced, fast are built in)."),
+    format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
+    label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
+    xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
+    batch_size: int = typer.Option(32),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
+    bound, and store them as presets in MODEL/presets.json (other named presets there are kept).
+
+    Example: seqexit calibrate runs/conll/model data/dev.conll --max-drop 0.5 --name strict
+    """
+    if max_drop is not None and speedup is not None:
+        raise UsageError("give either --max-drop or --speedup, not both")
+    if max_drop is not None and not max_drop >= 0:
+        raise UsageError(f"--max-drop must be >= 0 (points of score), got {max_drop}")
+    if speedup is not None and not speedup >= 0:
+        raise UsageError(f"--speedup must be >= 0 (a FLOPs ratio), got {speedup}")
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
+    check_preset_name(name)
+    if name in NAMED_DROPS:
+        raise UsageError(f"--name {name!r} is a built-in preset ({', '.join(NAMED_DROPS)}); choose another name")
+    if speedup is None and max_drop is None:
+        max_drop = DEFAULT_MAX_DROP
+
+    tagger = MultiExitTagger.load(model)
+    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
+    if not json_output:
+        typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
+    result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
+                             data=str(data), progress=True)
+
+    try:
+        stored = load_presets(model)
+    except ValueError as err:
+        typer.secho(f"warning: replacing unreadable presets: {err}", fg=typer.colors.YELLOW, err=True)
+        stored = {}
+    stored.update(result.presets)
+    path = save_presets(model, stored)
+
+    if json_output:
+        print_json({
+            "full_score": result.full_score,
+            "metric": result.metric,
+            "chosen": result.chosen.to_dict(),
+            "presets": {n: p.to_dict() for n, p in result.presets.items()},
+            "rows": [{"policy": r.policy.to_dict(), "score": r.score, "flops_speedup": r.flops_speedup,
+                      "mean_exit_layer": r.mean_exit_layer, "words_per_layer": r.words_per_layer} for r in result.rows],
+            "presets_file": str(path),
+        })
+        return
+    typer.echo(f"full depth: {result.metric} {result.full_score:.2f}; {len(result.rows) - 1} early-exit policies measured")
+    for line in preset_table(result.presets.values(), marked=result.chosen.name):
+        typer.echo(line)
+    chosen = result.chosen
+    bound = f"speed-up >= x{speedup:g}" if speedup is not None else f"drop <= {_points(max_drop)}"
+    if chosen.fallback and speedup is not None:
+        typer.echo(f"chosen: {chosen.name} = full depth (no policy reached a FLOPs speed-up of x{speedup:g})")
+    elif chosen.fallback:
+        typer.echo(f"chosen: {chosen.name} = full depth (no early-exit policy within {_points(max_drop)} was faster)")
+    else:
+        typer.echo(f"chosen: {chosen.name} = {chosen.policy} ({bound})")
+    typer.echo(f"presets written to {path}")
+
+
+def preset_table(presets: Iterable[Preset], marked: str | None = None) -> list[str]:
+    """Aligned lines: name, policy, score, drop against full depth, FLOPs speed-up, mean exit
+    layer; `marked` gets a star."""
+    presets = list(presets)
+    if not presets:
+        return []
+    metric = presets[0].metric
+    rows = [("preset", "policy", metric, "drop", "speed-up", "mean layer")]
+    for p in presets:
+        rows.append((
+            p.name + (" *" if p.name == marked else ""), str(p.policy) + (" (fallback)" if p.fallback else ""),
+            f"{p.score:.2f}", f"{p.drop:+.2f}", f"x{p.flops_speedup:.2f}", f"{p.mean_exit_layer:.2f}",
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+
+
+def _points(value: float) -> str:
+    return f"{value:g} point" + ("" if value == 1 else "s")

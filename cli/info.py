@@ -1,0 +1,53 @@
+"""`seqexit info`: what a model folder holds: task, labels, backbone, size and its presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from seqexit.exits import load_presets
+from seqexit.model import MultiExitTagger
+
+from .calibrate import preset_table
+from .errors import friendly
+from .output import print_json
+
+
+@friendly
+def info(
+    model: Path = typer.Argument(..., help="Model folder."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Describe a model: task, labels, span scheme, backbone, layers, parameters, and the
+    presets stored by `seqexit calibrate` with the trade-offs they were measured at.
+
+    Example: seqexit info runs/conll/model --json
+    """
+    tagger = MultiExitTagger.load(model)
+    presets = load_presets(model)
+    config = tagger.config
+    model_type = config.backbone_config.get("model_type")
+    hidden_size = tagger.adapter.hidden_size
+    parameters = sum(p.numel() for p in tagger.parameters())
+    if json_output:
+        print_json({
+            "path": str(model), "task": config.task, "labels": list(config.labels), "scheme": config.scheme,
+            "backbone": config.backbone, "model_type": model_type, "layers": tagger.num_layers,
+            "hidden_size": hidden_size, "parameters": parameters,
+            "presets": {name: p.to_dict() for name, p in presets.items()},
+        })
+        return
+    typer.echo(f"model       {model}")
+    typer.echo(f"task        {config.task}" + (f" (spans, {config.scheme})" if config.scheme else " (per-word tags)"))
+    typer.echo(f"labels      {len(config.labels)}: {' '.join(config.labels)}")
+    typer.echo(f"backbone    {config.backbone or '?'} ({model_type}, hidden size {hidden_size})")
+    typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
+    typer.echo(f"parameters  {parameters:,}")
+    if not presets:
+        typer.echo("no presets: run seqexit calibrate")
+        return
+    sources = sorted({p.data for p in presets.values() if p.data})
+    typer.echo("presets" + (f" (measured on {', '.join(sources)})" if sources else "") + ":")
+    for line in preset_table(presets.values()):
+        typer.echo("  " + line)

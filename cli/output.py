@@ -1,0 +1,23 @@
+"""Machine-readable output: exactly one JSON object on stdout (`--json`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import typer
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become null, tuples lists, dict keys strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def print_json(payload: dict) -> None:
+    typer.echo(json.dumps(_clean(payload), ensure_ascii=False))
