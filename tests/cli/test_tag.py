@@ -150,3 +150,17 @@ def test_tag_stream_keeps_order_across_chunks(make_tagger, sentences):
     streamed = list(tagger.tag_stream(iter(many), chunk_size=4))
     assert [t.words for t in streamed] == many
     assert [t.labels for t in streamed] == [t.labels for t in tagger.tag(many)]
+
+
+def test_tag_stream_reads_ahead_at_most_one_chunk(make_tagger, sentences):
+    tagger = Tagger(make_tagger(4), batch_size=2)
+    consumed = []
+
+    def source():
+        for i in range(50):
+            consumed.append(i)
+            yield sentences[i % len(sentences)]
+
+    for produced, _ in enumerate(tagger.tag_stream(source(), chunk_size=8), start=1):
+        assert len(consumed) - produced < 8, "never more than one chunk held beyond what was yielded"
+    assert produced == 50
