@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
+from seqexit.evaluation.calibrate import calibration_grid
 from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
 from seqexit.shipped import resolve_model
@@ -45,12 +46,6 @@ def _numbers(text: str, kind, option: str) -> list:
         return [kind(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"{option} must be comma-separated numbers, not {text!r}") from None
-
-
-def sweep_policies(num_layers: int, modes: list[str], thresholds: list[float], windows: list[int]) -> list[ExitPolicy]:
-    """Full depth, a static exit at every layer below the last, then each mode over the grid."""
-    policies = [ExitPolicy()] + [ExitPolicy.static(layer) for layer in range(1, num_layers)]
-    return policies + [ExitPolicy(mode=m, threshold=t, window=k) for m in modes for k in windows for t in thresholds]
 
 
 @friendly
@@ -95,7 +90,8 @@ def evaluate(
         modes = [m.strip() for m in sweep_modes.split(",") if m.strip()]
         if unknown := [m for m in modes if m not in SWEEP_MODES]:
             raise UsageError(f"--sweep-modes: {', '.join(unknown)} not in {', '.join(SWEEP_MODES)}")
-        grid = sweep_policies(tagger.num_layers, modes, _numbers(thresholds, float, "--thresholds"), _numbers(windows, int, "--windows"))
+        grid = [ExitPolicy()] + calibration_grid(tagger.num_layers, thresholds=_numbers(thresholds, float, "--thresholds"),
+                                                 windows=_numbers(windows, int, "--windows"), modes=("static", *modes))
         rows = [evaluate_policy(tagger, sentences, p, batch_size=batch_size)
                 for p in tqdm(grid, desc="sweep", unit=" policies", disable=None, leave=False)]
         if plot is not None:
