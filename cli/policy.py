@@ -46,15 +46,10 @@ def build_policy(
 
 
 def pick_device(device: str) -> str:
-    """`auto` -> cuda when available, else cpu; anything else must be a device torch knows."""
-    import torch
+    """The --device option checked by `seqexit.model.resolve_device` (a usage error if bad)."""
+    from seqexit.model import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA GPU is available here")
-    return device
+        return resolve_device(device)
+    except ValueError as err:
+        raise UsageError(f"--device: {err}") from None

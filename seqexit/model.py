@@ -193,3 +193,16 @@ def _drop_pooler(encoder: nn.Module) -> None:
     """Taggers never use the [CLS] pooler; dropping it keeps it out of the saved weights."""
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
+
+
+def resolve_device(device: str) -> str:
+    """`auto` -> cuda when available, else cpu; anything else must be a device torch knows and has."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA GPU is available here")
+    return device

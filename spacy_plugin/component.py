@@ -1,0 +1,409 @@
+"""spaCy 3 components backed by the seqexit engine: `seqexit_ner` and `seqexit_tagger`.
+
+spaCy finds the factories through the `spacy_factories` entry points and imports this module on
+every `spacy.blank`/`spacy.load`, so it imports spaCy only: seqexit (torch, transformers) is
+imported when a component is built. The components are thin shells over `seqexit.spacy_docs`.
+
+Lifecycle: the model named in the config is checked when the component is built (task, preset)
+and loaded on first use. `to_disk`/`to_bytes` store the model folder itself (seqexit.json,
+model.safetensors, tokenizer files, presets.json), and `from_disk`/`from_bytes` load from there,
+so `spacy.load` never needs the original folder (a config whose model cannot be found is left
+unloaded until `from_disk` fills it). Pickling goes through `to_bytes` (safetensors, never
+pickled weights), which is what `nlp.pipe(n_process=...)` needs under spawn/forkserver.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span, Token
+from spacy.util import minibatch
+from spacy.vocab import Vocab
+
+if TYPE_CHECKING:
+    from seqexit.exits import ExitPolicy, Preset
+    from seqexit.model import MultiExitTagger
+    from seqexit.spacy_docs import TokenExits
+
+CHUNKS_KEY = "chunks"  # doc.spans key of a chunk model's chunks
+FLOPS_KEY = ("seqexit", "flops")  # doc.user_data key behind doc._.seqexit_flops
+MODEL_FILES_KEY = "model_files"
+
+
+def _span_confidence(span: Span) -> float | None:
+    """Mean exit confidence of the span's labelled (non-whitespace) tokens; None if it has none."""
+    values = [t._.exit_confidence for t in span if t._.exit_layer]
+    return sum(values) / len(values) if values else None
+
+
+def _doc_flops(doc: Doc) -> tuple[int, int] | None:
+    """(spent, full) FLOPs of the doc under the policy and at full depth; None if not run."""
+    value = doc.user_data.get(FLOPS_KEY)
+    return (int(value[0]), int(value[1])) if value is not None else None
+
+
+def register_extensions() -> None:
+    """token._.exit_layer, token._.exit_confidence, span._.confidence, doc._.seqexit_flops.
+    Idempotent: an extension that is already registered is left as it is."""
+    for cls, name, kwargs in (
+        (Token, "exit_layer", {"default": None}),
+        (Token, "exit_confidence", {"default": None}),
+        (Span, "confidence", {"getter": _span_confidence}),
+        (Doc, "seqexit_flops", {"getter": _doc_flops}),
+    ):
+        if not cls.has_extension(name):
+            cls.set_extension(name, **kwargs)
+
+
+register_extensions()
+
+
+class SeqExitPipe(Pipe):
+    """Base of the seqexit components: settings, the lazily loaded model, batching, errors and
+    serialization. Subclasses say which tasks they take (`tasks`) and how labels become
+    annotations (`set_annotations`).
+
+    Policy: `preset` (a name in the model's presets.json) when given, else mode/threshold/
+    window/min_layer/static_layer as in `seqexit.ExitPolicy`.
+    """
+
+    factory: str = ""
+    tasks: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        name: str,
+        *,
+        model: str | None,
+        preset: str | None = None,
+        mode: str = "full",
+        threshold: float | list[float] = 0.0,
+        window: int = 2,
+        min_layer: int = 1,
+        static_layer: int | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+        scorer: Callable | None = None,
+    ) -> None:
+        from seqexit.exits import ExitPolicy
+        from seqexit.model import resolve_device
+
+        self.vocab, self.name, self.scorer = vocab, name, scorer
+        self.model_name = model or ""
+        self.preset, self.batch_size, self.device = preset, batch_size, resolve_device(device)
+        self.settings: dict[str, Any] = {
+            "mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
+        }
+        if batch_size < 1:
+            raise ValueError(f"{self.factory}: batch_size must be >= 1, got {batch_size}")
+        self._policy: ExitPolicy | None = None if preset else ExitPolicy(**self.settings)
+        self._model: MultiExitTagger | None = None
+        self._presets: dict[str, Preset] = {}
+        self._source: Path | None = None
+        self._missing = "no model given (model is empty): load one with from_disk or from_bytes"
+        if self.model_name:
+            self._locate(self.model_name)
+
+    def _locate(self, name: str) -> None:
+        """Find the model folder and check its task and preset now (cheap: JSON files only);
+        a model that cannot be found is remembered as missing, since `spacy.load` builds the
+        component from a config whose folder may be gone before `from_disk` fills it."""
+        from seqexit.exits import load_presets
+        from seqexit.model import CONFIG_FILE
+        from seqexit.shipped import resolve_model
+
+        try:
+            self._source = resolve_model(name)
+        except FileNotFoundError as err:
+            self._missing = str(err)
+            return
+        self._check_task(json.loads((self._source / CONFIG_FILE).read_text()).get("task", "ner"), self._source)
+        self._resolve_policy(load_presets(self._source), self._source)
+
+    def _check_task(self, task: str, where: Path | str) -> None:
+        if task not in self.tasks:
+            fits = "seqexit_tagger" if task == "pos" else "seqexit_ner"
+            raise ValueError(
+                f"{self.factory}: {where} is a {task!r} model, but this component takes {' or '.join(map(repr, self.tasks))} "
+                f"models; use {fits} for it"
+            )
+
+    def _resolve_policy(self, presets: dict[str, Preset], where: Path | str) -> None:
+        if self.preset is None:
+            return
+        if self.preset not in presets:
+            have = f"available: {', '.join(presets)}" if presets else "it has no presets.json (run `seqexit calibrate`)"
+            raise ValueError(f"{self.factory}: unknown preset {self.preset!r} for {where}; {have}")
+        self._policy = presets[self.preset].policy
+
+    def _load(self, folder: Path, where: Path | str) -> None:
+        """Load model and presets from a model folder and resolve the policy against them."""
+        from seqexit.exits import load_presets
+        from seqexit.model import MultiExitTagger
+
+        model = MultiExitTagger.load(folder, device=self.device)
+        self._check_task(model.config.task, where)
+        presets = load_presets(folder)
+        self._resolve_policy(presets, where)
+        self._model, self._presets = model, presets
+
+    @property
+    def seqexit_model(self) -> MultiExitTagger:
+        """The seqexit model, loaded on first use (not `model`: spaCy probes `proc.model` for
+        thinc models, also before `from_disk` has filled a placeholder)."""
+        if self._model is None:
+            if self._source is None:
+                raise ValueError(f"{self.factory} component {self.name!r} has no model: {self._missing}")
+            self._load(self._source, self._source)
+        return self._model
+
+    @property
+    def policy(self) -> ExitPolicy:
+        """The exit policy in force (the preset's once the model is loaded)."""
+        self.seqexit_model
+        return self._policy
+
+    @property
+    def presets(self) -> dict[str, Preset]:
+        self.seqexit_model
+        return dict(self._presets)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The model's labels; read from seqexit.json (without loading) while the model is not
+        loaded, () while there is none (spaCy asks for labels of every component in `nlp.meta`)."""
+        if self._model is not None:
+            return tuple(self._model.labels)
+        if self._source is None:
+            return ()
+        from seqexit.model import CONFIG_FILE
+
+        return tuple(json.loads((self._source / CONFIG_FILE).read_text())["labels"])
+
+    @property
+    def task(self) -> str:
+        return self.seqexit_model.config.task
+
+    def __call__(self, doc: Doc) -> Doc:
+        error_handler = self.get_error_handler()
+        try:
+            self.set_annotations([doc], self.predict([doc]))
+            return doc
+        except Exception as err:
+            error_handler(self.name, self, [doc], err)
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Tag `batch_size` docs at a time (their tokens batched together by the engine, in
+        order). When a batch fails, its docs are retried one by one and only the docs that
+        fail alone go to the error handler, so `nlp.set_error_handler(ignore_error)` drops
+        just those."""
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size):
+            try:
+                predictions = self.predict(docs)
+            except Exception:
+                predictions = None
+            for i, doc in enumerate(docs):
+                try:
+                    self.set_annotations([doc], [predictions[i]] if predictions is not None else self.predict([doc]))
+                except Exception as err:
+                    error_handler(self.name, self, [doc], err)
+                    continue
+                yield doc
+
+    def predict(self, docs: Iterable[Doc]) -> list[TokenExits]:
+        """Per doc: a label, confidence and exit layer for every token, and the doc's FLOPs."""
+        from seqexit.spacy_docs import label_tokens
+
+        model = self.seqexit_model
+        outside = "O" if model.config.scheme else ""
+        return label_tokens(model, [[t.text for t in doc] for doc in docs], self._policy, batch_size=self.batch_size, outside=outside)
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[TokenExits]) -> None:
+        """Exit extensions on every token and doc; subclasses add the labels."""
+        for doc, result in zip(docs, predictions):
+            for token, layer, confidence in zip(doc, result.exit_layers, result.confidence):
+                token._.exit_layer = layer
+                token._.exit_confidence = confidence
+            doc.user_data[FLOPS_KEY] = result.flops
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write the model folder: seqexit.json, model.safetensors, tokenizer files and
+        presets.json (when the model has presets)."""
+        from seqexit.exits import PRESETS_FILE, save_presets
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.seqexit_model.save(path)
+        if self._presets:
+            save_presets(path, self._presets)
+        else:
+            (path / PRESETS_FILE).unlink(missing_ok=True)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
+        """Load the model folder that `to_disk` wrote (the config's model is not read)."""
+        self._load(Path(path), f"{path} (component {self.name!r})")
+        self._source = Path(path)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        """The `to_disk` folder as msgpack: {"model_files": {file name: bytes}}."""
+        with tempfile.TemporaryDirectory(prefix="seqexit-") as folder:
+            self.to_disk(folder)
+            files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+        return srsly.msgpack_dumps({MODEL_FILES_KEY: files})
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
+        """Load what `to_bytes` wrote (through a temporary folder, deleted afterwards)."""
+        files = srsly.msgpack_loads(bytes_data).get(MODEL_FILES_KEY)
+        if not isinstance(files, dict) or not files:
+            raise ValueError(f"{self.factory}: these bytes hold no seqexit model (no {MODEL_FILES_KEY!r})")
+        with tempfile.TemporaryDirectory(prefix="seqexit-") as folder:
+            for name, data in files.items():
+                if Path(name).name != name or name in ("", ".", ".."):
+                    raise ValueError(f"{self.factory}: bad file name {name!r} in serialized model")
+                (Path(folder) / name).write_bytes(data)
+            self._load(Path(folder), f"bytes (component {self.name!r})")
+        self._source = None
+        self._missing = "the model came from bytes"
+        return self
+
+    def _config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this component (the model comes from bytes)."""
+        return {"model": "", "preset": self.preset, **self.settings, "batch_size": self.batch_size,
+                "device": self.device, "scorer": self.scorer}
+
+    def __reduce__(self):
+        """Pickle as settings + `to_bytes` (safetensors inside), never as torch objects."""
+        return _rebuild, (type(self), self.vocab, self.name, self._config(), self.model_name, self.to_bytes())
+
+
+def _rebuild(cls: type[SeqExitPipe], vocab: Vocab, name: str, config: dict[str, Any], model_name: str, data: bytes) -> SeqExitPipe:
+    component = cls(vocab, name, **config)
+    component.model_name = model_name
+    return component.from_bytes(data)
+
+
+class SeqExitNER(SeqExitPipe):
+    """Entities from a seqexit NER model in `doc.ents`, or chunks from a chunking model in
+    `doc.spans["chunks"]` (doc.ents is then left alone).
+
+    overwrite=False keeps the existing entities (or chunks) and adds the predicted ones without
+    overlaps by `spacy.util.filter_spans` (longest first; on a tie the existing span stays);
+    overwrite=True replaces them. `span._.confidence` of an entity is the mean exit confidence
+    of its words.
+    """
+
+    factory = "seqexit_ner"
+    tasks = ("ner", "chunk")
+
+    def __init__(self, vocab: Vocab, name: str, *, overwrite: bool = False, **config: Any) -> None:
+        super().__init__(vocab, name, **config)
+        self.overwrite = overwrite
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[TokenExits]) -> None:
+        from seqexit.spacy_docs import entity_spans, merge_spans
+
+        docs = list(docs)
+        super().set_annotations(docs, predictions)
+        scheme, chunks = self.seqexit_model.config.scheme, self.task == "chunk"
+        for doc, result in zip(docs, predictions):
+            spans = entity_spans(doc, result.labels, scheme)
+            if chunks:
+                doc.spans[CHUNKS_KEY] = merge_spans(doc.spans.get(CHUNKS_KEY, []), spans, overwrite=self.overwrite)
+            else:
+                doc.ents = merge_spans(doc.ents, spans, overwrite=self.overwrite)
+
+    def _config(self) -> dict[str, Any]:
+        return {**super()._config(), "overwrite": self.overwrite}
+
+
+class SeqExitTagger(SeqExitPipe):
+    """Per-token tags from a seqexit POS model in `token.tag_`, and in `token.pos_` too for
+    labels that are Universal POS tags (never a non-UPOS tag). Whitespace tokens get no tag."""
+
+    factory = "seqexit_tagger"
+    tasks = ("pos",)
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: list[TokenExits]) -> None:
+        from seqexit.spacy_docs import set_tags
+
+        docs = list(docs)
+        super().set_annotations(docs, predictions)
+        for doc, result in zip(docs, predictions):
+            set_tags(doc, result.labels)
+
+
+COMMON_CONFIG: dict[str, Any] = {
+    "preset": None,
+    "mode": "full",
+    "threshold": 0.0,
+    "window": 2,
+    "min_layer": 1,
+    "static_layer": None,
+    "batch_size": 32,
+    "device": "cpu",
+}
+
+
+@Language.factory(
+    "seqexit_ner",
+    default_config={"model": "en-ner", **COMMON_CONFIG, "overwrite": False, "scorer": {"@scorers": "spacy.ner_scorer.v1"}},
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type", "doc.spans", "token._.exit_layer", "token._.exit_confidence"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None},
+)
+def make_ner(
+    nlp: Language,
+    name: str,
+    model: str | None,
+    preset: str | None,
+    mode: str,
+    threshold: float | list[float],
+    window: int,
+    min_layer: int,
+    static_layer: int | None,
+    batch_size: int,
+    device: str,
+    overwrite: bool,
+    scorer: Callable | None,
+) -> SeqExitNER:
+    """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`."""
+    return SeqExitNER(
+        nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
+        static_layer=static_layer, batch_size=batch_size, device=device, overwrite=overwrite, scorer=scorer,
+    )
+
+
+@Language.factory(
+    "seqexit_tagger",
+    default_config={"model": "en-pos", **COMMON_CONFIG, "scorer": {"@scorers": "spacy.tagger_scorer.v1"}},
+    assigns=["token.tag", "token.pos", "token._.exit_layer", "token._.exit_confidence"],
+    default_score_weights={"tag_acc": 1.0},
+)
+def make_tagger(
+    nlp: Language,
+    name: str,
+    model: str | None,
+    preset: str | None,
+    mode: str,
+    threshold: float | list[float],
+    window: int,
+    min_layer: int,
+    static_layer: int | None,
+    batch_size: int,
+    device: str,
+    scorer: Callable | None,
+) -> SeqExitTagger:
+    """`nlp.add_pipe("seqexit_tagger", config={"model": PATH_OR_NAME})`."""
+    return SeqExitTagger(
+        nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
+        static_layer=static_layer, batch_size=batch_size, device=device, scorer=scorer,
+    )
