@@ -1,7 +1,8 @@
 """`MultiExitTagger`: an encoder with one exit classifier (dropout + linear) after every layer.
 
 Saved as one folder: `seqexit.json` (labels, task, scheme, backbone config), `model.safetensors`
-(all weights) and the tokenizer files. Loading never unpickles anything.
+(all weights) and the tokenizer files; or compact (`save_compact`): only what fine-tuning changed
+against an installed backbone. Loading never unpickles anything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from .backbones import resolve_backbone
+from .compact import COMPACT_FILE, load_compact, save_compact
 from .encoders import adapter_for
 from .pieces import Batch, WordPieceEncoder
 
@@ -183,10 +186,26 @@ class MultiExitTagger(nn.Module):
         encoder_config = AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config)
         encoder = AutoModel.from_config(encoder_config)
         _drop_pooler(encoder)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        compact = (path / COMPACT_FILE).is_file()
+        tokenizer_dir = path
+        if compact and not (path / "tokenizer_config.json").is_file():
+            tokenizer_dir = resolve_backbone(json.loads((path / COMPACT_FILE).read_text())["base"])
+        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         model = cls(encoder, config, tokenizer)
-        model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
+        if compact:
+            model.load_state_dict(load_compact(path, model.state_dict()))
+        else:
+            model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
         return model.to(device).eval()
+
+    def save_compact(self, path: str | Path, base: str) -> Path:
+        """Write a compact folder: config + what fine-tuning changed against the installed
+        backbone `base` (see `seqexit.compact`); the tokenizer comes from the backbone."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_compact(self.state_dict(), path, base)
+        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        return path
 
 
 def _drop_pooler(encoder: nn.Module) -> None:
