@@ -59,28 +59,42 @@ class WordPieceEncoder:
 
     def word_pieces(self, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
         """Piece ids per word per sentence; a word with no pieces (e.g. a lone control character)
-        becomes the unknown piece, so that it still gets a label."""
-        encoded = self.tokenizer(
-            [list(words) for words in sentences], is_split_into_words=True, add_special_tokens=False
-        )
-        result = []
-        for i, words in enumerate(sentences):
-            per_word: list[list[int]] = [[] for _ in words]
-            for piece, word in zip(encoded["input_ids"][i], encoded.word_ids(i)):
-                if word is not None:
-                    per_word[word].append(piece)
-            for pieces in per_word:
-                if not pieces:
-                    pieces.append(self.tokenizer.unk_token_id)
-            result.append(per_word)
-        return result
+        becomes the unknown piece, so that it still gets a label.
+
+        With `is_split_into_words` a fast tokenizer pre-tokenizes every word on its own, so a
+        word's pieces do not depend on its neighbours: each distinct word is tokenized once."""
+        index: dict[str, int] = {}
+        for words in sentences:
+            for word in words:
+                index.setdefault(word, len(index))
+        if not index:
+            return [[] for _ in sentences]
+        unknown = self.tokenizer.unk_token_id
+        pieces = [ids or [unknown] for ids in self._piece_ids([[word] for word in index])]
+        return [[pieces[index[word]] for word in words] for words in sentences]
+
+    def _piece_ids(self, words: list[list[str]]) -> list[list[int]]:
+        """Piece ids of pre-split inputs, straight from the Rust tokenizer when there is one
+        (the Python wrapper costs several times the tokenization itself); the same ids."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)["input_ids"]
+        return [e.ids for e in backend.encode_batch(words, is_pretokenized=True, add_special_tokens=False)]
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[EncodedChunk]]:
         """Chunks per sentence: one, unless the sentence overflows the encoder window; then
         windows that overlap by about half, each word owned by one of them."""
         out = []
+        budget = self.max_pieces - 2
         for per_word in self.word_pieces(sentences):
-            per_word = [pieces[: self.max_pieces - 2] for pieces in per_word]
+            if sum(map(len, per_word)) <= budget:  # the common case: one window
+                ids, starts = [self.cls_id], []
+                for pieces in per_word:
+                    starts.append(len(ids))
+                    ids.extend(pieces)
+                out.append([EncodedChunk(ids + [self.sep_id], starts)])
+                continue
+            per_word = [pieces[:budget] for pieces in per_word]
             windows = self._windows([len(pieces) for pieces in per_word])
             chunks = []
             for i, (start, end) in enumerate(windows):
@@ -114,13 +128,9 @@ class WordPieceEncoder:
     def collate(self, chunks: Sequence[EncodedChunk]) -> Batch:
         n_pieces = max(len(c.input_ids) for c in chunks)
         n_words = max(max(c.n_words for c in chunks), 1)
-        input_ids = torch.full((len(chunks), n_pieces), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(chunks), n_pieces), dtype=torch.bool)
-        word_starts = torch.zeros((len(chunks), n_words), dtype=torch.long)
-        word_mask = torch.zeros((len(chunks), n_words), dtype=torch.bool)
-        for row, chunk in enumerate(chunks):
-            input_ids[row, : len(chunk.input_ids)] = torch.tensor(chunk.input_ids)
-            attention_mask[row, : len(chunk.input_ids)] = True
-            word_starts[row, : chunk.n_words] = torch.tensor(chunk.word_starts, dtype=torch.long)
-            word_mask[row, : chunk.n_words] = True
+        input_ids = torch.tensor([c.input_ids + [self.pad_id] * (n_pieces - len(c.input_ids)) for c in chunks], dtype=torch.long)
+        word_starts = torch.tensor([c.word_starts + [0] * (n_words - c.n_words) for c in chunks], dtype=torch.long)
+        positions = torch.arange(max(n_pieces, n_words))
+        attention_mask = positions[:n_pieces] < torch.tensor([len(c.input_ids) for c in chunks])[:, None]
+        word_mask = positions[:n_words] < torch.tensor([c.n_words for c in chunks])[:, None]
         return Batch(input_ids, attention_mask, word_starts, word_mask)

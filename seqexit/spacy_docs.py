@@ -20,9 +20,8 @@ from spacy.util import filter_spans
 
 from .data import INTERNAL_SCHEME, convert
 from .exits import ExitPolicy
-from .exits.halting import BatchExits, exit_batch, new_counter
+from .exits.halting import exit_batch
 from .model import MultiExitTagger
-from .pieces import Batch
 
 UPOS_TAGS = frozenset(IDS) - {"", "EOL"}  # what `token.pos_` accepts: Universal POS tags (and spaCy's SPACE)
 
@@ -90,7 +89,7 @@ def label_tokens(
             group = chunks[start : start + batch_size]
             batch = model.pieces.collate([chunk for _, chunk in group]).to(device)
             exits = exit_batch(model, batch, policy)
-            costs = row_flops(model, batch, exits, policy)
+            costs = list(zip(*(t.tolist() for t in exits.row_flops)))
             ids, conf, layers = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
             for row, (doc, chunk) in enumerate(group):
                 first, last = chunk.owned_words
@@ -110,34 +109,6 @@ def label_tokens(
             out.labels[i], out.confidence[i], out.exit_layers[i] = label, conf, layer
         results.append(out)
     return results
-
-
-def row_flops(model: MultiExitTagger, batch: Batch, exits: BatchExits, policy: ExitPolicy) -> list[tuple[int, int]]:
-    """(spent, full) per row of a batch that `exit_batch` ran: the batch's FLOP count split by
-    row, from each word's exit layer and piece count (a row runs until its last word halts;
-    while it runs, keys/values cover all its pieces, queries and feed-forward the active ones)."""
-    n_pieces, n_words = batch.attention_mask.sum(1).cpu(), batch.word_mask.sum(1).cpu()
-    starts, layers = batch.word_starts.cpu(), exits.exit_layer.cpu()
-    static = policy.mode in ("full", "static")
-    out = []
-    for row in range(len(n_pieces)):
-        counter = new_counter(model)
-        n, words = n_pieces[row : row + 1], int(n_words[row])
-        counter.full_forward(n, n_words[row : row + 1])
-        if static:
-            for _ in range(policy.exit_depth(model.num_layers)):
-                counter.layer(n, n)
-            counter.exits(words)
-        else:
-            first = starts[row, :words]
-            sizes = torch.cat([first[1:], n - 1]) - first  # pieces per word; [SEP] sits at n - 1
-            exit_at = layers[row, :words]
-            for layer in range(int(exit_at.max())):
-                running = exit_at > layer
-                counter.layer(n, (2 + sizes[running].sum()).view(1))  # [CLS] and [SEP] run with the row
-                counter.exits(int(running.sum()))
-        out.append((counter.spent, counter.full))
-    return out
 
 
 def entity_spans(doc: Doc, labels: Sequence[str], scheme: str | None = INTERNAL_SCHEME) -> list[Span]:

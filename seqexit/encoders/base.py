@@ -4,7 +4,7 @@ part (so that a later layer can run on a subset of tokens). One adapter per enco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,17 @@ class LayerParts:
     num_heads: int
     attn_dropout: float
     hidden_dropout: float
+    fused_kv: tuple | None = field(default=None, repr=False)  # (weights' versions, weight, bias)
+
+    def key_value_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key and value projections stacked into one (2 * hidden, hidden) matrix, for one
+        matrix product instead of two at inference; rebuilt whenever the weights change."""
+        tensors = (self.key.weight, self.value.weight, self.key.bias, self.value.bias)
+        versions = tuple((t._version, t.data_ptr()) for t in tensors)
+        if self.fused_kv is None or self.fused_kv[0] != versions:
+            with torch.no_grad():
+                self.fused_kv = (versions, torch.cat(tensors[:2]), torch.cat(tensors[2:]))
+        return self.fused_kv[1], self.fused_kv[2]
 
 
 class EncoderAdapter:
@@ -93,7 +104,7 @@ class EncoderAdapter:
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(batch, n, hidden) -> (batch, heads, n, head_dim)"""
     batch, n, hidden = x.shape
-    return x.view(batch, n, num_heads, hidden // num_heads).transpose(1, 2)
+    return x.unflatten(-1, (num_heads, hidden // num_heads)).transpose(1, 2)
 
 
 def attention(
@@ -113,8 +124,11 @@ def attend(
 ) -> torch.Tensor:
     """Projected queries q (batch, heads, q, head_dim) over keys/values from `keys_from`
     (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden)."""
-    k = split_heads(parts.key(keys_from), parts.num_heads)  # (batch, heads, k, head_dim)
-    v = split_heads(parts.value(keys_from), parts.num_heads)
+    if torch.is_grad_enabled() and parts.key.weight.requires_grad:
+        k, v = parts.key(keys_from), parts.value(keys_from)
+    else:  # inference: one product for both, (batch, k, 2 * hidden) split into views
+        k, v = F.linear(keys_from, *parts.key_value_weights()).chunk(2, dim=-1)
+    k, v = split_heads(k, parts.num_heads), split_heads(v, parts.num_heads)  # (batch, heads, k, head_dim)
     mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=parts.attn_dropout if training else 0.0)
     batch, heads, n, head_dim = context.shape

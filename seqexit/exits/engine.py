@@ -1,13 +1,15 @@
 """Sentences in, labels per word out: chunking, length-sorted batching, merging back.
 
 `run_policy` is inference under an `ExitPolicy` (full, static, SENTEE, TOKEE) with a FLOP
-count; `run_exits` reads every exit at once for per-exit evaluation. Sentences longer than the
+count; TOKEE and SENTEE take several batches at once and run them layer by layer in groups of
+`batch_size` rows that are refilled as sentences finish (see `exit_batch`); `run_exits` reads every exit at once for per-exit evaluation. Sentences longer than the
 encoder are split into overlapping windows; each word takes its label from the window that owns
 it (`EncodedChunk.owned_words`), so every word gets exactly one label, in order.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +20,9 @@ from ..pieces import Batch, EncodedChunk
 from .flops import FlopCounter
 from .halting import exit_batch, new_counter
 from .policy import ExitPolicy
+
+LAYER_MAJOR_GROUPS = 16  # TOKEE/SENTEE: batches taken in at once and regrouped layer by layer
+CHUNK_PIECES = 64  # padded pieces per row allowed in such a chunk (bounds its memory)
 
 
 @dataclass
@@ -53,9 +58,13 @@ class ExitOutputs:
 
 
 def _batches(
-    model: MultiExitTagger, sentences: Sequence[Sequence[str]], batch_size: int
+    model: MultiExitTagger, sentences: Sequence[Sequence[str]], batch_size: int, *, groups: int = 1
 ) -> Iterator[tuple[list[tuple[int, EncodedChunk]], Batch]]:
-    """Length-sorted batches of (sentence index, chunk) with their collated tensors."""
+    """Length-sorted batches of (sentence index, chunk) with their collated tensors.
+
+    groups > 1 collates up to that many batches' worth of rows at once (for the layer-by-layer
+    TOKEE/SENTEE loop, which regroups them into batches of `batch_size`), as long as the padded
+    tensor stays within `groups * batch_size * CHUNK_PIECES` pieces."""
     if model.pieces is None:
         raise ValueError("the model has no tokenizer attached")
     if batch_size < 1:
@@ -68,9 +77,15 @@ def _batches(
         if chunk.n_words
     ]
     chunks.sort(key=lambda item: len(item[1].input_ids))
-    for start in range(0, len(chunks), batch_size):
-        group = chunks[start : start + batch_size]
+    rows, budget = batch_size * groups, batch_size * groups * CHUNK_PIECES
+    start = 0
+    while start < len(chunks):
+        end = min(start + rows, len(chunks))
+        while end - start > batch_size and (end - start) * len(chunks[end - 1][1].input_ids) > budget:
+            end = max(start + batch_size, end - batch_size)
+        group = chunks[start:end]
         yield group, model.pieces.collate([chunk for _, chunk in group]).to(device)
+        start = end
 
 
 def _owned(chunk: EncodedChunk) -> tuple[slice, slice]:
@@ -86,27 +101,39 @@ def run_policy(
     """Label every word of `sentences` (word lists) with early exit under `policy`."""
     was_training = model.training
     model.eval()
-    results = [
-        WordExits(torch.zeros(len(w), dtype=torch.long), torch.zeros(len(w)), torch.zeros(len(w), dtype=torch.long))
-        for w in sentences
-    ]
+    results: list[WordExits | None] = [None] * len(sentences)
     counter = new_counter(model)
+    collecting = gc.isenabled()
+    gc.disable()  # tokenizing builds many small objects; a full collection mid-run costs ~0.2 s
     try:
-        for group, batch in _batches(model, sentences, batch_size):
-            exits = exit_batch(model, batch, policy)
+        layer_major = policy.mode in ("tokee", "sentee") and batch_size > 1
+        for group, batch in _batches(model, sentences, batch_size, groups=LAYER_MAJOR_GROUPS if layer_major else 1):
+            exits = exit_batch(model, batch, policy, group_size=batch_size)
             counter.merge(exits.flops)
             label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
             for row, (sentence, chunk) in enumerate(group):
+                if chunk.owned is None:  # the sentence's only chunk: views into the batch's results
+                    n = chunk.n_words
+                    results[sentence] = WordExits(label_ids[row, :n], confidence[row, :n], exit_layer[row, :n])
+                    continue
+                if results[sentence] is None:
+                    results[sentence] = _zeros(len(sentences[sentence]))
                 into, take = _owned(chunk)
                 results[sentence].label_ids[into] = label_ids[row, take]
                 results[sentence].confidence[into] = confidence[row, take]
                 results[sentence].exit_layer[into] = exit_layer[row, take]
     finally:
         model.train(was_training)
-    per_layer = torch.zeros(model.num_layers + 1, dtype=torch.long)
-    for result in results:
-        per_layer += torch.bincount(result.exit_layer, minlength=model.num_layers + 1)
-    return PolicyRun(results, counter, per_layer[1:].tolist())
+        if collecting:
+            gc.enable()
+    filled = [r if r is not None else _zeros(0) for r in results]  # only sentences without words are left
+    layers = torch.cat([r.exit_layer for r in filled]) if filled else torch.zeros(0, dtype=torch.long)
+    per_layer = torch.bincount(layers, minlength=model.num_layers + 1)
+    return PolicyRun(filled, counter, per_layer[1:].tolist())
+
+
+def _zeros(n: int) -> WordExits:
+    return WordExits(torch.zeros(n, dtype=torch.long), torch.zeros(n), torch.zeros(n, dtype=torch.long))
 
 
 @torch.inference_mode()

@@ -32,22 +32,31 @@ class FlopCounter:
     spent: int = 0
     full: int = 0
 
-    def layer(self, n_keys: torch.Tensor, n_active: torch.Tensor) -> None:
-        """One layer over rows with n_keys real pieces and n_active active pieces: (rows,) each."""
-        n, a = n_keys.long(), n_active.long()
+    def rows_spent(self, n_pieces: torch.Tensor, piece_exit: torch.Tensor, words_read: torch.Tensor) -> torch.Tensor:
+        """FLOPs spent per row, from where every piece stopped.
+
+        n_pieces: (rows,) real pieces; piece_exit: (rows, pieces) the number of layers each piece
+        ran as a query (0 on padding; a row's [CLS]/[SEP] run as long as the row); words_read:
+        (rows,) exit classifier reads. A row runs layer l while any piece's exit is > l, and
+        then all its pieces are keys."""
+        layers = torch.arange(self.num_layers, device=piece_exit.device)[:, None]  # (L, 1)
+        active = (piece_exit[None] > layers[..., None]).sum(-1).long()  # (L, rows)
+        keys = n_pieces.long()[None] * (piece_exit.max(1).values[None] > layers)  # (L, rows)
         h, i = self.hidden, self.intermediate
-        self.spent += int(4 * h * h * n.sum() + 4 * h * h * a.sum() + 4 * h * (a * n).sum() + 4 * h * i * a.sum())
+        per_layer = 4 * h * h * keys + 4 * h * h * active + 4 * h * active * keys + 4 * h * i * active
+        return per_layer.sum(0) + 2 * h * self.num_labels * words_read.long()
 
-    def exits(self, n_words: int | torch.Tensor) -> None:
-        """Exit classifiers applied to n_words words."""
-        self.spent += int(2 * self.hidden * self.num_labels * int(n_words))
-
-    def full_forward(self, n_pieces: torch.Tensor, n_words: torch.Tensor) -> None:
-        """Add the cost of a plain full-depth forward of rows with these lengths: (rows,) each."""
+    def rows_full(self, n_pieces: torch.Tensor, n_words: torch.Tensor) -> torch.Tensor:
+        """FLOPs a plain full-depth forward spends per row with these lengths: (rows,) each."""
         n = n_pieces.long()
         h, i = self.hidden, self.intermediate
-        per_layer = 8 * h * h * n.sum() + 4 * h * (n * n).sum() + 4 * h * i * n.sum()
-        self.full += int(self.num_layers * per_layer + 2 * h * self.num_labels * n_words.long().sum())
+        per_layer = 8 * h * h * n + 4 * h * n * n + 4 * h * i * n
+        return self.num_layers * per_layer + 2 * h * self.num_labels * n_words.long()
+
+    def add(self, spent: torch.Tensor, full: torch.Tensor) -> None:
+        """Add per-row counts (see `rows_spent`, `rows_full`)."""
+        self.spent += int(spent.sum())
+        self.full += int(full.sum())
 
     @property
     def speedup(self) -> float:

@@ -221,3 +221,41 @@ def test_simulated_exits_match_the_engine_where_nothing_copied_is_involved(make_
     # layer 1 sees no copied state yet, so simulation and engine agree on who halts there
     assert (simulated == 1).any() and torch.equal(simulated == 1, engine == 1)
     assert (simulated[batch.word_mask] >= 1).all() and (simulated[~batch.word_mask] == 0).all()
+
+
+@pytest.mark.parametrize("mode", ["tokee", "sentee"])
+@pytest.mark.parametrize("group_size", [1, 2, 4])
+def test_regrouping_rows_layer_by_layer_changes_nothing(make_tagger, sentences, mode, group_size):
+    model = make_tagger(6)
+    many = [s[i:] + s[:i] for i in range(3) for s in sentences]  # 15 rows of varied lengths
+    batch = batch_of(model, many)
+    policy = ExitPolicy(mode=mode, threshold=_mid_threshold(model, batch), window=1)
+    with torch.inference_mode():
+        whole = exit_batch(model, batch, policy)
+        grouped = exit_batch(model, batch, policy, group_size=group_size)
+    mask = batch.word_mask
+    assert len(set(whole.exit_layer[mask].tolist())) > 1, "the threshold halts words at several layers"
+    assert torch.equal(grouped.exit_layer, whole.exit_layer)
+    assert torch.equal(grouped.label_ids[mask], whole.label_ids[mask])
+    assert (grouped.logits - whole.logits)[mask].abs().max() <= 1e-4
+    assert grouped.flops.spent == whole.flops.spent
+
+
+def test_tokee_flops_follow_the_formula_from_each_words_exit_layer(make_tagger, sentences):
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    with torch.inference_mode():
+        run = exit_batch(model, batch, ExitPolicy.tokee(_mid_threshold(model, batch), window=1))
+    h, i, c = 32, 64, len(model.labels)
+    expected = 0
+    for row, sentence in enumerate(sentences):
+        n = int(batch.attention_mask[row].sum())
+        starts = batch.word_starts[row, : len(sentence)].tolist() + [n - 1]  # [SEP] ends the last word
+        sizes = [b - a for a, b in zip(starts, starts[1:])]
+        exits = run.exit_layer[row, : len(sentence)].tolist()
+        for layer in range(max(exits)):  # the row runs until its last word halts
+            a = 2 + sum(size for size, e in zip(sizes, exits) if e > layer)  # [CLS] and [SEP] run with the row
+            expected += 4 * h * h * n + 4 * h * h * a + 4 * h * a * n + 4 * h * i * a
+            expected += 2 * h * c * len(sentence)  # every word of a running row is read by the exit
+    assert run.flops.spent == expected
+    assert [int(s) for s in run.row_flops[0]] and sum(int(s) for s in run.row_flops[0]) == expected

@@ -39,3 +39,26 @@ def test_one_word_longer_than_the_window_keeps_its_label(tiny_backbone):
     [chunks] = encoder.encode([["john", "abcdefghij", "said"]])
     assert [c.owned_words for c in chunks][0][0] == 0 and chunks[-1].owned_words[1] == 3
     assert all(len(c.input_ids) <= 6 for c in chunks)
+
+
+def test_word_pieces_equal_the_tokenizers_own_mapping_in_context(tiny_backbone):
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_backbone))
+    encoder = WordPieceEncoder(tokenizer, max_pieces=64)
+    sentences = [["john", "xqz", "said", "u.s.", "paris"], ["said", "berlin-based", "xqz"], ["\u200b", "a"]]
+    in_context = tokenizer(sentences, is_split_into_words=True, add_special_tokens=False)
+    for i, per_word in enumerate(encoder.word_pieces(sentences)):
+        expected = [[] for _ in sentences[i]]
+        for piece, word in zip(in_context["input_ids"][i], in_context.word_ids(i)):
+            expected[word].append(piece)
+        assert per_word == [e or [tokenizer.unk_token_id] for e in expected]
+
+
+def test_collate_pads_and_masks(tiny_backbone):
+    encoder = WordPieceEncoder(AutoTokenizer.from_pretrained(str(tiny_backbone)), max_pieces=64)
+    chunks = [c for [c] in encoder.encode([["john", "abcdef"], ["paris"]])]
+    batch = encoder.collate(chunks)
+    assert batch.input_ids.shape == batch.attention_mask.shape == (2, len(chunks[0].input_ids))
+    assert batch.attention_mask.sum(1).tolist() == [len(c.input_ids) for c in chunks]
+    assert batch.word_mask.tolist() == [[True, True], [True, False]]
+    assert batch.word_starts[0].tolist() == chunks[0].word_starts and batch.word_starts[1, 0] == 1
+    assert (batch.input_ids[1, len(chunks[1].input_ids):] == encoder.pad_id).all()
