@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -81,7 +82,7 @@ def main() -> None:
     for policy in POLICIES:  # warm-up: allocator, kernels and caches for every code path
         run_policy(model, sentences[:256], policy, batch_size=32)
     results = {"model": str(args.model), "data": str(args.data), "sentences": len(sentences),
-               "words": sum(map(len, sentences)), "rounds": args.rounds, "command": "python " + " ".join(sys.argv), "notes": args.note,
+               "words": sum(map(len, sentences)), "rounds": args.rounds, "command": "python " + shlex.join(sys.argv), "notes": args.note,
                "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__},
                "batches": {}}
     for batch_size in args.batch_sizes:
