@@ -45,6 +45,21 @@ class Batch:
         return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.word_starts, self.word_mask)))
 
 
+def _plain_backend(tokenizer):
+    """A private copy of the Rust tokenizer with padding and truncation off: a tokenizer.json
+    may switch them on (sentence-transformers models pad to the longest input), and the Python
+    wrapper only overrides them per call. None when there is no Rust tokenizer to copy."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    plain = Tokenizer.from_str(backend.to_str())
+    plain.no_padding()
+    plain.no_truncation()
+    return plain
+
+
 class WordPieceEncoder:
     """Turns word lists into `EncodedChunk`s with a Hugging Face fast tokenizer."""
 
@@ -56,6 +71,7 @@ class WordPieceEncoder:
         self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id or 0
+        self._backend = _plain_backend(tokenizer)
 
     def word_pieces(self, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
         """Piece ids per word per sentence; a word with no pieces (e.g. a lone control character)
@@ -76,10 +92,9 @@ class WordPieceEncoder:
     def _piece_ids(self, words: list[list[str]]) -> list[list[int]]:
         """Piece ids of pre-split inputs, straight from the Rust tokenizer when there is one
         (the Python wrapper costs several times the tokenization itself); the same ids."""
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is None:
+        if self._backend is None:
             return self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)["input_ids"]
-        return [e.ids for e in backend.encode_batch(words, is_pretokenized=True, add_special_tokens=False)]
+        return [e.ids for e in self._backend.encode_batch(words, is_pretokenized=True, add_special_tokens=False)]
 
     def encode(self, sentences: Sequence[Sequence[str]]) -> list[list[EncodedChunk]]:
         """Chunks per sentence: one, unless the sentence overflows the encoder window; then

@@ -62,3 +62,15 @@ def test_collate_pads_and_masks(tiny_backbone):
     assert batch.word_mask.tolist() == [[True, True], [True, False]]
     assert batch.word_starts[0].tolist() == chunks[0].word_starts and batch.word_starts[1, 0] == 1
     assert (batch.input_ids[1, len(chunks[1].input_ids):] == encoder.pad_id).all()
+
+
+def test_word_pieces_ignore_padding_and_truncation_set_in_the_tokenizer_file(tiny_backbone):
+    """sentence-transformers' tokenizer.json pads to the longest input and truncates: the
+    pieces of a word must not depend on that (nor on the other words in the call)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_backbone))
+    plain = WordPieceEncoder(tokenizer, max_pieces=64).word_pieces([["john", "abcdefgh", "said"]])
+    tokenizer.backend_tokenizer.enable_padding(pad_id=tokenizer.pad_token_id, pad_token="[PAD]")
+    tokenizer.backend_tokenizer.enable_truncation(max_length=2)
+    configured = WordPieceEncoder(tokenizer, max_pieces=64).word_pieces([["john", "abcdefgh", "said"]])
+    assert configured == plain
+    assert [len(p) for p in plain[0]] == [1, 8, 1]
