@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 
 from .backbones import resolve_backbone
 
@@ -32,20 +32,14 @@ def base_weights_file(base: str) -> Path:
     raise FileNotFoundError(f"{folder}: no model.safetensors in the backbone folder")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def base_state(base: str, model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The backbone's weights under the tagger's names (`encoder.` + the Hugging Face name)."""
-    raw = load_file(str(base_weights_file(base)))
-    names = {k.removeprefix("bert."): v for k, v in raw.items()}
-    return {key: names[key[len(ENCODER_PREFIX):]] for key in model_state
-            if key.startswith(ENCODER_PREFIX) and key[len(ENCODER_PREFIX):] in names}
+def base_state(base: str, model_state: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
+    """(SHA-256 of the backbone's weights file, its weights under the tagger's names:
+    `encoder.` + the Hugging Face name), from one read of the file."""
+    raw = base_weights_file(base).read_bytes()
+    names = {k.removeprefix("bert."): v for k, v in load(raw).items()}
+    state = {key: names[key[len(ENCODER_PREFIX):]] for key in model_state
+             if key.startswith(ENCODER_PREFIX) and key[len(ENCODER_PREFIX):] in names}
+    return hashlib.sha256(raw).hexdigest(), state
 
 
 def quantize_rows(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +53,7 @@ def save_compact(state: dict[str, torch.Tensor], folder: str | Path, base: str) 
     the installed backbone `base`; returns the record written to compact.json."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    reference = base_state(base, state)
+    sha256, reference = base_state(base, state)
     tensors: dict[str, torch.Tensor] = {}
     unchanged = []
     for key, value in state.items():
@@ -75,7 +69,7 @@ def save_compact(state: dict[str, torch.Tensor], folder: str | Path, base: str) 
         else:
             tensors[f"{key}.full"] = value.contiguous()
     save_file(tensors, str(folder / DELTA_FILE), metadata={"format": "pt"})
-    record = {"base": base, "base_sha256": file_sha256(base_weights_file(base)), "quantization": "int8 per-row delta",
+    record = {"base": base, "base_sha256": sha256, "quantization": "int8 per-row delta",
               "unchanged": unchanged}
     (folder / COMPACT_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -86,9 +80,9 @@ def load_compact(folder: str | Path, model_state: dict[str, torch.Tensor]) -> di
     folder = Path(folder)
     record = json.loads((folder / COMPACT_FILE).read_text())
     base = record["base"]
-    if file_sha256(base_weights_file(base)) != record["base_sha256"]:
+    sha256, reference = base_state(base, model_state)
+    if sha256 != record["base_sha256"]:
         raise ValueError(f"{folder} was compacted against another version of backbone {base!r} (weights differ)")
-    reference = base_state(base, model_state)
     stored = load_file(str(folder / DELTA_FILE))
     state = {}
     for key in model_state:

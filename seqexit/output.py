@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from .data import INTERNAL_SCHEME, convert
+from .data.writers import conll_block
 from .tagger import TaggedSentence
 
 OUTPUT_FORMATS = ("conll", "jsonl", "spacy")
@@ -111,7 +112,7 @@ class ConllWriter(TaggedWriter):
     """`word<TAB>label` lines, a blank line after each sentence."""
 
     def write(self, tagged: TaggedSentence) -> None:
-        self.stream.write("".join(f"{w}\t{t}\n" for w, t in zip(tagged.words, _labels(tagged, self.scheme))) + "\n")
+        self.stream.write(conll_block(tagged.words, _labels(tagged, self.scheme)))
 
 
 class JsonlWriter(TaggedWriter):

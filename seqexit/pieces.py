@@ -103,14 +103,10 @@ class WordPieceEncoder:
         budget = self.max_pieces - 2
         for per_word in self.word_pieces(sentences):
             if sum(map(len, per_word)) <= budget:  # the common case: one window
-                ids, starts = [self.cls_id], []
-                for pieces in per_word:
-                    starts.append(len(ids))
-                    ids.extend(pieces)
-                out.append([EncodedChunk(ids + [self.sep_id], starts)])
-                continue
-            per_word = [pieces[:budget] for pieces in per_word]
-            windows = self._windows([len(pieces) for pieces in per_word])
+                windows = [(0, len(per_word))]
+            else:
+                per_word = [pieces[:budget] for pieces in per_word]
+                windows = self._windows([len(pieces) for pieces in per_word])
             chunks = []
             for i, (start, end) in enumerate(windows):
                 ids, starts = [self.cls_id], []

@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import torch
 from spacy.parts_of_speech import IDS
 from spacy.tokens import Doc, Span
 from spacy.training import biluo_tags_to_spans, iob_to_biluo
 from spacy.util import filter_spans
 
 from .data import INTERNAL_SCHEME, convert
-from .exits import ExitPolicy
-from .exits.halting import exit_batch
+from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger
 
 UPOS_TAGS = frozenset(IDS) - {"", "EOL"}  # what `token.pos_` accepts: Universal POS tags (and spaCy's SPACE)
@@ -48,7 +46,6 @@ class TokenExits:
     flops: tuple[int, int] = (0, 0)
 
 
-@torch.inference_mode()
 def label_tokens(
     model: MultiExitTagger,
     token_lists: Sequence[Sequence[str]],
@@ -57,55 +54,16 @@ def label_tokens(
     batch_size: int = 32,
     outside: str = "O",
 ) -> list[TokenExits]:
-    """Label every token of every token list (a doc's `token.text`s) under `policy`, in order.
-
-    The non-blank tokens of all docs are encoded together and batched exactly as `run_policy`
-    batches word lists (chunks length-sorted, `batch_size` per forward), so a doc's labels,
-    confidences and exit layers equal `Tagger.tag` on its non-blank words.
-    """
-    if model.pieces is None:
-        raise ValueError("the model has no tokenizer attached")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    """Label every token of every token list (a doc's `token.text`s) under `policy`, in order:
+    `run_policy` on each doc's non-blank tokens, so a doc's labels, confidences and exit layers
+    equal `Tagger.tag` on those words; blank tokens get `outside`, confidence 1, exit layer 0."""
     kept = [[i for i, text in enumerate(tokens) if not is_blank(text)] for tokens in token_lists]
     words = [[tokens[i] for i in keep] for tokens, keep in zip(token_lists, kept)]
-    label_ids = [torch.zeros(len(w), dtype=torch.long) for w in words]
-    confidence = [torch.zeros(len(w)) for w in words]
-    exit_layer = [torch.zeros(len(w), dtype=torch.long) for w in words]
-    flops = [[0, 0] for _ in words]
-    todo = [d for d, w in enumerate(words) if w]
-    chunks = [
-        (doc, chunk)
-        for doc, doc_chunks in zip(todo, model.pieces.encode([words[d] for d in todo]))
-        for chunk in doc_chunks
-        if chunk.n_words
-    ]
-    chunks.sort(key=lambda item: len(item[1].input_ids))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(chunks), batch_size):
-            group = chunks[start : start + batch_size]
-            batch = model.pieces.collate([chunk for _, chunk in group]).to(device)
-            exits = exit_batch(model, batch, policy)
-            costs = list(zip(*(t.tolist() for t in exits.row_flops)))
-            ids, conf, layers = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
-            for row, (doc, chunk) in enumerate(group):
-                first, last = chunk.owned_words
-                into, take = slice(first, last), slice(first - chunk.word_offset, last - chunk.word_offset)
-                label_ids[doc][into] = ids[row, take]
-                confidence[doc][into] = conf[row, take]
-                exit_layer[doc][into] = layers[row, take]
-                flops[doc][0] += costs[row][0]
-                flops[doc][1] += costs[row][1]
-    finally:
-        model.train(was_training)
+    run = run_policy(model, words, policy, batch_size=batch_size)
     results = []
-    for d, tokens in enumerate(token_lists):
-        out = TokenExits([outside] * len(tokens), [1.0] * len(tokens), [0] * len(tokens), (flops[d][0], flops[d][1]))
-        labels = [model.labels[i] for i in label_ids[d].tolist()]
-        for i, label, conf, layer in zip(kept[d], labels, confidence[d].tolist(), exit_layer[d].tolist()):
+    for tokens, keep, done in zip(token_lists, kept, run.sentences):
+        out = TokenExits([outside] * len(tokens), [1.0] * len(tokens), [0] * len(tokens), (done.flops_spent, done.flops_full))
+        for i, label, conf, layer in zip(keep, done.labels(model), done.confidence.tolist(), done.exit_layer.tolist()):
             out.labels[i], out.confidence[i], out.exit_layers[i] = label, conf, layer
         results.append(out)
     return results

@@ -25,8 +25,7 @@ def default_nlp():
 
 
 def sentences_from_text(text: str, *, nlp=None, source: str | None = None, line: int | None = None) -> list[Sentence]:
-    """Sentences of `text`; `meta["char_offsets"]` holds each word's (start, end) in `text`
-    (kept as `meta["line_text"]`)."""
+    """Sentences of `text`; `meta["char_offsets"]` holds each word's (start, end) in `text`."""
     nlp = nlp or default_nlp()
     doc = nlp(text)
     spans = doc.sents if doc.has_annotation("SENT_START") else [doc[:]]
@@ -40,8 +39,7 @@ def sentences_from_text(text: str, *, nlp=None, source: str | None = None, line:
                 [t.text for t in tokens],
                 source=source,
                 lines=[line] * len(tokens) if line is not None else None,
-                meta={"text": span.text.strip(), "char_offsets": [(t.idx, t.idx + len(t.text)) for t in tokens], "line": line,
-                      "line_text": text},
+                meta={"text": span.text.strip(), "char_offsets": [(t.idx, t.idx + len(t.text)) for t in tokens], "line": line},
             )
         )
     return sentences

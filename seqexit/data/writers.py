@@ -16,7 +16,7 @@ def write_conll(
 ) -> None:
     """`word<TAB>label` lines, a blank line after each sentence. scheme=None writes labels as
     they are (POS); otherwise IOB2 labels are converted to `scheme`."""
-    _write(out, [_conll_block(s, l) for s, l in _checked(sentences, labels, scheme)])
+    _write(out, [conll_block(s.words, l) for s, l in _checked(sentences, labels, scheme)])
 
 
 def write_jsonl(
@@ -52,8 +52,9 @@ def _checked(
     return pairs
 
 
-def _conll_block(sentence: Sentence, tags: list[str]) -> str:
-    return "".join(f"{w}\t{t}\n" for w, t in zip(sentence.words, tags)) + "\n"
+def conll_block(words: Sequence[str], tags: Sequence[str]) -> str:
+    """`word<TAB>tag` lines and the blank line that ends a sentence."""
+    return "".join(f"{w}\t{t}\n" for w, t in zip(words, tags)) + "\n"
 
 
 def _write(out: str | Path | IO[str], chunks: list[str]) -> None:

@@ -32,6 +32,8 @@ class WordExits:
     label_ids: torch.Tensor  # (words,) long
     confidence: torch.Tensor  # (words,) float
     exit_layer: torch.Tensor  # (words,) long, 1-based
+    flops_spent: int = 0  # this sentence's share of the run's FLOPs (see `FlopCounter.rows_spent`)
+    flops_full: int = 0  # what full depth would have spent on it
 
     def labels(self, model: MultiExitTagger) -> list[str]:
         return [model.labels[i] for i in self.label_ids.tolist()]
@@ -111,17 +113,21 @@ def run_policy(
             exits = exit_batch(model, batch, policy, group_size=batch_size)
             counter.merge(exits.flops)
             label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
+            spent, full = (t.tolist() for t in exits.row_flops)
             for row, (sentence, chunk) in enumerate(group):
                 if chunk.owned is None:  # the sentence's only chunk: views into the batch's results
                     n = chunk.n_words
-                    results[sentence] = WordExits(label_ids[row, :n], confidence[row, :n], exit_layer[row, :n])
+                    results[sentence] = WordExits(label_ids[row, :n], confidence[row, :n], exit_layer[row, :n],
+                                                  spent[row], full[row])
                     continue
                 if results[sentence] is None:
                     results[sentence] = _zeros(len(sentences[sentence]))
-                into, take = _owned(chunk)
-                results[sentence].label_ids[into] = label_ids[row, take]
-                results[sentence].confidence[into] = confidence[row, take]
-                results[sentence].exit_layer[into] = exit_layer[row, take]
+                result, (into, take) = results[sentence], _owned(chunk)
+                result.label_ids[into] = label_ids[row, take]
+                result.confidence[into] = confidence[row, take]
+                result.exit_layer[into] = exit_layer[row, take]
+                result.flops_spent += spent[row]
+                result.flops_full += full[row]
     finally:
         model.train(was_training)
         if collecting:

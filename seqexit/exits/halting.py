@@ -66,13 +66,13 @@ def exit_batch(
 
     group_size: TOKEE/SENTEE run each layer on groups of at most this many running rows,
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
+    owner = piece_words(batch)
     if policy.mode in ("full", "static"):
         hidden = model.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
         out, words_read = _static(model, batch, hidden, policy.exit_depth(model.num_layers), keep_hidden)
     else:
-        out, words_read = _dynamic(model, batch, policy, keep_hidden, group_size)
+        out, words_read = _dynamic(model, batch, owner, policy, keep_hidden, group_size)
     n_pieces = batch.attention_mask.sum(1)
-    owner = piece_words(batch)
     depth = out.exit_layer.max(1, keepdim=True).values  # a row's [CLS]/[SEP] run while it does
     piece_exit = torch.where(owner >= 0, out.exit_layer.gather(1, owner.clamp(min=0)), depth) * batch.attention_mask
     spent = out.flops.rows_spent(n_pieces, piece_exit, words_read)
@@ -104,7 +104,7 @@ def _static(model, batch, hidden, depth, keep_hidden) -> tuple[BatchExits, torch
     return out, batch.word_mask.sum(1)
 
 
-def _dynamic(model, batch, policy, keep_hidden, group_size) -> tuple[BatchExits, torch.Tensor]:
+def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[BatchExits, torch.Tensor]:
     """The TOKEE/SENTEE loop, layer by layer over groups of running rows.
 
     Rows are taken in batch order (the caller sorts by length) and regrouped at every layer from
@@ -123,7 +123,6 @@ def _dynamic(model, batch, policy, keep_hidden, group_size) -> tuple[BatchExits,
     # every row's states, embedded group by group at layer 1 (so padding follows each group)
     hidden = torch.zeros(size, batch.input_ids.shape[1], parts.query.in_features, device=device, dtype=dtype)
     out = _empty_exits(model, batch, hidden)
-    owner = piece_words(batch)
     owner = owner.masked_fill(owner < 0, n_words)  # [CLS]/[SEP]/padding read the "row runs" column
     n_pieces, n_row_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     active = batch.word_mask.clone()
