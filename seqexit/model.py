@@ -17,6 +17,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from .backbones import resolve_backbone
+from .casing import add_casing_embeddings
 from .compact import COMPACT_FILE, load_compact, save_compact
 from .encoders import adapter_for
 from .pieces import Batch, WordPieceEncoder
@@ -37,6 +38,7 @@ class TaggerConfig:
     backbone: str = ""  # where the encoder came from, for the record
     exit_dropout: float = 0.1
     max_pieces: int = 512
+    casing: bool = False  # learned casing features on the piece embeddings (seqexit.casing)
     backbone_config: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -97,8 +99,10 @@ class MultiExitTagger(nn.Module):
             ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout)
             for _ in range(self.adapter.num_layers)
         )
+        if config.casing:  # after the exits, whose random init stays as without casing
+            add_casing_embeddings(encoder, self.adapter.hidden_size)
         self.tokenizer = tokenizer
-        self.pieces = WordPieceEncoder(tokenizer, config.max_pieces) if tokenizer is not None else None
+        self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
 
     @property
     def num_layers(self) -> int:
@@ -110,15 +114,18 @@ class MultiExitTagger(nn.Module):
 
     @classmethod
     def from_backbone(
-        cls, backbone: str | Path, labels: list[str], task: str = "ner", scheme: str | None = "iob2", exit_dropout: float = 0.1
+        cls, backbone: str | Path, labels: list[str], task: str = "ner", scheme: str | None = "iob2",
+        exit_dropout: float = 0.1, casing: bool = False,
     ) -> MultiExitTagger:
-        """A fresh tagger on a local Hugging Face encoder folder (no download is ever tried)."""
+        """A fresh tagger on a local Hugging Face encoder folder (no download is ever tried).
+
+        casing: add learned casing features (for uncased backbones; see `seqexit.casing`)."""
         backbone = str(backbone)
         encoder = AutoModel.from_pretrained(backbone, local_files_only=True)
         _drop_pooler(encoder)
         tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
         config = TaggerConfig(
-            labels=list(labels), task=task, scheme=scheme, backbone=backbone, exit_dropout=exit_dropout,
+            labels=list(labels), task=task, scheme=scheme, backbone=backbone, exit_dropout=exit_dropout, casing=casing,
             max_pieces=min(encoder.config.max_position_embeddings, tokenizer.model_max_length, 512),
             backbone_config=encoder.config.to_dict(),
         )
@@ -146,7 +153,7 @@ class MultiExitTagger(nn.Module):
         depth = num_layers or self.num_layers
         if not 1 <= depth <= self.num_layers:
             raise ValueError(f"num_layers must be in 1..{self.num_layers}, got {depth}")
-        hidden = self.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
+        hidden = self.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
         index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])  # (batch, words, hidden)
         logits = []
         for layer in range(depth):

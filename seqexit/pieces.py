@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .casing import casing_class
+
 
 @dataclass
 class EncodedChunk:
@@ -21,6 +23,7 @@ class EncodedChunk:
     word_starts: list[int]  # position of each word's first piece in input_ids
     word_offset: int = 0
     owned: tuple[int, int] | None = None  # sentence words this chunk labels; None: all of its words
+    casing_ids: list[int] | None = None  # casing class of each piece's word (0 on [CLS]/[SEP]); see seqexit.casing
 
     @property
     def n_words(self) -> int:
@@ -40,9 +43,11 @@ class Batch:
     attention_mask: torch.Tensor  # (batch, pieces) bool, True on real pieces
     word_starts: torch.Tensor  # (batch, words) long, 0 where padded
     word_mask: torch.Tensor  # (batch, words) bool, True on real words
+    casing_ids: torch.Tensor | None = None  # (batch, pieces) long, for models with casing features
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.word_starts, self.word_mask)))
+        return Batch(*(None if t is None else t.to(device) for t in
+                       (self.input_ids, self.attention_mask, self.word_starts, self.word_mask, self.casing_ids)))
 
 
 def _plain_backend(tokenizer):
@@ -63,11 +68,12 @@ def _plain_backend(tokenizer):
 class WordPieceEncoder:
     """Turns word lists into `EncodedChunk`s with a Hugging Face fast tokenizer."""
 
-    def __init__(self, tokenizer, max_pieces: int = 512) -> None:
+    def __init__(self, tokenizer, max_pieces: int = 512, casing: bool = False) -> None:
         if not getattr(tokenizer, "is_fast", False):
             raise ValueError("seqexit needs a fast (Rust) tokenizer to map words to word pieces")
         self.tokenizer = tokenizer
         self.max_pieces = max_pieces
+        self.casing = casing  # also give each chunk its pieces' casing classes
         self.cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
         self.sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
         self.pad_id = tokenizer.pad_token_id or 0
@@ -101,7 +107,8 @@ class WordPieceEncoder:
         windows that overlap by about half, each word owned by one of them."""
         out = []
         budget = self.max_pieces - 2
-        for per_word in self.word_pieces(sentences):
+        casing_of: dict[str, int] = {}
+        for words, per_word in zip(sentences, self.word_pieces(sentences)):
             if sum(map(len, per_word)) <= budget:  # the common case: one window
                 windows = [(0, len(per_word))]
             else:
@@ -116,7 +123,15 @@ class WordPieceEncoder:
                 own_start = start if i == 0 else (start + windows[i - 1][1]) // 2
                 own_end = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2
                 owned = None if len(windows) == 1 else (own_start, own_end)
-                chunks.append(EncodedChunk(ids + [self.sep_id], starts, start, owned))
+                casing = None
+                if self.casing:
+                    casing = [0]
+                    for word, pieces in zip(words[start:end], per_word[start:end]):
+                        if word not in casing_of:
+                            casing_of[word] = casing_class(word)
+                        casing.extend([casing_of[word]] * len(pieces))
+                    casing.append(0)
+                chunks.append(EncodedChunk(ids + [self.sep_id], starts, start, owned, casing))
             out.append(chunks)
         return out
 
@@ -144,4 +159,7 @@ class WordPieceEncoder:
         positions = torch.arange(max(n_pieces, n_words))
         attention_mask = positions[:n_pieces] < torch.tensor([len(c.input_ids) for c in chunks])[:, None]
         word_mask = positions[:n_words] < torch.tensor([c.n_words for c in chunks])[:, None]
-        return Batch(input_ids, attention_mask, word_starts, word_mask)
+        casing_ids = None
+        if self.casing:
+            casing_ids = torch.tensor([c.casing_ids + [0] * (n_pieces - len(c.casing_ids)) for c in chunks], dtype=torch.long)
+        return Batch(input_ids, attention_mask, word_starts, word_mask, casing_ids)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..casing import with_casing
+
 
 @dataclass
 class LayerParts:
@@ -64,7 +66,11 @@ class EncoderAdapter:
     def hidden_size(self) -> int:
         return self.layers[0].query.in_features
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:  # (batch, pieces) -> (batch, pieces, hidden)
+    def embed(self, input_ids: torch.Tensor, casing_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, pieces) piece ids [and casing class ids] -> (batch, pieces, hidden)"""
+        return with_casing(self.encoder, self.embed_pieces(input_ids), casing_ids)
+
+    def embed_pieces(self, input_ids: torch.Tensor) -> torch.Tensor:  # (batch, pieces) -> (batch, pieces, hidden)
         raise NotImplementedError
 
     def run_layer(self, index: int, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

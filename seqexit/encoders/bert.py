@@ -33,7 +33,7 @@ class BertFamilyAdapter(EncoderAdapter):
             for layer in encoder.encoder.layer
         ]
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def embed_pieces(self, input_ids: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
         project = getattr(self.encoder, "embeddings_project", None)  # ELECTRA-small style
         return project(hidden) if project is not None else hidden

@@ -68,7 +68,7 @@ def exit_batch(
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
     owner = piece_words(batch)
     if policy.mode in ("full", "static"):
-        hidden = model.adapter.embed(batch.input_ids)  # (batch, pieces, hidden)
+        hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
         out, words_read = _static(model, batch, hidden, policy.exit_depth(model.num_layers), keep_hidden)
     else:
         out, words_read = _dynamic(model, batch, owner, policy, keep_hidden, group_size)
@@ -141,7 +141,7 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             pieces, words = int(n_pieces[rows].max()), int(n_row_words[rows].max())
             key_mask, word_mask, act = batch.attention_mask[rows, :pieces], batch.word_mask[rows, :words], active[rows, :words]
             if layer == 0:
-                states = model.adapter.embed(batch.input_ids[rows, :pieces])  # (group, pieces, hidden)
+                states = model.adapter.embed(batch.input_ids[rows, :pieces], _rows(batch.casing_ids, rows, pieces))  # (group, pieces, hidden)
             else:
                 states = hidden[rows, :pieces]  # a copy
             if tokee and not bool(act.eq(word_mask).all()):
@@ -243,7 +243,7 @@ def forward_with_exit_layers(
     and serve only as keys/values. Every exit reads every word (halted words see their frozen
     state); returns (layers, batch, words, labels). exit_grad_scale and lower_exit_generator act
     on the exits below the last as in `MultiExitTagger.forward`."""
-    hidden = model.adapter.embed(batch.input_ids)
+    hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)
     owner = piece_words(batch)
     index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])
     logits = []
@@ -262,3 +262,7 @@ def forward_with_exit_layers(
         else:
             logits.append(model.exits[layer](scale_grad(at_words, exit_grad_scale), lower_exit_generator))
     return torch.stack(logits)
+
+
+def _rows(ids: torch.Tensor | None, rows: torch.Tensor, pieces: int) -> torch.Tensor | None:
+    return None if ids is None else ids[rows, :pieces]

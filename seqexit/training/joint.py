@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..casing import LEARNING_RATE_SCALE, is_casing_parameter
 from ..data import Sentence
 from ..evaluation import evaluate_exits
 from ..evaluation.exits import check_labels
@@ -224,11 +225,14 @@ def _clip_groups(model: MultiExitTagger) -> list[list[torch.nn.Parameter]]:
 
 
 def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
+    """AdamW; no weight decay on biases and LayerNorm weights; casing vectors (new, from zero)
+    at a scaled learning rate without decay."""
+    decay, no_decay, casing = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 else decay).append(param)
+        (casing if is_casing_parameter(name) else no_decay if param.ndim < 2 else decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if casing:
+        groups.append({"params": casing, "weight_decay": 0.0, "lr": config.learning_rate * LEARNING_RATE_SCALE})
     return torch.optim.AdamW(groups, lr=config.learning_rate)
