@@ -41,7 +41,7 @@ def tag(
 
     Large files stream through in batches. Examples:
 
-      seqexit tag data/samples/conll03-sample.txt -m MODEL
+      seqexit tag data/samples/news.txt -m en-ner -f pretty
 
       cat news.txt | seqexit tag - -m MODEL --preset fast -f jsonl > news.jsonl
     """

@@ -19,7 +19,7 @@ from .data import INTERNAL_SCHEME, convert
 from .data.writers import conll_block
 from .tagger import TaggedSentence
 
-OUTPUT_FORMATS = ("conll", "jsonl", "spacy")
+OUTPUT_FORMATS = ("conll", "jsonl", "spacy", "pretty")
 
 
 def output_format_for(path: str | Path | None) -> str:
@@ -164,6 +164,21 @@ class DocBinWriter(TaggedWriter):
         self.stream.write(self.docs.to_bytes())
 
 
+class PrettyWriter(TaggedWriter):
+    """For people: each sentence, then its entities one per line (`  LABEL  text`); for per-word
+    tags (POS) the sentence as `word/TAG` pairs."""
+
+    def write(self, tagged: TaggedSentence) -> None:
+        if tagged.spans is None:
+            self.stream.write(" ".join(f"{w}/{t}" for w, t in zip(tagged.words, tagged.labels)) + "\n\n")
+            return
+        record = tagged_record(tagged)
+        lines = [record.get("text") or " ".join(tagged.words)]
+        width = max((len(e["label"]) for e in record["entities"]), default=0)
+        lines += [f"  {e['label']:<{width}}  {e['text']}" for e in record["entities"]]
+        self.stream.write("\n".join(lines) + "\n\n")
+
+
 def _spaces(tagged: TaggedSentence) -> list[bool]:
     """Whether each word is followed by a space: from raw text's offsets, else every word but the last."""
     offsets = tagged.source.meta.get("char_offsets") if tagged.source is not None else None
@@ -184,4 +199,6 @@ def open_writer(
         return JsonlWriter(out, scheme=scheme)
     if format == "spacy":
         return DocBinWriter(out, scheme=scheme, task=task)
+    if format == "pretty":
+        return PrettyWriter(out, scheme=scheme)
     raise ValueError(f"unknown output format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")

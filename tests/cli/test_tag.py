@@ -164,3 +164,20 @@ def test_tag_stream_reads_ahead_at_most_one_chunk(make_tagger, sentences):
     for produced, _ in enumerate(tagger.tag_stream(source(), chunk_size=8), start=1):
         assert len(consumed) - produced < 8, "never more than one chunk held beyond what was yielded"
     assert produced == 50
+
+
+def test_pretty_output_lists_each_sentences_entities_and_pos_pairs(ner_model, pos_model, tmp_path):
+    (tmp_path / "in.txt").write_text(TEXT)
+    pretty = tag(tmp_path / "in.txt", "-m", ner_model, "-f", "pretty", "--exit-layer", "2")
+    records = [json.loads(line) for line in
+               tag(tmp_path / "in.txt", "-m", ner_model, "-f", "jsonl", "--exit-layer", "2").stdout.splitlines()]
+    blocks = pretty.stdout.strip("\n").split("\n\n")
+    assert pretty.exit_code == 0 and len(blocks) == len(records) == 3
+    for block, record in zip(blocks, records):
+        first, *entities = block.split("\n")
+        assert first == record["text"]
+        assert [line.split(None, 1) for line in entities] == [[e["label"], e["text"]] for e in record["entities"]]
+    (tmp_path / "in.conllu").write_text(CONLLU)
+    pos = tag(tmp_path / "in.conllu", "-m", pos_model, "-f", "pretty")
+    pairs = [p.rsplit("/", 1) for p in pos.stdout.split()]
+    assert [w for w, _ in pairs] == ["He", "said", "it", "Paris"] and all(t for _, t in pairs)
