@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from seqexit.exits import load_presets
 from seqexit.model import MultiExitTagger
+from seqexit.shipped import resolve_model
 
 from .calibrate import preset_table
 from .errors import friendly
@@ -16,7 +15,7 @@ from .output import print_json
 
 @friendly
 def info(
-    model: Path = typer.Argument(..., help="Model folder."),
+    model: str = typer.Argument(..., help="Model folder or a shipped model's name."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a model: task, labels, span scheme, backbone, layers, parameters, and the
@@ -24,6 +23,7 @@ def info(
 
     Example: seqexit info runs/conll/model --json
     """
+    model = resolve_model(model)
     tagger = MultiExitTagger.load(model)
     presets = load_presets(model)
     config = tagger.config
@@ -34,7 +34,7 @@ def info(
         print_json({
             "path": str(model), "task": config.task, "labels": list(config.labels), "scheme": config.scheme,
             "backbone": config.backbone, "model_type": model_type, "layers": tagger.num_layers,
-            "hidden_size": hidden_size, "parameters": parameters,
+            "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
             "presets": {name: p.to_dict() for name, p in presets.items()},
         })
         return
@@ -43,6 +43,7 @@ def info(
     typer.echo(f"labels      {len(config.labels)}: {' '.join(config.labels)}")
     typer.echo(f"backbone    {config.backbone or '?'} ({model_type}, hidden size {hidden_size})")
     typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
+    typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")
     if not presets:
         typer.echo("no presets: run seqexit calibrate")

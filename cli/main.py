@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .calibrate import calibrate
+from .compact import compact
 from .evaluate import evaluate
 from .info import info
 from .stats import stats
@@ -13,7 +14,7 @@ from .train import train
 
 app = typer.Typer(help="seqexit: fast transformer sequence labeling by early exit.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-for command in (tag, train, evaluate, calibrate, info, stats):
+for command in (tag, train, evaluate, calibrate, compact, info, stats):
     app.command()(command)
 
 if __name__ == "__main__":

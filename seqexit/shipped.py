@@ -1,5 +1,5 @@
-"""Models shipped with seqexit (under `data/models/`), found by name, so `--model NAME` works
-offline without knowing where the package lives."""
+"""Models shipped with seqexit (the repository's `data/models/`, installed as the package
+`seqexit_models`), found by name, so `--model en-ner` works offline from any directory."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ from pathlib import Path
 
 from .model import CONFIG_FILE
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+
+def shipped_dir() -> Path | None:
+    """The folder holding the shipped models in this installation (editable or not)."""
+    try:
+        import seqexit_models
+    except ImportError:
+        return None
+    return Path(seqexit_models.__file__).resolve().parent
 
 
 def shipped_models() -> list[str]:
     """Names of the shipped models present in this installation."""
-    if not SHIPPED_DIR.is_dir():
+    folder = shipped_dir()
+    if folder is None:
         return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CONFIG_FILE).is_file())
+    return sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
@@ -24,8 +32,9 @@ def resolve_model(name_or_path: str | Path) -> Path:
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a seqexit model folder (no {CONFIG_FILE})")
         return path
-    if path.name == str(name_or_path) and (SHIPPED_DIR / path.name / CONFIG_FILE).is_file():
-        return SHIPPED_DIR / path.name
+    folder = shipped_dir()
+    if folder is not None and path.name == str(name_or_path) and (folder / path.name / CONFIG_FILE).is_file():
+        return folder / path.name
     names = shipped_models()
     known = f"shipped models: {', '.join(names)}" if names else "no shipped models are installed"
     raise FileNotFoundError(f"no model folder or shipped model named {str(name_or_path)!r} ({known})")

@@ -12,6 +12,7 @@ import torch
 from .data import Sentence, Span, decode_spans, sentences_from_text
 from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger
+from .shipped import resolve_model
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Tagger:
     def load(
         cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None, batch_size: int = 32
     ) -> Tagger:
-        return cls(MultiExitTagger.load(path, device=device), policy=policy, batch_size=batch_size)
+        """A model folder, or a shipped model by name (`Tagger.load("en-ner")`)."""
+        return cls(MultiExitTagger.load(resolve_model(path), device=device), policy=policy, batch_size=batch_size)
 
     @property
     def labels(self) -> list[str]:
