@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load, load_file, save_file
 
 from .backbones import resolve_backbone
+from .files import umask_mode
 
 COMPACT_FILE = "compact.json"
 DELTA_FILE = "delta.safetensors"
@@ -69,6 +70,7 @@ def save_compact(state: dict[str, torch.Tensor], folder: str | Path, base: str) 
         else:
             tensors[f"{key}.full"] = value.contiguous()
     save_file(tensors, str(folder / DELTA_FILE), metadata={"format": "pt"})
+    umask_mode(folder / DELTA_FILE)
     record = {"base": base, "base_sha256": sha256, "quantization": "int8 per-row delta",
               "unchanged": unchanged}
     (folder / COMPACT_FILE).write_text(json.dumps(record, indent=2) + "\n")

@@ -20,6 +20,7 @@ from .backbones import resolve_backbone
 from .casing import add_casing_embeddings
 from .compact import COMPACT_FILE, load_compact, save_compact
 from .encoders import adapter_for
+from .files import umask_mode
 from .pieces import Batch, WordPieceEncoder
 
 CONFIG_FILE = "seqexit.json"
@@ -173,6 +174,7 @@ class MultiExitTagger(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+        umask_mode(path / WEIGHTS_FILE)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(path))

@@ -17,6 +17,7 @@ from typing import IO
 
 from .data import INTERNAL_SCHEME, convert
 from .data.writers import conll_block
+from .files import umask_mode
 from .tagger import TaggedSentence
 
 OUTPUT_FORMATS = ("conll", "jsonl", "spacy", "pretty")
@@ -97,6 +98,7 @@ class TaggedWriter:
             return
         self.stream.close()
         if ok:
+            umask_mode(self._temp)
             os.replace(self._temp, self.path)
         else:
             self._temp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..files import umask_mode
 from .policy import ExitPolicy
 
 PRESETS_FILE = "presets.json"
@@ -139,6 +140,7 @@ def save_presets(model_dir: str | Path, presets: Mapping[str, Preset] | Iterable
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        umask_mode(temp)
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -181,3 +181,15 @@ def test_pretty_output_lists_each_sentences_entities_and_pos_pairs(ner_model, po
     pos = tag(tmp_path / "in.conllu", "-m", pos_model, "-f", "pretty")
     pairs = [p.rsplit("/", 1) for p in pos.stdout.split()]
     assert [w for w, _ in pairs] == ["He", "said", "it", "Paris"] and all(t for _, t in pairs)
+
+
+def test_output_files_get_the_umask_mode_not_mkstemps_0600(ner_model, tmp_path):
+    import os
+
+    (tmp_path / "in.conll").write_text(CONLL)
+    mask = os.umask(0o022)
+    try:
+        assert tag(tmp_path / "in.conll", "-m", ner_model, "-o", tmp_path / "out.conll").exit_code == 0
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "out.conll").stat().st_mode & 0o777 == 0o644

@@ -89,3 +89,16 @@ def test_training_moves_the_casing_vectors(tiny_backbone, tmp_path):
     train = [Sentence(["John", "was", "in", "Paris"], ["B-PER", "O", "O", "B-LOC"])] * 8
     train_joint(model, train, train, TrainConfig(epochs=1, batch_size=4, checkpoint_every=0), tmp_path, progress=False)
     assert model.encoder.casing_embeddings.weight.abs().sum() > 0
+
+
+def test_saved_weights_are_readable_by_others(cased, tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        full = cased.save(tmp_path / "full")
+        compact = cased.save_compact(tmp_path / "compact", str(cased.config.backbone))
+    finally:
+        os.umask(mask)
+    for path in (full / "model.safetensors", compact / "delta.safetensors"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
