@@ -125,6 +125,8 @@ def train_joint(
     torch.manual_seed(config.seed)
     examples = build_examples(model, train)
     objective = objective or JointObjective(model, config)
+    for param in model.parameters():  # set afresh: an earlier stage in this process may have frozen some
+        param.requires_grad_(True)
     if config.freeze_word_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if not config.train_encoder:

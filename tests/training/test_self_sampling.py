@@ -79,3 +79,20 @@ def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(tiny_backbone
     resumed = MultiExitTagger.load(tmp_path / "joint" / "model")
     train_self_sampling(resumed, train, dev, config, tmp_path / "resume", sampling=sampling, progress=False)
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_ssft_after_two_stage_in_one_process_trains_the_encoder(tiny_backbone, tmp_path):
+    """`seqexit train` runs two-stage then SSFT on one model object: the second stage's frozen
+    encoder must not stay frozen (it did once, and SSFT then trained only the lower exits)."""
+    from seqexit.training import train_two_stage
+
+    model = fresh(tiny_backbone)
+    train, dev = corpus(24, 1), corpus(8, 2)
+    train_two_stage(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 1}), tmp_path / "first", progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_self_sampling(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 1}), tmp_path / "ssft", progress=False)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("encoder.encoder.layer.") for k in changed), "SSFT must move the encoder"
+    assert any(k.startswith(f"exits.{model.num_layers - 1}.") for k in changed), "and the last exit"
+    assert "encoder.embeddings.word_embeddings.weight" not in changed
