@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import typer
 
-from seqexit.backbones import DEFAULT_BACKBONE, resolve_backbone
+from seqexit.backbones import DEFAULT_BACKBONE
 from seqexit.data import label_set
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
@@ -81,7 +81,7 @@ def train(
         model = MultiExitTagger.load(init)
     else:
         labels = label_set(train_set + dev_set, span_scheme=span_tags)
-        model = MultiExitTagger.from_backbone(resolve_backbone(backbone), labels, task=task, scheme="iob2" if span_tags else None,
+        model = MultiExitTagger.from_backbone(backbone, labels, task=task, scheme="iob2" if span_tags else None,
                                              casing=casing)
     typer.echo(f"{len(train_set)} training sentences, {len(model.labels)} labels, {model.num_layers} layers", err=True)
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,

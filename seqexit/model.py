@@ -118,15 +118,16 @@ class MultiExitTagger(nn.Module):
         cls, backbone: str | Path, labels: list[str], task: str = "ner", scheme: str | None = "iob2",
         exit_dropout: float = 0.1, casing: bool = False,
     ) -> MultiExitTagger:
-        """A fresh tagger on a local Hugging Face encoder folder (no download is ever tried).
+        """A fresh tagger on a local Hugging Face encoder folder or an installed backbone's name
+        (see `seqexit.backbones`; no download is ever tried).
 
         casing: add learned casing features (for uncased backbones; see `seqexit.casing`)."""
-        backbone = str(backbone)
-        encoder = AutoModel.from_pretrained(backbone, local_files_only=True)
+        folder = str(resolve_backbone(backbone))  # a name like "minilm-l6" is recorded as the name
+        encoder = AutoModel.from_pretrained(folder, local_files_only=True)
         _drop_pooler(encoder)
-        tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = TaggerConfig(
-            labels=list(labels), task=task, scheme=scheme, backbone=backbone, exit_dropout=exit_dropout, casing=casing,
+            labels=list(labels), task=task, scheme=scheme, backbone=str(backbone), exit_dropout=exit_dropout, casing=casing,
             max_pieces=min(encoder.config.max_position_embeddings, tokenizer.model_max_length, 512),
             backbone_config=encoder.config.to_dict(),
         )

@@ -1,0 +1,168 @@
+"""The record of a shipped model: test score of every exit (shipped compact vs uncompacted) and of
+every preset, the presets' FLOPs and wall-clock speed-ups, and how the model was trained.
+
+Writes data/models/NAME/record.json and MODEL.md, and merges NAME into
+benchmarks/shipped_models.{json,md}. The test slice (the first 300 sentences of the test file)
+is what tests/test_shipped_models.py checks the installed model against.
+Usage:
+  python benchmarks/shipped_models.py --name en-ner --full runs/en-ner/model --run runs/en-ner \
+      --train ../shared/data/conll2003/eng.train --dev ../shared/data/conll2003/eng.testa \
+      --test ../shared/data/conll2003/eng.testb --command "seqexit train ..."
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from seqexit.data.formats import read_file
+from seqexit.evaluation import evaluate_exits
+from seqexit.evaluation.exits import evaluate_policy
+from seqexit.exits import ExitPolicy, load_presets, run_policy
+from seqexit.model import MultiExitTagger
+from seqexit.shipped import resolve_model
+
+HERE = Path(__file__).resolve().parent
+SLICE = 300  # sentences of the test file that the shipped-model tests score
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def training_record(run: Path) -> list[dict]:
+    """Each stage's train_result.json under the training output folder (config, dev history, time)."""
+    stages = []
+    for name, folder in (("stage 1: ordinary fine-tune", "joint/encoder"), ("stage 1: lower exits", "joint"),
+                         ("stage 2: SSFT", "ssft")):
+        path = run / folder / "train_result.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+            stages.append({"stage": name, "config": result["config"], "dev_history": result["history"],
+                           "best_epoch": result["best_epoch"], "minutes": round(result["seconds"] / 60, 1)})
+    return stages
+
+
+def wall_speedups(model: MultiExitTagger, words: list[list[str]], policies: dict[str, ExitPolicy], rounds: int) -> dict:
+    """Median over interleaved rounds of full depth's time / each policy's time, batch 32."""
+    for policy in policies.values():  # warm-up
+        run_policy(model, words[:256], policy, batch_size=32)
+    seconds: dict[str, list[float]] = {name: [] for name in policies}
+    for _ in range(rounds):
+        for name, policy in policies.items():
+            started = time.perf_counter()
+            run_policy(model, words, policy, batch_size=32)
+            seconds[name].append(time.perf_counter() - started)
+    full = seconds["full depth"]
+    n_words = sum(map(len, words))
+    return {name: {"wall_speedup": statistics.median(f / s for f, s in zip(full, times)),
+                   "words_per_second": n_words / statistics.median(times)} for name, times in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="shipped model name (data/models/NAME)")
+    parser.add_argument("--full", type=Path, required=True, help="the uncompacted trained model folder")
+    parser.add_argument("--run", type=Path, required=True, help="the seqexit train output folder")
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--dev", type=Path, required=True)
+    parser.add_argument("--test", type=Path, required=True)
+    parser.add_argument("--command", action="append", required=True, help="a command that made the model (repeatable)")
+    parser.add_argument("--note", action="append", default=[], help="a line for MODEL.md (repeatable)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    folder = resolve_model(args.name)
+    shipped, full = MultiExitTagger.load(folder), MultiExitTagger.load(args.full)
+    test = read_file(args.test, span_tags=shipped.config.scheme is not None)
+    print(f"{args.name}: {len(test)} test sentences", flush=True)
+    exits_shipped, exits_full = evaluate_exits(shipped, test), evaluate_exits(full, test)
+    metric = exits_shipped[-1].metric
+    presets = load_presets(folder)
+    policies = {"full depth": ExitPolicy(), **{name: p.policy for name, p in presets.items()}}
+    scores = {name: evaluate_policy(shipped, test, policy) for name, policy in policies.items()}
+    speed = wall_speedups(shipped, [s.words for s in test], policies, args.rounds)
+    slice_scores = {name: evaluate_policy(shipped, test[:SLICE], policy).score for name, policy in policies.items()}
+    files = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+    record = {
+        "name": args.name, "task": shipped.config.task, "metric": metric, "labels": shipped.labels,
+        "casing_features": shipped.config.casing, "backbone": json.loads((folder / "compact.json").read_text())["base"],
+        "size_bytes": files,
+        "data": {split: {"file": str(path), "sha256": sha256(path)} for split, path in
+                 (("train", args.train), ("dev", args.dev), ("test", args.test))},
+        "commands": args.command, "training": training_record(args.run), "notes": args.note,
+        "test": {
+            "exits": [{"layer": s.layer, "shipped": s.score, "uncompacted": f.score} for s, f in zip(exits_shipped, exits_full)],
+            "compaction_cost_full_depth": exits_full[-1].score - exits_shipped[-1].score,
+            "policies": {name: {"policy": str(policies[name]), "score": s.score, "flops_speedup": s.flops_speedup,
+                                "mean_exit_layer": s.mean_exit_layer, **speed[name]} for name, s in scores.items()},
+        },
+        "test_slice": {"sentences": SLICE, "scores": slice_scores},
+        "presets_calibrated_on": sorted({p.data for p in presets.values() if p.data}),
+        "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__,
+                        "python": platform.python_version(), "rounds": args.rounds},
+        "benchmark_command": "python " + shlex.join(sys.argv),
+    }
+    (folder / "record.json").write_text(json.dumps(record, indent=1) + "\n")
+    (folder / "MODEL.md").write_text(model_card(record))
+    merged_path = HERE / "shipped_models.json"
+    merged = json.loads(merged_path.read_text()) if merged_path.is_file() else {}
+    merged[args.name] = record
+    merged_path.write_text(json.dumps(merged, indent=1) + "\n")
+    (HERE / "shipped_models.md").write_text("\n".join(model_card(r, level=2) for r in merged.values()))
+    print(model_card(record))
+
+
+def model_card(record: dict, level: int = 1) -> str:
+    h = "#" * level
+    test = record["test"]
+    metric = "span F1" if record["metric"] == "f1" else "accuracy (%)"
+    data = record["data"]
+    lines = [f"{h} {record['name']}: {record['task'].upper()} on {Path(data['train']['file']).parent.name}", "",
+             f"Backbone `{record['backbone']}` (installed package), casing features: "
+             f"{'yes' if record['casing_features'] else 'no'}; files in this folder: {record['size_bytes'] / 1e6:.1f} MB "
+             "(int8 per-row deltas against the backbone, see `seqexit compact`).", "",
+             *[f"{note}\n" for note in record["notes"]],
+             f"{h}# Test {metric}, every exit", "",
+             "| exit | shipped (compact) | uncompacted | cost |", "|---|---|---|---|"]
+    for row in test["exits"]:
+        lines.append(f"| {row['layer']} | {row['shipped']:.2f} | {row['uncompacted']:.2f} | {row['uncompacted'] - row['shipped']:+.2f} |")
+    lines += ["", f"{h}# Test {metric}, every preset (batch 32, {record['environment']['threads']} CPU threads, "
+              f"median of {record['environment']['rounds']} interleaved rounds)", "",
+              "| preset | policy | score | drop | FLOPs speed-up | wall-clock speed-up | mean exit layer | words/s |",
+              "|---|---|---|---|---|---|---|---|"]
+    full = test["policies"]["full depth"]["score"]
+    for name, row in test["policies"].items():
+        lines.append(f"| {name} | `{row['policy']}` | {row['score']:.2f} | {full - row['score']:.2f} | {row['flops_speedup']:.2f}x | "
+                     f"{row['wall_speedup']:.2f}x | {row['mean_exit_layer']:.2f} | {row['words_per_second']:,.0f} |")
+    lines += ["", f"Presets calibrated on: {', '.join(record['presets_calibrated_on']) or '-'} (the drop bound is "
+              "measured there; the test drop above is what it turned out to be).", "",
+              f"{h}# How it was made", "", "```bash", *record["commands"], "```", ""]
+    for stage in record["training"]:
+        config = stage["config"]
+        dev = ", ".join(f"{h_['dev']:.2f}" for h_ in stage["dev_history"])
+        lines.append(f"- {stage['stage']}: {config['epochs']} epochs, lr {config['learning_rate']:g}, batch {config['batch_size']}, "
+                     f"seed {config['seed']}; dev per epoch {dev} ({stage['dev_history'][0]['metric']}); "
+                     f"best epoch {stage['best_epoch']}; {stage['minutes']} min")
+    lines += ["", "Data (SHA-256):", ""]
+    lines += [f"- {split}: `{d['file']}` `{d['sha256']}`" for split, d in data.items()]
+    env = record["environment"]
+    lines += ["", f"Measured by `benchmarks/shipped_models.py` (the full command is in record.json) on {env['machine']}, "
+              f"{env['threads']} threads, torch {env['torch']}, Python {env['python']}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

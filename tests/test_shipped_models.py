@@ -1,0 +1,91 @@
+"""The shipped default models: found by name, every preset tags, and their scores on a fixed
+slice of the test sets stay at the recorded figures (skipped where ../shared/data is absent)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from seqexit import Tagger
+from seqexit.data.formats import read_file
+from seqexit.evaluation import evaluate_policy
+from seqexit.exits import ExitPolicy, load_presets
+from seqexit.shipped import resolve_model, shipped_models
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+TEST_FILES = {"en-ner": DATA / "conll2003" / "eng.testb", "en-pos": DATA / "ud_en_ewt" / "en_ewt-ud-test.conllu"}
+TOLERANCE = 0.3  # points: room for float differences between CPUs and library versions, no more
+SENTENCES = [["Angela", "Merkel", "met", "Emmanuel", "Macron", "in", "Paris", "."],
+             ["Apple", "opened", "a", "store", "in", "Munich", "on", "Tuesday", "."], ["Hi"]]
+
+
+@pytest.fixture(scope="module", params=["en-ner", "en-pos"])
+def shipped(request):
+    name = request.param
+    return name, Tagger.load(name)
+
+
+def test_both_models_are_shipped_and_resolve_by_name():
+    assert {"en-ner", "en-pos"} <= set(shipped_models())
+    for name in ("en-ner", "en-pos"):
+        folder = resolve_model(name)
+        assert folder.name == name and (folder / "record.json").is_file() and (folder / "MODEL.md").is_file()
+        assert sum(p.stat().st_size for p in folder.iterdir()) < 12e6, "a shipped model stays under 12 MB"
+        assert {"accurate", "balanced", "fast"} <= set(load_presets(folder))
+
+
+def test_every_preset_tags_every_word(shipped):
+    name, tagger = shipped
+    for preset in [None, *load_presets(resolve_model(name)).values()]:
+        policy = preset.policy if preset else ExitPolicy()
+        for words, tagged in zip(SENTENCES, tagger.tag(SENTENCES, policy=policy)):
+            assert tagged.words == words and len(tagged.labels) == len(words)
+            assert set(tagged.labels) <= set(tagger.labels)
+            assert all(1 <= layer <= tagger.model.num_layers for layer in tagged.exit_layers)
+
+
+def test_en_ner_finds_the_obvious_entities():
+    [merkel, apple, _] = Tagger.load("en-ner").tag(SENTENCES)
+    assert {(s.label, " ".join(merkel.words[s.start:s.end])) for s in merkel.spans} == {
+        ("PER", "Angela Merkel"), ("PER", "Emmanuel Macron"), ("LOC", "Paris")}
+    assert {(s.label, " ".join(apple.words[s.start:s.end])) for s in apple.spans} == {("ORG", "Apple"), ("LOC", "Munich")}
+
+
+def test_en_pos_tags_a_plain_sentence():
+    [merkel, *_] = Tagger.load("en-pos").tag(SENTENCES)
+    assert merkel.labels == ["PROPN", "PROPN", "VERB", "PROPN", "PROPN", "ADP", "PROPN", "PUNCT"]
+
+
+@pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found: the benchmark corpora live beside the repo")
+def test_scores_on_the_fixed_test_slice_match_the_record(shipped):
+    name, tagger = shipped
+    record = json.loads((resolve_model(name) / "record.json").read_text())["test_slice"]
+    test = read_file(TEST_FILES[name], span_tags=tagger.model.config.scheme is not None)[: record["sentences"]]
+    policies = {"full depth": ExitPolicy(), **{n: p.policy for n, p in load_presets(resolve_model(name)).items()}}
+    assert set(policies) == set(record["scores"])
+    for preset, policy in policies.items():
+        score = evaluate_policy(tagger.model, test, policy).score
+        assert score >= record["scores"][preset] - TOLERANCE, (name, preset, score)
+
+
+def test_the_cli_tags_the_sample_news_with_en_ner_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # names resolve from any directory
+    result = CliRunner().invoke(app, ["tag", str(REPO / "data" / "samples" / "news.txt"), "--model", "en-ner", "-f", "pretty"])
+    assert result.exit_code == 0, result.output
+    assert "PER  Angela Merkel" in result.stdout and "ORG  Reuters" in result.stdout
+
+
+def test_the_spacy_components_find_the_shipped_models_by_default():
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqexit_ner")
+    nlp.add_pipe("seqexit_tagger")
+    doc = nlp("Angela Merkel met Emmanuel Macron in Paris.")
+    assert ("Angela Merkel", "PER") in [(e.text, e.label_) for e in doc.ents]
+    assert [t.tag_ for t in doc][:2] == ["PROPN", "PROPN"]
