@@ -36,6 +36,8 @@ def train(
                                "it (full depth = ordinary fine-tune); joint: all exits in one pass."),
     init: Path | None = typer.Option(None, help="Skip the first stage: start SSFT from this trained model folder."),
     ssft: bool = typer.Option(True, help="Run self-sampling fine-tuning after the first stage."),
+    layers: int | None = typer.Option(None, "--layers", min=1, help="Keep only the backbone's first K layers (a smaller "
+                                      "static model; a new model only)."),
     casing: bool = typer.Option(False, help="Add learned casing features to the piece embeddings: gives an uncased "
                                 "backbone back capitalisation (a new model only; see README, 'Casing features')."),
     epochs: int = typer.Option(FIRST_STAGE_DEFAULTS[0], min=1, help="First stage epochs."),
@@ -66,8 +68,8 @@ def train(
         torch.set_num_threads(threads)
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    if init is not None and casing:
-        raise UsageError("--casing adds features to a new model; the --init model keeps its own")
+    if init is not None and (casing or layers is not None):
+        raise UsageError("--casing and --layers shape a new model; the --init model keeps its own")
     if init is not None and not ssft:
         raise UsageError("--init starts SSFT from a trained model: it cannot go with --no-ssft")
     if task not in TASKS:
@@ -82,7 +84,7 @@ def train(
     else:
         labels = label_set(train_set + dev_set, span_scheme=span_tags)
         model = MultiExitTagger.from_backbone(backbone, labels, task=task, scheme="iob2" if span_tags else None,
-                                             casing=casing)
+                                             casing=casing, num_layers=layers)
     typer.echo(f"{len(train_set)} training sentences, {len(model.labels)} labels, {model.num_layers} layers", err=True)
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
                          exit_grad_scale=exit_grad_scale or 0.0, exit_weights=exit_weights)

@@ -116,15 +116,19 @@ class MultiExitTagger(nn.Module):
     @classmethod
     def from_backbone(
         cls, backbone: str | Path, labels: list[str], task: str = "ner", scheme: str | None = "iob2",
-        exit_dropout: float = 0.1, casing: bool = False,
+        exit_dropout: float = 0.1, casing: bool = False, num_layers: int | None = None,
     ) -> MultiExitTagger:
         """A fresh tagger on a local Hugging Face encoder folder or an installed backbone's name
         (see `seqexit.backbones`; no download is ever tried).
 
-        casing: add learned casing features (for uncased backbones; see `seqexit.casing`)."""
+        casing: add learned casing features (for uncased backbones; see `seqexit.casing`).
+        num_layers: keep only the backbone's first k layers (a smaller static model, the way
+            DistilBERT-style compression would; saved and loaded as a k-layer encoder)."""
         folder = str(resolve_backbone(backbone))  # a name like "minilm-l6" is recorded as the name
         encoder = AutoModel.from_pretrained(folder, local_files_only=True)
         _drop_pooler(encoder)
+        if num_layers is not None:
+            _truncate(encoder, num_layers)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = TaggerConfig(
             labels=list(labels), task=task, scheme=scheme, backbone=str(backbone), exit_dropout=exit_dropout, casing=casing,
@@ -216,6 +220,15 @@ class MultiExitTagger(nn.Module):
         save_compact(self.state_dict(), path, base)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         return path
+
+
+def _truncate(encoder: nn.Module, num_layers: int) -> None:
+    """Keep the first `num_layers` transformer layers of a BERT-family encoder."""
+    layers = encoder.encoder.layer
+    if not 1 <= num_layers <= len(layers):
+        raise ValueError(f"num_layers must be in 1..{len(layers)} for this backbone, got {num_layers}")
+    encoder.encoder.layer = layers[:num_layers]
+    encoder.config.num_hidden_layers = num_layers
 
 
 def _drop_pooler(encoder: nn.Module) -> None:

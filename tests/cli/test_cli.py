@@ -128,3 +128,17 @@ def test_ssft_recipe_starts_from_a_trained_model(trained):
     refused = runner.invoke(app, ["train", "--init", str(trained / "run" / "model"), "--no-ssft", "--train",
                                   str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output", str(trained / "x")])
     assert refused.exit_code == 2 and "--init" in refused.output
+
+
+def test_train_layers_makes_a_smaller_static_model(trained, tiny_backbone):
+    result = runner.invoke(app, [
+        "train", "--train", str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output",
+        str(trained / "small"), "--backbone", str(tiny_backbone), "--layers", "2", "--casing", "--epochs", "1",
+        "--batch-size", "2", "--no-ssft",
+    ])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["info", str(trained / "small" / "model"), "--json"]).stdout)
+    assert info["layers"] == 2 and info["casing"] is True
+    refused = runner.invoke(app, ["train", "--init", str(trained / "run" / "model"), "--layers", "2", "--train",
+                                  str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output", str(trained / "y")])
+    assert refused.exit_code == 2 and "--layers" in refused.output

@@ -78,3 +78,23 @@ def test_grad_scale_zero_lets_only_the_last_exit_train_the_encoder(model):
     coupled = encoder_grads(all_exits, 1.0)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(detached, only_last))
     assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(coupled, only_last))
+
+
+def test_a_truncated_backbone_is_its_first_layers_and_round_trips(tiny_backbone, tmp_path):
+    torch.manual_seed(0)
+    full = MultiExitTagger.from_backbone(tiny_backbone, ["O", "B-PER", "I-PER"]).eval()
+    torch.manual_seed(0)
+    small = MultiExitTagger.from_backbone(tiny_backbone, ["O", "B-PER", "I-PER"], num_layers=2).eval()
+    assert small.num_layers == 2 and len(small.exits) == 2
+    batch = small.pieces.collate([c for cs in small.pieces.encode([["john", "smith", "said"]]) for c in cs])
+    with torch.no_grad():
+        hidden_full = full.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long(),
+                                   output_hidden_states=True).hidden_states[2]
+        hidden_small = small.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).last_hidden_state
+    assert torch.allclose(hidden_full, hidden_small, atol=1e-6)
+    loaded = MultiExitTagger.load(small.save(tmp_path / "small"))
+    assert loaded.num_layers == 2
+    with torch.no_grad():
+        assert torch.equal(loaded(batch), small(batch))
+    with pytest.raises(ValueError, match="num_layers must be in 1..4"):
+        MultiExitTagger.from_backbone(tiny_backbone, ["O"], num_layers=5)
