@@ -226,15 +226,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="first N test sentences only (a smoke run)")
     parser.add_argument("--output", type=Path, default=HERE)
+    parser.add_argument("--merge", action="store_true", help="keep the other tasks already in OUTPUT/results.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {"command": "python " + " ".join(sys.argv), "environment": {
         "machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__,
         "python": platform.python_version()}, "tasks": {}}
-    for task in args.tasks:
-        results["tasks"][task] = benchmark_task(task, args)
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    stored = args.output / "results.json"
+    if args.merge and stored.is_file():
+        results["tasks"] = json.loads(stored.read_text())["tasks"]
+    for task in args.tasks:  # written after each task, so a long run keeps what it measured
+        results["tasks"][task] = benchmark_task(task, args) | {"command": results["command"]}
+        stored.write_text(json.dumps(results, indent=1) + "\n")
     for task, result in results["tasks"].items():
         plot_task(result, args.output / f"results_{task}.png", args.output / f"results_{task}_exit_layers.png")
     text = report(results)
@@ -254,7 +258,8 @@ def report(results: dict) -> str:
              f"{env['machine']}, {env['threads']} threads, torch {env['torch']}, Python {env['python']}. "
              "Wall-clock speed-ups are medians over interleaved rounds of (seqexit full depth's time / the system's "
              "time) in the same round; FLOPs speed-ups are analytic (`seqexit/exits/flops.py`).", "",
-             f"Command: `{results['command']}`", ""]
+             "Commands (one per task when tasks were measured apart with --merge): "
+             + "; ".join(sorted({f"`{r.get('command', results['command'])}`" for r in results["tasks"].values()})), ""]
     for task, r in results["tasks"].items():
         rows, full = r["rows"], r["rows"][0]["score"]
         lines += [f"## {r['data']}: {r['metric']} ({r['sentences']} sentences, {r['words']} words)", "",
