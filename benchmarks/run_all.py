@@ -20,12 +20,10 @@ Usage (the models of the peers are made with seqexit train; see RESULTS.md for t
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from seqexit.evaluation import accuracy, oracle_bound, span_scores
 from seqexit.exits import ExitPolicy, load_presets, run_policy
 from seqexit.model import MultiExitTagger
 from seqexit.shipped import resolve_model
+from timing import interleaved_seconds, paired_speedup
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -133,19 +132,16 @@ def hf_forward_system(folder: Path, model: MultiExitTagger) -> System:
 def time_systems(systems: Sequence[System], words: list[list[str]], batch_sizes: Sequence[int], rounds: int) -> None:
     """Interleaved rounds: every system once per round, per batch size."""
     for batch_size in batch_sizes:
-        for system in systems:  # warm-up
-            system.run(words[:64], batch_size)
-        for round_ in range(rounds):
-            for system in systems:
-                gc.collect()
-                started = time.perf_counter()
-                system.run(words, batch_size)
-                system.seconds.setdefault(str(batch_size), []).append(time.perf_counter() - started)
-            print(f"  batch {batch_size}, round {round_ + 1}/{rounds} done", flush=True)
+        seconds = interleaved_seconds(
+            {s.name: (lambda s=s: s.run(words, batch_size)) for s in systems}, rounds,
+            warmups={s.name: (lambda s=s: s.run(words[:64], batch_size)) for s in systems})
+        for system in systems:
+            system.seconds[str(batch_size)] = seconds[system.name]
+        print(f"  batch {batch_size}: {rounds} rounds done", flush=True)
 
 
 def wall_speedup(system: System, reference: System, batch_size: str) -> float:
-    return statistics.median(r / s for r, s in zip(reference.seconds[batch_size], system.seconds[batch_size]))
+    return paired_speedup(reference.seconds[batch_size], system.seconds[batch_size])
 
 
 def benchmark_task(task: str, args) -> dict:

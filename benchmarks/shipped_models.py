@@ -19,7 +19,6 @@ import platform
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from seqexit.evaluation.exits import evaluate_policy
 from seqexit.exits import ExitPolicy, load_presets, run_policy
 from seqexit.model import MultiExitTagger
 from seqexit.shipped import resolve_model
+from timing import interleaved_seconds, paired_speedup
 
 HERE = Path(__file__).resolve().parent
 SLICE = 300  # sentences of the test file that the shipped-model tests score
@@ -54,17 +54,11 @@ def training_record(run: Path) -> list[dict]:
 
 def wall_speedups(model: MultiExitTagger, words: list[list[str]], policies: dict[str, ExitPolicy], rounds: int) -> dict:
     """Median over interleaved rounds of full depth's time / each policy's time, batch 32."""
-    for policy in policies.values():  # warm-up
-        run_policy(model, words[:256], policy, batch_size=32)
-    seconds: dict[str, list[float]] = {name: [] for name in policies}
-    for _ in range(rounds):
-        for name, policy in policies.items():
-            started = time.perf_counter()
-            run_policy(model, words, policy, batch_size=32)
-            seconds[name].append(time.perf_counter() - started)
-    full = seconds["full depth"]
+    seconds = interleaved_seconds(
+        {name: (lambda p=policy: run_policy(model, words, p, batch_size=32)) for name, policy in policies.items()}, rounds,
+        warmups={name: (lambda p=policy: run_policy(model, words[:256], p, batch_size=32)) for name, policy in policies.items()})
     n_words = sum(map(len, words))
-    return {name: {"wall_speedup": statistics.median(f / s for f, s in zip(full, times)),
+    return {name: {"wall_speedup": paired_speedup(seconds["full depth"], times),
                    "words_per_second": n_words / statistics.median(times)} for name, times in seconds.items()}
 
 

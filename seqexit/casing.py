@@ -9,6 +9,8 @@ they train, freeze and save with it.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 
@@ -17,6 +19,7 @@ CASING_CLASSES = ("special", "lower", "title", "upper", "mixed", "digits", "othe
 LEARNING_RATE_SCALE = 10.0  # new vectors from zero learn faster than the pretrained weights around them
 
 
+@lru_cache(maxsize=1 << 16)  # a word's class never changes; tagging meets the same words again and again
 def casing_class(word: str) -> int:
     """The casing class id of a word: lower, title ("Paris", "I"), upper ("NATO"), mixed
     ("iPhone", "McDonald"), digits (no letters, some digit) or other (punctuation, symbols)."""

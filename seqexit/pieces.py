@@ -107,7 +107,6 @@ class WordPieceEncoder:
         windows that overlap by about half, each word owned by one of them."""
         out = []
         budget = self.max_pieces - 2
-        casing_of: dict[str, int] = {}
         for words, per_word in zip(sentences, self.word_pieces(sentences)):
             if sum(map(len, per_word)) <= budget:  # the common case: one window
                 windows = [(0, len(per_word))]
@@ -117,21 +116,17 @@ class WordPieceEncoder:
             chunks = []
             for i, (start, end) in enumerate(windows):
                 ids, starts = [self.cls_id], []
-                for pieces in per_word[start:end]:
+                casing = [0] if self.casing else None
+                for word, pieces in zip(words[start:end], per_word[start:end]):
                     starts.append(len(ids))
                     ids.extend(pieces)
+                    if casing is not None:
+                        casing.extend([casing_class(word)] * len(pieces))
                 own_start = start if i == 0 else (start + windows[i - 1][1]) // 2
                 own_end = end if i == len(windows) - 1 else (windows[i + 1][0] + end) // 2
                 owned = None if len(windows) == 1 else (own_start, own_end)
-                casing = None
-                if self.casing:
-                    casing = [0]
-                    for word, pieces in zip(words[start:end], per_word[start:end]):
-                        if word not in casing_of:
-                            casing_of[word] = casing_class(word)
-                        casing.extend([casing_of[word]] * len(pieces))
-                    casing.append(0)
-                chunks.append(EncodedChunk(ids + [self.sep_id], starts, start, owned, casing))
+                chunks.append(EncodedChunk(ids + [self.sep_id], starts, start, owned,
+                                           None if casing is None else casing + [0]))
             out.append(chunks)
         return out
 
