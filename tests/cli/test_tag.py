@@ -193,3 +193,19 @@ def test_output_files_get_the_umask_mode_not_mkstemps_0600(ner_model, tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "out.conll").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_reader_that_stops_early_ends_tagging_quietly(ner_model, tmp_path):
+    """`seqexit tag big.txt | head -1`: exit 141 (as a SIGPIPE'd Unix tool), nothing on stderr."""
+    import subprocess
+    import sys
+
+    (tmp_path / "big.txt").write_text("John Smith was in Berlin on Monday.\n\n" * 4000)
+    command = [sys.executable, "-m", "cli.main", "tag", str(tmp_path / "big.txt"), "-m", str(ner_model), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert first.startswith(b"John\t")
+    assert stderr == ""
