@@ -129,9 +129,18 @@ def hf_forward_system(folder: Path, model: MultiExitTagger) -> System:
     return System("HF raw forward (ordinary fine-tune)", "hf-forward", run, flops_speedup=1.0)
 
 
-def time_systems(systems: Sequence[System], words: list[list[str]], batch_sizes: Sequence[int], rounds: int) -> None:
+def timing_words(words: list[list[str]], batch_size: int, small_batch_sentences: int) -> list[list[str]]:
+    """The sentences timed at `batch_size`: all of them, or the first N below batch 8 (a batch-1
+    pass over a whole test set per system and round would take the run hours; ratios need less)."""
+    return words[:small_batch_sentences] if batch_size < 8 and small_batch_sentences else words
+
+
+def time_systems(systems: Sequence[System], words: list[list[str]], batch_sizes: Sequence[int], rounds: int,
+                 small_batch_sentences: int) -> None:
     """Interleaved rounds: every system once per round, per batch size."""
+    full = words
     for batch_size in batch_sizes:
+        words = timing_words(full, batch_size, small_batch_sentences)
         seconds = interleaved_seconds(
             {s.name: (lambda s=s: s.run(words, batch_size)) for s in systems}, rounds,
             warmups={s.name: (lambda s=s: s.run(words[:64], batch_size)) for s in systems})
@@ -172,7 +181,7 @@ def benchmark_task(task: str, args) -> dict:
     for system in systems:
         system.score = score_of(gold, system.run(words, 32), spans)
     timed = [s for s in systems if s.kind not in ("sentee", "tokee")] + pick_grid(systems)
-    time_systems(timed, words, args.batch_sizes, args.rounds)
+    time_systems(timed, words, args.batch_sizes, args.rounds, args.small_batch_sentences)
     oracle = oracle_bound(model, words)
     reference = systems[0]
     rows = []
@@ -182,7 +191,8 @@ def benchmark_task(task: str, args) -> dict:
         for batch_size in map(str, args.batch_sizes):
             if batch_size in system.seconds:
                 row[f"wall_speedup_bs{batch_size}"] = wall_speedup(system, reference, batch_size)
-                row[f"words_per_second_bs{batch_size}"] = n_words / statistics.median(system.seconds[batch_size])
+                timed_words = timing_words(words, int(batch_size), args.small_batch_sentences)
+                row[f"words_per_second_bs{batch_size}"] = sum(map(len, timed_words)) / statistics.median(system.seconds[batch_size])
         rows.append(row)
     full_score = reference.score
     tokee = [r for r in rows if r["kind"] == "tokee"]
@@ -192,7 +202,9 @@ def benchmark_task(task: str, args) -> dict:
         best = max((r["flops_speedup"] for r in within), default=1.0)
         reach[str(drop)] = {"flops_speedup": best, "share_of_oracle": (best - 1) / (oracle.flops_speedup - 1)}
     balanced = next((s for s in systems if s.name == "preset balanced"), None)
+    timed_at = {str(b): len(timing_words(words, b, args.small_batch_sentences)) for b in args.batch_sizes}
     return {"task": task, "data": data_name, "metric": metric, "sentences": len(words), "words": n_words,
+            "timed_sentences": timed_at,
             "rows": rows, "oracle": {"flops_speedup": oracle.flops_speedup, "mean_exit_layer": oracle.mean_exit_layer,
                                      "tokee_reach": reach},
             "balanced_histogram": balanced.words_per_layer if balanced else None}
@@ -219,6 +231,8 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-batch-sentences", type=int, default=1000,
+                        help="time batch sizes below 8 on the first N test sentences (0: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0, help="first N test sentences only (a smoke run)")
     parser.add_argument("--output", type=Path, default=HERE)
@@ -255,10 +269,20 @@ def report(results: dict) -> str:
              "Wall-clock speed-ups are medians over interleaved rounds of (seqexit full depth's time / the system's "
              "time) in the same round; FLOPs speed-ups are analytic (`seqexit/exits/flops.py`).", "",
              "Commands (one per task when tasks were measured apart with --merge): "
-             + "; ".join(sorted({f"`{r.get('command', results['command'])}`" for r in results["tasks"].values()})), ""]
+             + "; ".join(sorted({f"`{r.get('command', results['command'])}`" for r in results["tasks"].values()})), "",
+             "Systems. *seqexit* rows are the shipped model (casing features, two-stage + SSFT) under each exit policy. "
+             "*HF pipeline* and *HF raw forward* are the same backbone fine-tuned the ordinary way (last layer only, "
+             "no casing features: `BertForTokenClassification` has no input for them), exported with "
+             "`seqexit.export.to_hf_token_classifier` and served by `pipeline(\"token-classification\")` and by a plain "
+             "batched forward over the same word pieces. *Smaller model, k layers* is the backbone's first k layers "
+             "fine-tuned as an ordinary tagger with casing features (`seqexit train --casing --layers k --recipe joint "
+             "--exit-weights last --no-ssft`, the shipped model's epochs and learning rate): what DistilBERT-style "
+             "compression buys at the same width.", ""]
     for task, r in results["tasks"].items():
         rows, full = r["rows"], r["rows"][0]["score"]
+        timed = ", ".join(f"batch {b}: {n}" for b, n in r.get("timed_sentences", {}).items())
         lines += [f"## {r['data']}: {r['metric']} ({r['sentences']} sentences, {r['words']} words)", "",
+                  f"Scores are on the whole test set; sentences timed per batch size: {timed}.", "",
                   f"![score vs speed-up](results_{task}.png)", "",
                   "| system | score | drop | FLOPs speed-up | mean exit layer | wall speed-up, batch 32 | batch 1 | words/s, batch 32 | batch 1 |",
                   "|---|---|---|---|---|---|---|---|---|"]
