@@ -252,6 +252,9 @@ def main() -> None:
     for task, result in results["tasks"].items():
         plot_task(result, args.output / f"results_{task}.png", args.output / f"results_{task}_exit_layers.png")
     text = report(results)
+    extra = args.output / "ray_scaling.md"  # written by ray_scaling.py, kept in the one report
+    if extra.is_file():
+        text += "\n" + extra.read_text()
     (args.output / "RESULTS.md").write_text(text)
     print(text)
 
