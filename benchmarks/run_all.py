@@ -251,12 +251,18 @@ def main() -> None:
         stored.write_text(json.dumps(results, indent=1) + "\n")
     for task, result in results["tasks"].items():
         plot_task(result, args.output / f"results_{task}.png", args.output / f"results_{task}_exit_layers.png")
-    text = report(results)
-    extra = args.output / "ray_scaling.md"  # written by ray_scaling.py, kept in the one report
+    print(write_report(args.output))
+
+
+def write_report(output: Path) -> str:
+    """RESULTS.md from OUTPUT/results.json, plus the Ray scaling section that ray_scaling.py
+    writes to OUTPUT/ray_scaling.md, so that either script leaves one whole report."""
+    text = report(json.loads((output / "results.json").read_text()))
+    extra = output / "ray_scaling.md"
     if extra.is_file():
         text += "\n" + extra.read_text()
-    (args.output / "RESULTS.md").write_text(text)
-    print(text)
+    (output / "RESULTS.md").write_text(text)
+    return text
 
 
 def best_within(rows: list[dict], full: float, drop: float, key: str) -> dict | None:
