@@ -254,13 +254,16 @@ def main() -> None:
     print(write_report(args.output))
 
 
+SECTIONS = ("profile_engine.md", "ray_scaling.md")  # written by profile_engine.py and ray_scaling.py
+
+
 def write_report(output: Path) -> str:
-    """RESULTS.md from OUTPUT/results.json, plus the Ray scaling section that ray_scaling.py
-    writes to OUTPUT/ray_scaling.md, so that either script leaves one whole report."""
+    """RESULTS.md from OUTPUT/results.json plus the sections the other benchmark scripts write
+    beside it (SECTIONS), so that any of them leaves one whole report."""
     text = report(json.loads((output / "results.json").read_text()))
-    extra = output / "ray_scaling.md"
-    if extra.is_file():
-        text += "\n" + extra.read_text()
+    for name in SECTIONS:
+        if (output / name).is_file():
+            text += "\n" + (output / name).read_text()
     (output / "RESULTS.md").write_text(text)
     return text
 
