@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import typer
@@ -12,6 +13,8 @@ from seqexit import Tagger
 from seqexit.data import SCHEMES
 from seqexit.data.formats import FORMATS, iter_words
 from seqexit.output import OUTPUT_FORMATS, open_writer
+from seqexit.distributed import require_ray, start_ray, tag_on_ray
+from seqexit.model import CONFIG_FILE, TaggerConfig
 from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
@@ -36,6 +39,10 @@ def tag(
     batch_size: int = typer.Option(32, min=1),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     progress: bool = typer.Option(True, help="Progress bar on stderr (when it is a terminal)."),
+    engine: str = typer.Option("local", help="local: this process; ray: Ray Data workers (pip install \"seqexit[ray]\")."),
+    workers: int = typer.Option(2, min=1, help="--engine ray: worker actors, one model each."),
+    address: str | None = typer.Option(None, help="--engine ray: join this cluster (auto, ray://host:port) instead of "
+                                       "starting a local Ray with this machine's cores."),
 ) -> None:
     """Tag INPUT files in order; every input word gets exactly one label, in input order.
 
@@ -54,14 +61,30 @@ def tag(
     for name in inputs:
         if name != "-" and not Path(name).is_file():
             raise UsageError(f"{name}: no such file")
+    if engine not in ("local", "ray"):
+        raise UsageError(f"--engine must be local or ray, not {engine!r}")
+    if engine == "ray":
+        if device != "cpu":
+            raise UsageError("--engine ray runs on the workers' CPUs: leave --device at cpu")
+        try:
+            require_ray()
+        except ImportError as err:
+            raise UsageError(str(err)) from None
     model_dir = resolve_model(model)
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir)
-    tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size)
-    config = tagger.model.config
     sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
+    if engine == "ray":
+        config = TaggerConfig(**json.loads((model_dir / CONFIG_FILE).read_text()))
+        sentences = list(sentences)  # every input read (and checked) before any work is scheduled
+        start_ray(address)
+        results = tag_on_ray(sentences, str(model_dir), policy=policy, workers=workers, batch_size=batch_size)
+    else:
+        tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size)
+        config = tagger.model.config
+        results = tagger.tag_stream(sentences)
     with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task) as writer:
         bar = tqdm(desc="tagging", unit=" sentences", disable=None if progress else True, leave=False)
-        for tagged in tagger.tag_stream(sentences):
+        for tagged in results:
             writer.write(tagged)
             bar.update()
         bar.close()

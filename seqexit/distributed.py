@@ -1,0 +1,146 @@
+"""Tag a Ray Dataset of sentences across processes and machines, with exactly one process's output.
+
+`tag_dataset(dataset, "en-ner", preset="balanced")` adds `labels`, `exit_layers`,
+`confidences` and `entities` to every row of a Ray Dataset whose rows hold `words` (a list of
+strings). Each worker is a Ray actor that loads the model once and tags the batches it is sent
+(`map_batches` with an actor pool); each sets torch's thread count to its CPU share, so that
+workers never oversubscribe a machine's cores. Tagging a sentence does not depend on the others
+in its batch (tested), so the labels and exit layers equal the local engine's.
+
+Ray is an optional extra (`pip install "seqexit[ray]"`); nothing else in seqexit imports it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .data import decode_spans
+from .exits import ExitPolicy
+from .shipped import resolve_model
+from .tagger import TaggedSentence
+
+INSTALL_HINT = 'the Ray engine needs Ray Data: pip install "seqexit[ray]"'
+RESULT_COLUMNS = ("labels", "exit_layers", "confidences", "entities")
+
+
+def require_ray():
+    """The `ray` module, or an ImportError that says how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return ray
+
+
+class SentenceTagger:
+    """A Ray Data actor: one model per worker process, loaded once, tagging batch after batch."""
+
+    def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int) -> None:
+        import torch
+
+        from .tagger import Tagger
+
+        torch.set_num_threads(max(1, threads))
+        self.tagger = Tagger.load(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        words = [[str(w) for w in row] for row in batch["words"]]
+        tagged = self.tagger.tag(words)
+        out = dict(batch)
+        out["labels"] = [t.labels for t in tagged]
+        out["exit_layers"] = [t.exit_layers for t in tagged]
+        out["confidences"] = [t.confidence for t in tagged]
+        out["entities"] = [
+            [{"start": s.start, "end": s.end, "label": s.label} for s in (t.spans or [])] for t in tagged
+        ]
+        return out
+
+
+def tag_dataset(
+    dataset,
+    model: str,
+    *,
+    policy: ExitPolicy | None = None,
+    workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    batch_size: int = 32,
+    rows_per_call: int = 512,
+    max_retries: int = 3,
+):
+    """`dataset` (rows with `words`) plus each row's labels, exit layers, confidences and
+    entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
+    (a folder or a shipped name, resolvable on every node) once.
+
+    cpus_per_worker: Ray CPUs per actor, and its torch thread count (rounded, at least 1).
+    rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
+    length-sorted). A failed call is retried up to `max_retries` times, on a restarted actor if
+    its process died."""
+    ray = require_ray()
+    policy = policy or ExitPolicy()
+    return dataset.map_batches(
+        SentenceTagger,
+        fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
+                               "threads": int(round(cpus_per_worker)), "batch_size": batch_size},
+        batch_size=rows_per_call,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+        ray_remote_args_fn=lambda: {"max_restarts": max_retries, "max_task_retries": max_retries},
+    )
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the cluster at `address` (`auto`, `ray://host:port`), or start a local Ray with
+    `num_cpus` (default: this machine's cores); a no-op when Ray is already up."""
+    ray = require_ray()
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def tag_on_ray(
+    sentences,
+    model: str,
+    *,
+    policy: ExitPolicy | None = None,
+    workers: int = 2,
+    cpus_per_worker: float = 1.0,
+    batch_size: int = 32,
+    rows_per_call: int = 512,
+):
+    """Tag `Sentence`s on the running Ray (see `start_ray`) and yield `TaggedSentence`s in input
+    order, each exactly once: rows carry their position and the source's file and sentence number
+    (`id`, `file:#n`), and the driver checks every row against the input as it comes back."""
+    ray = require_ray()
+    sentences = list(sentences)
+    scheme = json.loads((resolve_model(model) / "seqexit.json").read_text()).get("scheme")
+    per_file: dict[str, int] = {}
+    rows = []
+    for seq, sentence in enumerate(sentences):
+        source = sentence.source or "<input>"
+        per_file[source] = per_file.get(source, 0) + 1
+        rows.append({"seq": seq, "id": f"{source}:#{per_file[source]}", "words": list(sentence.words)})
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // rows_per_call)))
+    tagged = tag_dataset(dataset, model, policy=policy, workers=workers, cpus_per_worker=cpus_per_worker,
+                         batch_size=batch_size, rows_per_call=rows_per_call)
+    expected = 0
+    for row in tagged.iter_rows():
+        if int(row["seq"]) != expected or row["id"] != rows[expected]["id"]:
+            raise RuntimeError(f"Ray returned sentence {row['id']} where {rows[expected]['id']} was due")
+        sentence = sentences[expected]
+        labels = [str(label) for label in row["labels"]]
+        if len(labels) != len(sentence.words):
+            raise RuntimeError(f"{row['id']}: {len(labels)} labels for {len(sentence.words)} words")
+        spans = decode_spans(labels, scheme) if scheme else None
+        yield TaggedSentence(list(sentence.words), labels, [float(c) for c in row["confidences"]],
+                             [int(layer) for layer in row["exit_layers"]], spans, sentence)
+        expected += 1
+    if expected != len(rows):
+        raise RuntimeError(f"Ray returned {expected} of {len(rows)} sentences")

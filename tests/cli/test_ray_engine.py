@@ -1,0 +1,73 @@
+"""The Ray engine (`seqexit[ray]`): same output as the local engine, in order, each sentence once."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from seqexit import Tagger
+from seqexit.data import Sentence
+from seqexit.exits import ExitPolicy
+
+ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install 'seqexit[ray]'")
+from seqexit.distributed import start_ray, tag_on_ray  # noqa: E402
+
+runner = CliRunner()
+WORDS = ["john", "smith", "was", "in", "berlin", "on", "monday", ".", "mary", "said", "paris", "london", "reuters"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    start_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def corpus(n: int) -> list[Sentence]:
+    return [Sentence([WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + (i * 5) % 17)], source=f"f{i % 2}.txt")
+            for i in range(n)]
+
+
+def test_tag_on_ray_equals_the_local_engine_in_order(local_ray, ner_model):
+    sentences = corpus(150)
+    policy = ExitPolicy.tokee(0.3, window=1)
+    got = list(tag_on_ray(sentences, str(ner_model), policy=policy, workers=2, rows_per_call=16, batch_size=8))
+    want = Tagger.load(ner_model, policy=policy).tag(sentences)
+    assert len(got) == len(want) == 150
+    for g, w, s in zip(got, want, sentences):
+        assert g.words == s.words and g.source is s
+        assert (g.labels, g.exit_layers) == (w.labels, w.exit_layers)
+        assert [(x.start, x.end, x.label) for x in g.spans] == [(x.start, x.end, x.label) for x in w.spans]
+
+
+def test_cli_ray_engine_writes_what_the_local_engine_writes(local_ray, ner_model, tmp_path):
+    conll = "\n\n".join("\n".join(f"{w} O" for w in s.words) for s in corpus(60)) + "\n"
+    (tmp_path / "in.conll").write_text(conll)
+    local = runner.invoke(app, ["tag", str(tmp_path / "in.conll"), "-m", str(ner_model), "--mode", "tokee",
+                                "--threshold", "0.3", "-f", "jsonl"])
+    distributed = runner.invoke(app, ["tag", str(tmp_path / "in.conll"), "-m", str(ner_model), "--mode", "tokee",
+                                      "--threshold", "0.3", "-f", "jsonl", "--engine", "ray", "--workers", "2"])
+    assert local.exit_code == distributed.exit_code == 0, distributed.output
+    assert distributed.stdout == local.stdout and len(local.stdout.splitlines()) == 60
+
+
+def test_malformed_input_fails_before_any_work_with_file_and_line(ner_model, tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr("cli.tag.start_ray", lambda *a, **k: started.append(1))
+    (tmp_path / "bad.jsonl").write_text('{"tokens": ["a"]}\n{"tokens": oops}\n')
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["tag", str(tmp_path / "bad.jsonl"), "-m", str(ner_model), "--engine", "ray", "-o", str(out)])
+    assert result.exit_code == 1 and "bad.jsonl:2" in result.output
+    assert not started and not out.exists() and not list(tmp_path.glob(".out.jsonl*"))
+
+
+def test_without_ray_the_engine_is_a_one_line_usage_error(ner_model, tmp_path, monkeypatch):
+    def missing():
+        raise ImportError('the Ray engine needs Ray Data: pip install "seqexit[ray]"')
+
+    monkeypatch.setattr("cli.tag.require_ray", missing)
+    (tmp_path / "in.txt").write_text("John said so.\n")
+    result = runner.invoke(app, ["tag", str(tmp_path / "in.txt"), "-m", str(ner_model), "--engine", "ray"])
+    assert result.exit_code == 2 and 'pip install "seqexit[ray]"' in result.output
+    assert len(result.output.strip().splitlines()) == 1
