@@ -21,7 +21,7 @@ from .shipped import resolve_model
 from .tagger import TaggedSentence
 
 INSTALL_HINT = 'the Ray engine needs Ray Data: pip install "seqexit[ray]"'
-RESULT_COLUMNS = ("labels", "exit_layers", "confidences", "entities")
+RESULT_COLUMNS = ("labels", "exit_layers", "confidences", "entities", "node")
 
 
 def require_ray():
@@ -44,6 +44,12 @@ class SentenceTagger:
 
         torch.set_num_threads(max(1, threads))
         self.tagger = Tagger.load(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size)
+        try:
+            import ray
+
+            self.node = ray.get_runtime_context().get_node_id()
+        except Exception:  # noqa: BLE001 - outside Ray (a direct call) there is no node
+            self.node = ""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         words = [[str(w) for w in row] for row in batch["words"]]
@@ -52,6 +58,7 @@ class SentenceTagger:
         out["labels"] = [t.labels for t in tagged]
         out["exit_layers"] = [t.exit_layers for t in tagged]
         out["confidences"] = [t.confidence for t in tagged]
+        out["node"] = [self.node] * len(tagged)  # which machine tagged it (provenance)
         out["entities"] = [
             [{"start": s.start, "end": s.end, "label": s.label} for s in (t.spans or [])] for t in tagged
         ]
@@ -68,6 +75,7 @@ def tag_dataset(
     batch_size: int = 32,
     rows_per_call: int = 512,
     max_retries: int = 3,
+    tagger_class: type[SentenceTagger] = SentenceTagger,
 ):
     """`dataset` (rows with `words`) plus each row's labels, exit layers, confidences and
     entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
@@ -76,11 +84,11 @@ def tag_dataset(
     cpus_per_worker: Ray CPUs per actor, and its torch thread count (rounded, at least 1).
     rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
     length-sorted). A failed call is retried up to `max_retries` times, on a restarted actor if
-    its process died."""
+    its process died. tagger_class: the actor (a subclass may add work around each batch)."""
     ray = require_ray()
     policy = policy or ExitPolicy()
     return dataset.map_batches(
-        SentenceTagger,
+        tagger_class,
         fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
                                "threads": int(round(cpus_per_worker)), "batch_size": batch_size},
         batch_size=rows_per_call,
@@ -112,10 +120,12 @@ def tag_on_ray(
     cpus_per_worker: float = 1.0,
     batch_size: int = 32,
     rows_per_call: int = 512,
+    **dataset_options,
 ):
     """Tag `Sentence`s on the running Ray (see `start_ray`) and yield `TaggedSentence`s in input
     order, each exactly once: rows carry their position and the source's file and sentence number
-    (`id`, `file:#n`), and the driver checks every row against the input as it comes back."""
+    (`id`, `file:#n`), and the driver checks every row against the input as it comes back.
+    dataset_options go to `tag_dataset` (max_retries, tagger_class)."""
     ray = require_ray()
     sentences = list(sentences)
     scheme = json.loads((resolve_model(model) / "seqexit.json").read_text()).get("scheme")
@@ -129,7 +139,7 @@ def tag_on_ray(
     context.execution_options.preserve_order = True
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // rows_per_call)))
     tagged = tag_dataset(dataset, model, policy=policy, workers=workers, cpus_per_worker=cpus_per_worker,
-                         batch_size=batch_size, rows_per_call=rows_per_call)
+                         batch_size=batch_size, rows_per_call=rows_per_call, **dataset_options)
     expected = 0
     for row in tagged.iter_rows():
         if int(row["seq"]) != expected or row["id"] != rows[expected]["id"]:

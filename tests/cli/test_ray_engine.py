@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -11,7 +13,7 @@ from seqexit.data import Sentence
 from seqexit.exits import ExitPolicy
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install 'seqexit[ray]'")
-from seqexit.distributed import start_ray, tag_on_ray  # noqa: E402
+from seqexit.distributed import SentenceTagger, start_ray, tag_on_ray  # noqa: E402
 
 runner = CliRunner()
 WORDS = ["john", "smith", "was", "in", "berlin", "on", "monday", ".", "mary", "said", "paris", "london", "reuters"]
@@ -71,3 +73,36 @@ def test_without_ray_the_engine_is_a_one_line_usage_error(ner_model, tmp_path, m
     result = runner.invoke(app, ["tag", str(tmp_path / "in.txt"), "-m", str(ner_model), "--engine", "ray"])
     assert result.exit_code == 2 and 'pip install "seqexit[ray]"' in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+class DiesOnce(SentenceTagger):
+    """An actor whose process dies in the middle of its second batch, once per run."""
+
+    marker = None
+
+    def __call__(self, batch):
+        import os
+        from pathlib import Path
+
+        self.calls = getattr(self, "calls", 0) + 1
+        marker = Path(self.marker)
+        if self.calls == 2 and marker.exists():
+            marker.unlink()
+            os._exit(1)
+        return super().__call__(batch)
+
+
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(local_ray, ner_model, tmp_path, monkeypatch):
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    marker = tmp_path / "die-once"
+    marker.write_text("")
+    monkeypatch.setattr(DiesOnce, "marker", str(marker))
+    sentences = corpus(80)
+    policy = ExitPolicy.tokee(0.3, window=1)
+    got = list(tag_on_ray(sentences, str(ner_model), policy=policy, workers=1, rows_per_call=10, batch_size=8,
+                          tagger_class=DiesOnce))
+    assert not marker.exists(), "the worker did die"
+    want = Tagger.load(ner_model, policy=policy).tag(sentences)
+    assert [(g.labels, g.exit_layers) for g in got] == [(w.labels, w.exit_layers) for w in want]
