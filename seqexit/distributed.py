@@ -73,7 +73,7 @@ def tag_dataset(
     workers: int = 2,
     cpus_per_worker: float = 1.0,
     batch_size: int = 32,
-    rows_per_call: int = 512,
+    rows_per_call: int | None = 512,
     max_retries: int = 3,
     tagger_class: type[SentenceTagger] = SentenceTagger,
 ):
@@ -83,7 +83,7 @@ def tag_dataset(
 
     cpus_per_worker: Ray CPUs per actor, and its torch thread count (rounded, at least 1).
     rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
-    length-sorted). A failed call is retried up to `max_retries` times, on a restarted actor if
+    length-sorted); None: one call per dataset block. A failed call is retried up to `max_retries` times, on a restarted actor if
     its process died. tagger_class: the actor (a subclass may add work around each batch)."""
     ray = require_ray()
     policy = policy or ExitPolicy()
@@ -119,13 +119,15 @@ def tag_on_ray(
     workers: int = 2,
     cpus_per_worker: float = 1.0,
     batch_size: int = 32,
-    rows_per_call: int = 512,
+    rows_per_call: int | None = None,
     **dataset_options,
 ):
     """Tag `Sentence`s on the running Ray (see `start_ray`) and yield `TaggedSentence`s in input
     order, each exactly once: rows carry their position and the source's file and sentence number
     (`id`, `file:#n`), and the driver checks every row against the input as it comes back.
-    dataset_options go to `tag_dataset` (max_retries, tagger_class)."""
+    rows_per_call: sentences per actor call; by default the local engine's chunk (32 batches), one
+    block each, so every call tags exactly the batches `Tagger.tag_stream` would and the output
+    equals the local engine's to the last bit. dataset_options go to `tag_dataset`."""
     ray = require_ray()
     sentences = list(sentences)
     scheme = json.loads((resolve_model(model) / "seqexit.json").read_text()).get("scheme")
@@ -137,9 +139,12 @@ def tag_on_ray(
         rows.append({"seq": seq, "id": f"{source}:#{per_file[source]}", "words": list(sentence.words)})
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // rows_per_call)))
+    import pandas as pd
+
+    chunk = rows_per_call or 32 * batch_size
+    dataset = ray.data.from_pandas([pd.DataFrame(rows[i:i + chunk]) for i in range(0, len(rows), chunk)] or [pd.DataFrame(rows)])
     tagged = tag_dataset(dataset, model, policy=policy, workers=workers, cpus_per_worker=cpus_per_worker,
-                         batch_size=batch_size, rows_per_call=rows_per_call, **dataset_options)
+                         batch_size=batch_size, rows_per_call=None, **dataset_options)
     expected = 0
     for row in tagged.iter_rows():
         if int(row["seq"]) != expected or row["id"] != rows[expected]["id"]:
