@@ -1,8 +1,8 @@
 """Tag a Ray Dataset of sentences across processes and machines, with exactly one process's output.
 
-`tag_dataset(dataset, "en-ner", preset="balanced")` adds `labels`, `exit_layers`,
-`confidences` and `entities` to every row of a Ray Dataset whose rows hold `words` (a list of
-strings). Each worker is a Ray actor that loads the model once and tags the batches it is sent
+`tag_dataset(dataset, "en-ner", policy=...)` adds `labels`, `exit_layers`, `confidences` and
+`entities` to every row of a Ray Dataset whose rows hold `words` (a list of strings) or raw
+`text` (one sentence per row, split into `words` on the worker by seqexit's text tokenizer). Each worker is a Ray actor that loads the model once and tags the batches it is sent
 (`map_batches` with an actor pool); each sets torch's thread count to its CPU share, so that
 workers never oversubscribe a machine's cores. Tagging a sentence does not depend on the others
 in its batch (tested), so the labels and exit layers equal the local engine's.
@@ -52,9 +52,15 @@ class SentenceTagger:
             self.node = ""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        words = [[str(w) for w in row] for row in batch["words"]]
-        tagged = self.tagger.tag(words)
         out = dict(batch)
+        if "words" in batch:
+            words = [[str(w) for w in row] for row in batch["words"]]
+        elif "text" in batch:
+            words = [text_words(str(text)) for text in batch["text"]]
+            out["words"] = words
+        else:
+            raise KeyError(f"rows need a 'words' or a 'text' column; these have {sorted(batch)}")
+        tagged = self.tagger.tag(words)
         out["labels"] = [t.labels for t in tagged]
         out["exit_layers"] = [t.exit_layers for t in tagged]
         out["confidences"] = [t.confidence for t in tagged]
@@ -63,6 +69,14 @@ class SentenceTagger:
             [{"start": s.start, "end": s.end, "label": s.label} for s in (t.spans or [])] for t in tagged
         ]
         return out
+
+
+def text_words(text: str) -> list[str]:
+    """The words of one sentence of raw text, as the local engine splits text (spaCy's English
+    tokenizer, whitespace dropped); the row stays one sentence."""
+    from .data.text import default_nlp
+
+    return [token.text for token in default_nlp().tokenizer(text) if not token.is_space]
 
 
 def tag_dataset(
@@ -77,7 +91,7 @@ def tag_dataset(
     max_retries: int = 3,
     tagger_class: type[SentenceTagger] = SentenceTagger,
 ):
-    """`dataset` (rows with `words`) plus each row's labels, exit layers, confidences and
+    """`dataset` (rows with `words` or `text`) plus each row's labels, exit layers, confidences and
     entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
     (a folder or a shipped name, resolvable on every node) once.
 

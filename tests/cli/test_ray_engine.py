@@ -43,6 +43,20 @@ def test_tag_on_ray_equals_the_local_engine_in_order(local_ray, ner_model):
         assert [(x.start, x.end, x.label) for x in g.spans] == [(x.start, x.end, x.label) for x in w.spans]
 
 
+def test_raw_text_rows_are_split_into_words_and_tagged_like_the_local_engine(local_ray, ner_model):
+    from seqexit.distributed import tag_dataset
+
+    texts = ["John Smith was in Berlin on Monday.", "Mary said  it, in Paris!", "Reuters"]
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    dataset = ray.data.from_items([{"text": t} for t in texts])
+    rows = list(tag_dataset(dataset, str(ner_model), workers=1).iter_rows())
+    assert [list(r["words"]) for r in rows] == [
+        ["John", "Smith", "was", "in", "Berlin", "on", "Monday", "."], ["Mary", "said", "it", ",", "in", "Paris", "!"], ["Reuters"]]
+    want = Tagger.load(ner_model).tag([list(r["words"]) for r in rows])
+    assert [list(r["labels"]) for r in rows] == [w.labels for w in want]
+    assert [r["text"] for r in rows] == texts
+
+
 def test_cli_ray_engine_writes_what_the_local_engine_writes(local_ray, ner_model, tmp_path):
     conll = "\n\n".join("\n".join(f"{w} O" for w in s.words) for s in corpus(60)) + "\n"
     (tmp_path / "in.conll").write_text(conll)
