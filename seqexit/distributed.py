@@ -13,6 +13,7 @@ Ray is an optional extra (`pip install "seqexit[ray]"`); nothing else in seqexit
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from .data import decode_spans
@@ -101,16 +102,20 @@ def tag_dataset(
     its process died. tagger_class: the actor (a subclass may add work around each batch)."""
     ray = require_ray()
     policy = policy or ExitPolicy()
-    return dataset.map_batches(
-        tagger_class,
-        fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
-                               "threads": int(round(cpus_per_worker)), "batch_size": batch_size},
-        batch_size=rows_per_call,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_cpus=cpus_per_worker,
-        ray_remote_args_fn=lambda: {"max_restarts": max_retries, "max_task_retries": max_retries},
-    )
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates ray_remote_args_fn (gone in 2.64; the extra pins ray<2.61): it is the
+        # form whose restart-and-retry of a killed actor the tests exercise; no warning per run
+        warnings.filterwarnings("ignore", message=".*ray_remote_args_fn.*")
+        return dataset.map_batches(
+            tagger_class,
+            fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
+                                   "threads": int(round(cpus_per_worker)), "batch_size": batch_size},
+            batch_size=rows_per_call,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus_per_worker,
+            ray_remote_args_fn=lambda: {"max_restarts": max_retries, "max_task_retries": max_retries},
+        )
 
 
 def start_ray(address: str | None = None, num_cpus: int | None = None) -> None:
