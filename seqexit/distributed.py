@@ -17,7 +17,7 @@ import warnings
 from typing import Any
 
 from .data import decode_spans
-from .exits import ExitPolicy
+from .exits import ExitPolicy, resolve_preset
 from .shipped import resolve_model
 from .tagger import TaggedSentence
 
@@ -85,6 +85,7 @@ def tag_dataset(
     model: str,
     *,
     policy: ExitPolicy | None = None,
+    preset: str | None = None,
     workers: int = 2,
     cpus_per_worker: float = 1.0,
     batch_size: int = 32,
@@ -94,13 +95,18 @@ def tag_dataset(
 ):
     """`dataset` (rows with `words` or `text`) plus each row's labels, exit layers, confidences and
     entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
-    (a folder or a shipped name, resolvable on every node) once.
+    (a folder or a shipped name, resolvable on every node) once, under `policy` or the model's
+    calibrated `preset` (default: full depth).
 
     cpus_per_worker: Ray CPUs per actor, and its torch thread count (rounded, at least 1).
     rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
     length-sorted); None: one call per dataset block. A failed call is retried up to `max_retries` times, on a restarted actor if
     its process died. tagger_class: the actor (a subclass may add work around each batch)."""
     ray = require_ray()
+    if preset is not None:
+        if policy is not None:
+            raise ValueError("give an exit policy or a preset, not both")
+        policy = resolve_preset(resolve_model(model), preset)
     policy = policy or ExitPolicy()
     with warnings.catch_warnings():
         # Ray 2.60 deprecates ray_remote_args_fn (gone in 2.64; the extra pins ray<2.61): it is the

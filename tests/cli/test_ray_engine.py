@@ -120,3 +120,24 @@ def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(local
     assert not marker.exists(), "the worker did die"
     want = Tagger.load(ner_model, policy=policy).tag(sentences)
     assert [(g.labels, g.exit_layers) for g in got] == [(w.labels, w.exit_layers) for w in want]
+
+
+def test_tag_dataset_takes_a_policy_or_a_calibrated_preset(local_ray, ner_model, tmp_path):
+    import shutil
+
+    from seqexit.distributed import tag_dataset
+    from seqexit.exits import Preset, save_presets
+
+    dataset = ray.data.from_items([{"words": s.words} for s in corpus(40)])
+    with pytest.raises(ValueError, match="not both"):
+        tag_dataset(dataset, str(ner_model), policy=ExitPolicy(), preset="fast")
+    with pytest.raises(ValueError, match="has no presets"):
+        tag_dataset(dataset, str(ner_model), preset="fast")
+    model = shutil.copytree(ner_model, tmp_path / "model")
+    policy = ExitPolicy.tokee(0.4, window=1)
+    save_presets(model, [Preset(name="fast", policy=policy, metric="f1", score=1.0, full_score=1.0, flops_speedup=2.0,
+                                mean_exit_layer=2.0, data="dev", sentences=40, max_drop=1.0)])
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    rows = list(tag_dataset(dataset, str(model), preset="fast", workers=1).iter_rows())
+    want = Tagger.load(model, policy=policy).tag([s.words for s in corpus(40)])
+    assert [(list(r["labels"]), list(r["exit_layers"])) for r in rows] == [(w.labels, w.exit_layers) for w in want]
