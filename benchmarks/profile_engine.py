@@ -13,7 +13,6 @@ Usage: python benchmarks/profile_engine.py [--model en-ner] [--policy full --pol
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -25,9 +24,10 @@ import torch
 
 import seqexit.exits.engine as engine
 from seqexit.data.formats import read_file
-from seqexit.exits import ExitPolicy, load_presets, run_policy
+from seqexit.exits import ExitPolicy, resolve_preset, run_policy
 from seqexit.model import MultiExitTagger
 from seqexit.shipped import resolve_model
+from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -44,7 +44,7 @@ def parse_policy(spec: str, folder: Path) -> ExitPolicy:
     if kind == "static":
         return ExitPolicy.static(int(rest[0]))
     if kind == "preset":
-        return load_presets(folder)[rest[0]].policy
+        return resolve_preset(folder, rest[0])
     if kind == "tokee":
         return ExitPolicy.tokee(float(rest[0]), window=int(rest[1]) if len(rest) > 1 else 0)
     if kind == "sentee":
@@ -129,15 +129,7 @@ def main() -> None:
               "batch_size": args.batch_size, "threads": args.threads, "sentences": len(words),
               "words": sum(map(len, words)), "torch": torch.__version__, "machine": f"{platform.machine()} CPU",
               "seconds": median}
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "profile_engine.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.output / "profile_engine.md").write_text(report(result))
-    print(report(result))
-    if (args.output / "results.json").is_file():
-        sys.path.insert(0, str(HERE))
-        from run_all import write_report
-
-        write_report(args.output)
+    write_section(args.output, "profile_engine", result, report(result))
 
 
 def report(r: dict) -> str:

@@ -15,7 +15,6 @@ Usage: python benchmarks/ray_scaling.py [--model en-ner] [--preset balanced] [--
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,8 +26,9 @@ import torch
 from seqexit import Tagger
 from seqexit.data.formats import read_file
 from seqexit.distributed import start_ray, tag_on_ray
-from seqexit.exits import load_presets
+from seqexit.exits import resolve_preset
 from seqexit.shipped import resolve_model
+from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
 TEST = HERE.parent.parent / "shared" / "data" / "conll2003" / "eng.testb"
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE)
     args = parser.parse_args()
     folder = resolve_model(args.model)
-    policy = load_presets(folder)[args.preset].policy
+    policy = resolve_preset(folder, args.preset)
     sentences, copies = corpus(args.min_sentences)
     words = sum(len(s.words) for s in sentences)
     print(f"{len(sentences)} sentences ({copies} copies of CoNLL-2003 test), {words} words", flush=True)
@@ -100,15 +100,7 @@ def main() -> None:
         "ray_1_worker_vs_local_1_thread": one["words_per_second"] / local1["words_per_second"],
         "ray_2_workers_vs_local_2_threads": two["words_per_second"] / local2["words_per_second"],
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "ray_scaling.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.output / "ray_scaling.md").write_text(report(result))
-    print(report(result))
-    if (args.output / "results.json").is_file():
-        sys.path.insert(0, str(HERE))
-        from run_all import write_report
-
-        write_report(args.output)
+    write_section(args.output, "ray_scaling", result, report(result))
 
 
 def report(r: dict) -> str:

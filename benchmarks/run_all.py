@@ -257,6 +257,17 @@ def main() -> None:
 SECTIONS = ("profile_engine.md", "ray_scaling.md")  # written by profile_engine.py and ray_scaling.py
 
 
+def write_section(output: Path, name: str, result: dict, text: str) -> None:
+    """OUTPUT/NAME.json and NAME.md for one of SECTIONS, then RESULTS.md again if the main
+    results are there, so the report always carries the newest section."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (output / f"{name}.md").write_text(text)
+    print(text)
+    if (output / "results.json").is_file():
+        write_report(output)
+
+
 def write_report(output: Path) -> str:
     """RESULTS.md from OUTPUT/results.json plus the sections the other benchmark scripts write
     beside it (SECTIONS), so that any of them leaves one whole report."""
