@@ -30,6 +30,7 @@ class LayerParts:
     attn_dropout: float
     hidden_dropout: float
     fused_kv: tuple | None = field(default=None, repr=False)  # (weights' versions, weight, bias)
+    key_value: nn.Module | None = field(default=None, repr=False)  # a fixed fused projection (int8)
 
     def key_value_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The key and value projections stacked into one (2 * hidden, hidden) matrix, for one
@@ -41,6 +42,18 @@ class LayerParts:
                 self.fused_kv = (versions, torch.cat(tensors[:2]), torch.cat(tensors[2:]))
         return self.fused_kv[1], self.fused_kv[2]
 
+    def project_key_value(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, k, hidden) -> (batch, k, 2 * hidden): keys then values, in one product."""
+        if self.key_value is not None:
+            return self.key_value(x)
+        return F.linear(x, *self.key_value_weights())
+
+    @property
+    def trainable(self) -> bool:
+        """Whether these projections take gradients (False for int8 kernels, which have none)."""
+        weight = self.key.weight
+        return isinstance(weight, torch.Tensor) and weight.requires_grad
+
 
 class EncoderAdapter:
     """An encoder seen as `embed` followed by `layers`; subclasses map a family's modules.
@@ -50,6 +63,10 @@ class EncoderAdapter:
     """
 
     layers: list[LayerParts]
+    # rows -> padded rows for packed products (None: no padding); set by `seqexit.quantize` for
+    # kernels that build a new kernel per input shape, so that TOKEE's ever-changing row counts
+    # fall into a few sizes they have already built
+    pad_rows: Callable[[int], int] | None = None
 
     def __init__(self, encoder: nn.Module) -> None:
         self.encoder = encoder
@@ -65,6 +82,12 @@ class EncoderAdapter:
     @property
     def hidden_size(self) -> int:
         return self.layers[0].query.in_features
+
+    @property
+    def state_dtype(self) -> tuple[torch.device, torch.dtype]:
+        """Device and dtype of the hidden states (LayerNorm's, which int8 leaves in float)."""
+        weight = self.layers[0].attn_norm.weight
+        return weight.device, weight.dtype
 
     def embed(self, input_ids: torch.Tensor, casing_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, pieces) piece ids [and casing class ids] -> (batch, pieces, hidden)"""
@@ -92,16 +115,22 @@ class EncoderAdapter:
         """
         parts = self.layers[index]
         rows, cols = active.nonzero(as_tuple=True)  # (M,), row-major
-        if rows.numel() == 0:
+        n = rows.numel()
+        if n == 0:
             return hidden
         counts = active.sum(1)  # (batch,)
-        slots = torch.arange(rows.numel(), device=hidden.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
-        packed = hidden[rows, cols]  # (M, hidden)
-        q = parts.query(packed)  # (M, hidden)
+        slots = torch.arange(n, device=hidden.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
+        gather_rows, gather_cols, gather_slots = rows, cols, slots
+        padded = self.pad_rows(n) if self.pad_rows is not None else n
+        if padded > n:  # repeat the last piece: (M',) indices, computed and dropped
+            extra = rows.new_full((padded - n,), n - 1)
+            gather_rows, gather_cols, gather_slots = (torch.cat([t, t[extra]]) for t in (rows, cols, slots))
+        packed = hidden[gather_rows, gather_cols]  # (M', hidden)
+        q = parts.query(packed)[:n]  # (M, hidden)
         width = int(counts.max())
         q_padded = q.new_zeros(hidden.shape[0], width, q.shape[-1]).index_put_((rows, slots), q)  # (batch, width, hidden)
         context = attend(parts, split_heads(q_padded, parts.num_heads), hidden, key_mask, self.training)
-        updated = feed_forward(parts, packed, context[rows, slots], self.training)  # (M, hidden)
+        updated = feed_forward(parts, packed, context[gather_rows, gather_slots], self.training)[:n]  # (M, hidden)
         if torch.is_grad_enabled() and (hidden.requires_grad or updated.requires_grad):
             return hidden.index_put((rows, cols), updated)  # autograd needs the old states intact
         return hidden.index_put_((rows, cols), updated)
@@ -130,10 +159,10 @@ def attend(
 ) -> torch.Tensor:
     """Projected queries q (batch, heads, q, head_dim) over keys/values from `keys_from`
     (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden)."""
-    if torch.is_grad_enabled() and parts.key.weight.requires_grad:
+    if torch.is_grad_enabled() and parts.trainable:
         k, v = parts.key(keys_from), parts.value(keys_from)
     else:  # inference: one product for both, (batch, k, 2 * hidden) split into views
-        k, v = F.linear(keys_from, *parts.key_value_weights()).chunk(2, dim=-1)
+        k, v = parts.project_key_value(keys_from).chunk(2, dim=-1)
     k, v = split_heads(k, parts.num_heads), split_heads(v, parts.num_heads)  # (batch, heads, k, head_dim)
     mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=parts.attn_dropout if training else 0.0)

@@ -59,7 +59,7 @@ class ExitOutputs:
         return [model.labels[i] for i in self.label_ids[row].tolist()]
 
 
-def _batches(
+def length_sorted_batches(
     model: MultiExitTagger, sentences: Sequence[Sequence[str]], batch_size: int, *, groups: int = 1
 ) -> Iterator[tuple[list[tuple[int, EncodedChunk]], Batch]]:
     """Length-sorted batches of (sentence index, chunk) with their collated tensors.
@@ -90,7 +90,7 @@ def _batches(
         start = end
 
 
-def _owned(chunk: EncodedChunk) -> tuple[slice, slice]:
+def owned_slices(chunk: EncodedChunk) -> tuple[slice, slice]:
     """(slice into the sentence, slice into the chunk's words) of the words this chunk labels."""
     start, end = chunk.owned_words
     return slice(start, end), slice(start - chunk.word_offset, end - chunk.word_offset)
@@ -109,7 +109,7 @@ def run_policy(
     gc.disable()  # tokenizing builds many small objects; a full collection mid-run costs ~0.2 s
     try:
         layer_major = policy.mode in ("tokee", "sentee") and batch_size > 1
-        for group, batch in _batches(model, sentences, batch_size, groups=LAYER_MAJOR_GROUPS if layer_major else 1):
+        for group, batch in length_sorted_batches(model, sentences, batch_size, groups=LAYER_MAJOR_GROUPS if layer_major else 1):
             exits = exit_batch(model, batch, policy, group_size=batch_size)
             counter.merge(exits.flops)
             label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
@@ -122,7 +122,7 @@ def run_policy(
                     continue
                 if results[sentence] is None:
                     results[sentence] = _zeros(len(sentences[sentence]))
-                result, (into, take) = results[sentence], _owned(chunk)
+                result, (into, take) = results[sentence], owned_slices(chunk)
                 result.label_ids[into] = label_ids[row, take]
                 result.confidence[into] = confidence[row, take]
                 result.exit_layer[into] = exit_layer[row, take]
@@ -162,11 +162,11 @@ def run_exits(
         for words in sentences
     ]
     try:
-        for group, batch in _batches(model, sentences, batch_size):
+        for group, batch in length_sorted_batches(model, sentences, batch_size):
             logits = model(batch, num_layers=depth, exits="all" if all_exits else "last")  # (rows, batch, words, labels)
             confidence, label_ids = logits.float().softmax(-1).max(-1)  # (rows, batch, words)
             for row, (sentence, chunk) in enumerate(group):
-                into, take = _owned(chunk)
+                into, take = owned_slices(chunk)
                 outputs[sentence].label_ids[:, into] = label_ids[:, row, take].cpu()
                 outputs[sentence].confidence[:, into] = confidence[:, row, take].cpu()
     finally:

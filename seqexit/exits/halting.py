@@ -119,7 +119,7 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     thresholds = policy.thresholds(num_layers)
     size, n_words = batch.word_mask.shape
     parts = model.adapter.layers[0]
-    device, dtype = parts.query.weight.device, parts.query.weight.dtype
+    device, dtype = model.adapter.state_dtype
     # every row's states, embedded group by group at layer 1 (so padding follows each group)
     hidden = torch.zeros(size, batch.input_ids.shape[1], parts.query.in_features, device=device, dtype=dtype)
     out = _empty_exits(model, batch, hidden)
