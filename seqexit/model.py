@@ -103,6 +103,7 @@ class MultiExitTagger(nn.Module):
         if config.casing:  # after the exits, whose random init stays as without casing
             add_casing_embeddings(encoder, self.adapter.hidden_size)
         self.tokenizer = tokenizer
+        self.quantized: str | None = None  # "int8" once `seqexit.quantize.quantize_model` has run
         self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
 
     @property
@@ -175,6 +176,7 @@ class MultiExitTagger(nn.Module):
 
     def save(self, path: str | Path) -> Path:
         """Write config, safetensors weights and tokenizer to the folder `path`."""
+        self._check_savable()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
@@ -215,11 +217,17 @@ class MultiExitTagger(nn.Module):
     def save_compact(self, path: str | Path, base: str) -> Path:
         """Write a compact folder: config + what fine-tuning changed against the installed
         backbone `base` (see `seqexit.compact`); the tokenizer comes from the backbone."""
+        self._check_savable()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         save_compact(self.state_dict(), path, base)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         return path
+
+
+    def _check_savable(self) -> None:
+        if self.quantized:
+            raise ValueError(f"an {self.quantized} model cannot be saved: save the float model, and quantize after loading")
 
 
 def _truncate(encoder: nn.Module, num_layers: int) -> None:

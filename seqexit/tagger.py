@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from .data import Sentence, Span, decode_spans, sentences_from_text
-from .exits import ExitPolicy, run_policy
+from .exits import ExitPolicy, resolve_preset, run_policy
 from .model import MultiExitTagger
+from .quantize import check_quantize, quantize_model
 from .shipped import resolve_model
 
 
@@ -41,10 +42,23 @@ class Tagger:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None, batch_size: int = 32
+        cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None,
+        batch_size: int = 32, quantize: str | None = None, preset: str | None = None,
     ) -> Tagger:
-        """A model folder, or a shipped model by name (`Tagger.load("en-ner")`)."""
-        return cls(MultiExitTagger.load(resolve_model(path), device=device), policy=policy, batch_size=batch_size)
+        """A model folder, or a shipped model by name (`Tagger.load("en-ner")`).
+
+        quantize="int8" runs the encoder on int8 kernels (CPU only; see `seqexit.quantize`).
+        preset: a calibrated policy by name, from the int8 presets when quantize="int8"."""
+        quantize = check_quantize(quantize)
+        if quantize and torch.device(device).type != "cpu":
+            raise ValueError(f"quantize={quantize!r} runs on the CPU only (int8 dynamic kernels), not on {device}")
+        folder = resolve_model(path)
+        if preset is not None:
+            if policy is not None:
+                raise ValueError("give either a policy or a preset, not both")
+            policy = resolve_preset(folder, preset, quantize=quantize)
+        model = quantize_model(MultiExitTagger.load(folder, device=device), quantize, inplace=True)
+        return cls(model, policy=policy, batch_size=batch_size)
 
     @property
     def labels(self) -> list[str]:
