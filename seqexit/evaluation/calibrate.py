@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..data import Sentence
 from ..exits import ExitPolicy, Preset, check_preset_name
 from ..model import MultiExitTagger
+from ..quantize import check_quantize, quantize_model
 from .exits import PolicyScore, evaluate_policy
 
 ACCURATE_DROP = 0.1  # points of score the "accurate" preset may lose against full depth
@@ -36,8 +37,8 @@ _EPS = 1e-9  # scores are percentages from float sums: a bound met exactly count
 class CalibrationResult:
     """Everything one calibration measured and picked.
 
-    full: the full-depth score (speed-up 1 by definition); rows: every policy evaluated, full
-    depth first; presets: the named picks by name, the user's `chosen` one included.
+    full: the full-depth score (speed-up 1 by definition) of the float model; rows: every
+    policy evaluated (on the int8 engine when quantized), full depth first; presets: the named picks by name, the user's `chosen` one included.
     """
 
     full: PolicyScore
@@ -106,6 +107,7 @@ def calibrate(
     batch_size: int = 32,
     data: str | None = None,
     progress: bool = False,
+    quantize: str | None = None,
 ) -> CalibrationResult:
     """Score full depth and every policy of the grid on gold-tagged `sentences`, then pick:
 
@@ -117,6 +119,10 @@ def calibrate(
 
     The pick is stored under `name`; "accurate", "balanced" and "fast" (the fastest policies
     within NAMED_DROPS points) are always built too. `data` is recorded in the presets.
+
+    quantize="int8": the grid (int8 full depth included) runs on an int8 copy of the float
+    `model`, and every drop is measured against the float model's full depth, so an int8
+    preset's drop is what int8 and early exit cost together. `full` is then the float row.
     """
     if max_drop is not None and speedup is not None:
         raise ValueError("give either max_drop or speedup, not both")
@@ -136,12 +142,15 @@ def calibrate(
     if not grid:
         raise ValueError("the calibration grid is empty: give at least one threshold and window (or mode 'static')")
 
+    quantize = check_quantize(quantize)
+    runner = quantize_model(model, quantize)
     policies = [ExitPolicy()] + grid
     rows = [
-        evaluate_policy(model, sentences, policy, batch_size=batch_size)
-        for policy in tqdm(policies, desc="calibrating", unit="policy", disable=not progress)
+        evaluate_policy(runner, sentences, policy, batch_size=batch_size)
+        for policy in tqdm(policies, desc="calibrating" + (f" ({quantize})" if quantize else ""), unit="policy",
+                           disable=not progress)
     ]
-    full = rows[0]
+    full = evaluate_policy(model, sentences, ExitPolicy(), batch_size=batch_size) if quantize else rows[0]
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def preset(preset_name: str, pick: PolicyScore | None, *, drop: float | None = None, fast: float | None = None) -> Preset:
@@ -151,11 +160,11 @@ def calibrate(
             fallback = pick.policy.mode == "full"
         else:  # a speed-up <= 1 that full depth meets on its own
             fallback = False
-        row = full if pick is None else pick
+        row = rows[0] if pick is None else pick  # full depth on the engine calibrated
         return Preset(
             name=preset_name, policy=row.policy, metric=row.metric, score=row.score, full_score=full.score,
             flops_speedup=row.flops_speedup, mean_exit_layer=row.mean_exit_layer, data=data, sentences=len(sentences),
-            max_drop=drop, min_speedup=fast, fallback=fallback, created=created,
+            max_drop=drop, min_speedup=fast, fallback=fallback, created=created, quantize=quantize,
         )
 
     presets = {n: preset(n, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}

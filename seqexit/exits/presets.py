@@ -2,6 +2,9 @@
 each one was measured at, so that users pick "balanced" instead of a threshold and a window.
 
 `seqexit calibrate` writes the file; anything that takes a policy can `resolve_preset` a name.
+Presets calibrated for the int8 engine (`seqexit.quantize`) live beside the float ones, in the
+file's "int8" section: thresholds that suit the float exits need not suit the int8 ones, so
+`--preset fast --quantize int8` names a policy measured on the int8 engine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .policy import ExitPolicy
 
 PRESETS_FILE = "presets.json"
 PRESETS_VERSION = 1
+SECTIONS = {None: "presets", "int8": "int8"}  # quantize setting -> the file's section
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -42,6 +46,8 @@ class Preset:
     max_drop / min_speedup: the bound the policy was picked under (one of them is set).
     fallback: no early-exit policy met the bound, so this is full depth.
     created: when it was measured (ISO 8601, UTC).
+    quantize: None for the float engine, "int8" for the int8 one; an int8 preset's full_score
+        is the float model's full depth, so its drop includes what int8 costs.
     """
 
     name: str
@@ -57,9 +63,12 @@ class Preset:
     min_speedup: float | None = None
     fallback: bool = False
     created: str | None = None
+    quantize: str | None = None
 
     def __post_init__(self) -> None:
         check_preset_name(self.name)
+        if self.quantize not in SECTIONS:
+            raise ValueError(f"preset {self.name!r}: quantize must be one of {', '.join(map(str, SECTIONS))}, not {self.quantize!r}")
         if not isinstance(self.policy, ExitPolicy):
             raise ValueError(f"preset {self.name!r}: policy must be an ExitPolicy, not {type(self.policy).__name__}")
 
@@ -77,6 +86,7 @@ class Preset:
             "flops_speedup": _finite(self.flops_speedup), "mean_exit_layer": _finite(self.mean_exit_layer),
             "data": self.data, "sentences": self.sentences, "max_drop": self.max_drop,
             "min_speedup": self.min_speedup, "fallback": self.fallback, "created": self.created,
+            **({"quantize": self.quantize} if self.quantize else {}),
         }
 
     @classmethod
@@ -85,7 +95,7 @@ class Preset:
         if not isinstance(data, Mapping):
             raise ValueError(f"a preset must be a JSON object, not {type(data).__name__}")
         required = ("name", "policy", "metric", "score", "full_score", "flops_speedup", "mean_exit_layer")
-        optional = ("data", "sentences", "max_drop", "min_speedup", "fallback", "created")
+        optional = ("data", "sentences", "max_drop", "min_speedup", "fallback", "created", "quantize")
         missing = [key for key in required if key not in data]
         if missing:
             raise ValueError(f"preset is missing {', '.join(missing)}")
@@ -107,7 +117,7 @@ class Preset:
             raise ValueError(f"preset {name!r}: sentences must be an integer, not {data['sentences']!r}")
         if not isinstance(data.get("fallback", False), bool):
             raise ValueError(f"preset {name!r}: fallback must be true or false, not {data['fallback']!r}")
-        extras = {key: data[key] for key in ("data", "sentences", "fallback", "created") if key in data}
+        extras = {key: data[key] for key in ("data", "sentences", "fallback", "created", "quantize") if key in data}
         return cls(name=name, policy=policy, metric=data["metric"], **numbers, **extras)
 
 
@@ -116,8 +126,12 @@ def presets_path(model_dir: str | Path) -> Path:
     return Path(model_dir) / PRESETS_FILE
 
 
-def save_presets(model_dir: str | Path, presets: Mapping[str, Preset] | Iterable[Preset]) -> Path:
-    """Write `presets` (exactly these: the file is replaced) to MODEL_DIR/presets.json.
+def save_presets(
+    model_dir: str | Path, presets: Mapping[str, Preset] | Iterable[Preset], *, quantize: str | None = None
+) -> Path:
+    """Write `presets` (exactly these: the section is replaced) as MODEL_DIR/presets.json's
+    section for `quantize` (None: the float presets; "int8": the int8 ones); the other section
+    is kept as it was.
 
     Written to a temporary file in the same folder and renamed over the old one, so a reader
     never sees half a file and a crash leaves the previous presets intact.
@@ -125,13 +139,22 @@ def save_presets(model_dir: str | Path, presets: Mapping[str, Preset] | Iterable
     folder = Path(model_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
+    if quantize not in SECTIONS:
+        raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
     items = list(presets.values()) if isinstance(presets, Mapping) else list(presets)
     by_name: dict[str, Preset] = {}
     for preset in items:
         if preset.name in by_name:
             raise ValueError(f"two presets are named {preset.name!r}")
+        if preset.quantize != quantize:
+            raise ValueError(f"preset {preset.name!r} is for quantize={preset.quantize}, not {quantize}")
         by_name[preset.name] = preset
-    payload = {"format_version": PRESETS_VERSION, "presets": {name: p.to_dict() for name, p in by_name.items()}}
+    sections = {key: load_presets(folder, quantize=key) for key in SECTIONS if key != quantize}
+    sections[quantize] = by_name
+    payload: dict[str, Any] = {"format_version": PRESETS_VERSION}
+    for key, section in SECTIONS.items():
+        if key is None or sections[key]:
+            payload[section] = {name: p.to_dict() for name, p in sections[key].items()}
     text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     target = presets_path(folder)
     handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{PRESETS_FILE}.", suffix=".tmp")
@@ -148,9 +171,9 @@ def save_presets(model_dir: str | Path, presets: Mapping[str, Preset] | Iterable
     return target
 
 
-def load_presets(model_dir: str | Path) -> dict[str, Preset]:
-    """The presets of a model folder by name; {} when it has no presets.json. A malformed file
-    is a ValueError that names it."""
+def load_presets(model_dir: str | Path, *, quantize: str | None = None) -> dict[str, Preset]:
+    """The presets of a model folder by name, for the float engine or (quantize="int8") the
+    int8 one; {} when there are none. A malformed file is a ValueError that names it."""
     path = presets_path(model_dir)
     if not path.is_file():
         return {}
@@ -165,27 +188,36 @@ def load_presets(model_dir: str | Path) -> dict[str, Preset]:
         raise ValueError(f"{path}: malformed presets file (no integer 'format_version')")
     if version > PRESETS_VERSION:
         raise ValueError(f"{path} was written by a newer seqexit (presets format {version})")
+    if quantize not in SECTIONS:
+        raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
+    section = raw.get(SECTIONS[quantize], {})
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: malformed presets file ('{SECTIONS[quantize]}' is not an object)")
     presets = {}
-    for name, entry in raw["presets"].items():
+    for name, entry in section.items():
         try:
             preset = Preset.from_dict(entry)
         except ValueError as err:
             raise ValueError(f"{path}: malformed preset {name!r}: {err}") from None
         if preset.name != name:
             raise ValueError(f"{path}: preset stored under {name!r} is named {preset.name!r}")
+        if preset.quantize != quantize:
+            raise ValueError(f"{path}: preset {name!r} in section '{SECTIONS[quantize]}' is for quantize={preset.quantize}")
         presets[name] = preset
     return presets
 
 
-def resolve_preset(model_dir: str | Path, name: str) -> ExitPolicy:
-    """The policy of preset `name` of a model folder; a ValueError listing the presets there
-    (or saying how to make some) when there is no such preset."""
-    presets = load_presets(model_dir)
+def resolve_preset(model_dir: str | Path, name: str, *, quantize: str | None = None) -> ExitPolicy:
+    """The policy of preset `name` of a model folder (its int8 presets for quantize="int8"); a
+    ValueError listing the presets there (or saying how to make some) when there is no such preset."""
+    presets = load_presets(model_dir, quantize=quantize)
     if name in presets:
         return presets[name].policy
+    engine = f" {quantize}" if quantize else ""
+    flag = f" --quantize {quantize}" if quantize else ""
     if not presets:
-        raise ValueError(f"{model_dir} has no presets (no {PRESETS_FILE}): run `seqexit calibrate {model_dir} DEV_FILE` first")
-    raise ValueError(f"unknown preset {name!r} for {model_dir}; available: {', '.join(presets)}")
+        raise ValueError(f"{model_dir} has no{engine} presets: run `seqexit calibrate {model_dir} DEV_FILE{flag}` first")
+    raise ValueError(f"unknown{engine} preset {name!r} for {model_dir}; available: {', '.join(presets)}")
 
 
 def _finite(value: float) -> float | None:

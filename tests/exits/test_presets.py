@@ -93,3 +93,39 @@ def test_preset_names_are_checked(tmp_path):
         preset("has space", POLICIES[0])
     with pytest.raises(ValueError, match="two presets are named 'a'"):
         save_presets(tmp_path, [preset("a", POLICIES[0]), preset("a", POLICIES[1])])
+
+
+def int8_preset(name, policy, score=89.5):
+    return Preset(name=name, policy=policy, metric="f1", score=score, full_score=91.0, flops_speedup=2.0,
+                  mean_exit_layer=2.0, data="dev.conll", sentences=10, max_drop=1.0, quantize="int8")
+
+
+def test_int8_presets_live_beside_the_float_ones(tmp_path):
+    floats = {"fast": preset("fast", POLICIES[3])}
+    int8 = {"fast": int8_preset("fast", POLICIES[4]), "accurate": int8_preset("accurate", POLICIES[0])}
+    save_presets(tmp_path, floats)
+    save_presets(tmp_path, int8, quantize="int8")
+    raw = json.loads((tmp_path / PRESETS_FILE).read_text())
+    assert list(raw["presets"]) == ["fast"] and list(raw["int8"]) == ["fast", "accurate"]
+    assert load_presets(tmp_path) == floats and load_presets(tmp_path, quantize="int8") == int8
+    assert resolve_preset(tmp_path, "fast") == POLICIES[3]
+    assert resolve_preset(tmp_path, "fast", quantize="int8") == POLICIES[4]
+    assert int8["fast"].drop == pytest.approx(1.5), "an int8 preset's drop is against float full depth"
+    save_presets(tmp_path, [preset("balanced", POLICIES[1])])
+    assert list(load_presets(tmp_path)) == ["balanced"], "saving one section replaces that section only"
+    assert load_presets(tmp_path, quantize="int8") == int8
+    with pytest.raises(ValueError, match="unknown int8 preset 'balanced'.*available: fast, accurate"):
+        resolve_preset(tmp_path, "balanced", quantize="int8")
+    with pytest.raises(ValueError, match="is for quantize=int8, not None"):
+        save_presets(tmp_path, int8)
+
+
+def test_int8_presets_missing_say_how_to_make_them(tmp_path):
+    save_presets(tmp_path, {"fast": preset("fast", POLICIES[3])})
+    with pytest.raises(ValueError, match="no int8 presets: run `seqexit calibrate .* DEV_FILE --quantize int8`"):
+        resolve_preset(tmp_path, "fast", quantize="int8")
+    raw = json.loads((tmp_path / PRESETS_FILE).read_text())
+    raw["int8"] = {"fast": preset("fast", POLICIES[3]).to_dict()}  # a float preset filed under int8
+    (tmp_path / PRESETS_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="in section 'int8' is for quantize=None"):
+        load_presets(tmp_path, quantize="int8")
