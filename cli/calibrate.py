@@ -15,6 +15,7 @@ from seqexit.model import MultiExitTagger
 
 from .errors import UsageError, friendly
 from .output import print_json
+from .policy import QUANTIZE, pick_quantize
 
 
 @friendly
@@ -30,10 +31,14 @@ def calibrate(
     label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
     xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
     batch_size: int = typer.Option(32),
+    quantize: str = QUANTIZE,
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
     bound, and store them as presets in MODEL/presets.json (other named presets there are kept).
+
+    With --quantize int8 the policies run on the int8 engine and are stored as int8 presets
+    (beside the float ones), their drops measured against the float model's full depth.
 
     Example: seqexit calibrate runs/conll/model data/dev.conll --max-drop 0.5 --name strict
     """
@@ -50,25 +55,27 @@ def calibrate(
         raise UsageError(f"--name {name!r} is a built-in preset ({', '.join(NAMED_DROPS)}); choose another name")
     if speedup is None and max_drop is None:
         max_drop = DEFAULT_MAX_DROP
+    quantized = pick_quantize(quantize, "cpu")
 
     tagger = MultiExitTagger.load(model)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if not json_output:
         typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
     result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
-                             data=str(data), progress=True)
+                             data=str(data), progress=True, quantize=quantized)
 
     try:
-        stored = load_presets(model)
+        stored = load_presets(model, quantize=quantized)
     except ValueError as err:
         typer.secho(f"warning: replacing unreadable presets: {err}", fg=typer.colors.YELLOW, err=True)
         stored = {}
     stored.update(result.presets)
-    path = save_presets(model, stored)
+    path = save_presets(model, stored, quantize=quantized)
 
     if json_output:
         print_json({
             "full_score": result.full_score,
+            "quantize": quantized,
             "metric": result.metric,
             "chosen": result.chosen.to_dict(),
             "presets": {n: p.to_dict() for n, p in result.presets.items()},
@@ -78,6 +85,8 @@ def calibrate(
         })
         return
     typer.echo(f"full depth: {result.metric} {result.full_score:.2f}; {len(result.rows) - 1} early-exit policies measured")
+    if quantized:
+        typer.echo(f"{quantized} full depth: {result.metric} {result.rows[0].score:.2f} (drops below are against float full depth)")
     for line in preset_table(result.presets.values(), marked=result.chosen.name):
         typer.echo(line)
     chosen = result.chosen

@@ -12,11 +12,12 @@ from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
 from seqexit.evaluation.calibrate import calibration_grid
 from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
+from seqexit.quantize import quantize_model
 from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
 from .output import print_json
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, THRESHOLD, WINDOW, build_policy, pick_device
+from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy, pick_device, pick_quantize
 
 SWEEP_MODES = ("tokee", "sentee")
 
@@ -58,6 +59,7 @@ def evaluate(
     batch_size: int = typer.Option(32, min=1),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     preset: str | None = PRESET,
+    quantize: str = QUANTIZE,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
@@ -79,12 +81,16 @@ def evaluate(
       seqexit evaluate MODEL ../shared/data/conll2003/eng.testb --preset balanced
 
       seqexit evaluate MODEL dev.conll --sweep --plot tradeoff.png --json > sweep.json
+
+      seqexit evaluate en-ner ../shared/data/conll2003/eng.testb --preset fast --quantize int8
     """
     if plot is not None and not sweep:
         raise UsageError("--plot draws a sweep: add --sweep")
+    quantized = pick_quantize(quantize, device)
     model_dir = resolve_model(model)
-    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir)
-    tagger = MultiExitTagger.load(model_dir, device=pick_device(device))
+    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
+                          quantize=quantized)
+    tagger = quantize_model(MultiExitTagger.load(model_dir, device=pick_device(device)), quantized, inplace=True)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if sweep:
         modes = [m.strip() for m in sweep_modes.split(",") if m.strip()]

@@ -19,13 +19,14 @@ def info(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a model: task, labels, span scheme, backbone, layers, parameters, and the
-    presets stored by `seqexit calibrate` with the trade-offs they were measured at.
+    presets stored by `seqexit calibrate` (float and int8) with the trade-offs they were measured at.
 
     Example: seqexit info runs/conll/model --json
     """
     model = resolve_model(model)
     tagger = MultiExitTagger.load(model)
     presets = load_presets(model)
+    int8_presets = load_presets(model, quantize="int8")
     config = tagger.config
     model_type = config.backbone_config.get("model_type")
     hidden_size = tagger.adapter.hidden_size
@@ -36,6 +37,7 @@ def info(
             "backbone": config.backbone, "model_type": model_type, "layers": tagger.num_layers,
             "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
             "presets": {name: p.to_dict() for name, p in presets.items()},
+            "int8_presets": {name: p.to_dict() for name, p in int8_presets.items()},
         })
         return
     typer.echo(f"model       {model}")
@@ -45,10 +47,13 @@ def info(
     typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
     typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")
-    if not presets:
+    if not presets and not int8_presets:
         typer.echo("no presets: run seqexit calibrate")
         return
-    sources = sorted({p.data for p in presets.values() if p.data})
-    typer.echo("presets" + (f" (measured on {', '.join(sources)})" if sources else "") + ":")
-    for line in preset_table(presets.values()):
-        typer.echo("  " + line)
+    for title, section in (("presets", presets), ("int8 presets (--quantize int8; drop against float full depth)", int8_presets)):
+        if not section:
+            continue
+        sources = sorted({p.data for p in section.values() if p.data})
+        typer.echo(title + (f" (measured on {', '.join(sources)})" if sources else "") + ":")
+        for line in preset_table(section.values()):
+            typer.echo("  " + line)

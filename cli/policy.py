@@ -19,19 +19,22 @@ MIN_LAYER = typer.Option(1, "--min-layer", help="tokee/sentee: no word halts bef
 EXIT_LAYER = typer.Option(None, "--exit-layer", help="Static exit: stop every word at this layer (implies --mode static).")
 PRESET = typer.Option(None, "--preset", help="A policy stored by `seqexit calibrate` (accurate, balanced, fast...); "
                       "overrides --mode/--threshold/--window.")
+QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
+                        "--preset then names an int8 preset.")
 
 
 def build_policy(
     mode: str, threshold: str, window: int, min_layer: int, exit_layer: int | None,
-    *, preset: str | None = None, model_dir: Path | None = None,
+    *, preset: str | None = None, model_dir: Path | None = None, quantize: str | None = None,
 ) -> ExitPolicy:
-    """An `ExitPolicy` from the option values (or a stored preset), with clear usage errors."""
+    """An `ExitPolicy` from the option values (or a stored preset, of the int8 engine when
+    `quantize` is "int8"), with clear usage errors."""
     if preset is not None:
         if model_dir is None:
             raise UsageError("--preset needs a model folder")
         from seqexit.exits.presets import resolve_preset
 
-        return resolve_preset(model_dir, preset)
+        return resolve_preset(model_dir, preset, quantize=quantize)
     if exit_layer is not None:
         return ExitPolicy.static(exit_layer)
     try:
@@ -43,6 +46,21 @@ def build_policy(
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     return ExitPolicy(mode=mode, threshold=values[0] if len(values) == 1 else tuple(values), window=window, min_layer=min_layer)
+
+
+def pick_quantize(quantize: str, device: str) -> str | None:
+    """The --quantize option checked against the choices and the device (None for none)."""
+    from seqexit.quantize import check_quantize
+
+    try:
+        value = check_quantize(quantize)
+    except ValueError as err:
+        raise UsageError(f"--quantize: {err}") from None
+    if value and device == "auto":
+        device = pick_device(device)
+    if value and device != "cpu":
+        raise UsageError(f"--quantize {value} runs on the CPU only (int8 dynamic kernels): leave --device at cpu, not {device!r}")
+    return value
 
 
 def pick_device(device: str) -> str:

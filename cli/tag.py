@@ -18,7 +18,7 @@ from seqexit.model import CONFIG_FILE, TaggerConfig
 from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, THRESHOLD, WINDOW, build_policy, pick_device
+from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy, pick_device, pick_quantize
 
 
 @friendly
@@ -31,6 +31,7 @@ def tag(
     input_format: str = typer.Option("auto", help=f"Input: {', '.join(FORMATS)}; auto: from the extension (.txt and stdin: text)."),
     scheme: str = typer.Option("iob2", help=f"Span scheme to write: {', '.join(SCHEMES)}."),
     preset: str | None = PRESET,
+    quantize: str = QUANTIZE,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
@@ -51,6 +52,8 @@ def tag(
       seqexit tag data/samples/news.txt -m en-ner -f pretty
 
       cat news.txt | seqexit tag - -m MODEL --preset fast -f jsonl > news.jsonl
+
+      seqexit tag news.txt -m en-ner --preset balanced --quantize int8
     """
     if scheme not in SCHEMES:
         raise UsageError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
@@ -70,16 +73,19 @@ def tag(
             require_ray()
         except ImportError as err:
             raise UsageError(str(err)) from None
+    quantized = pick_quantize(quantize, device)
     model_dir = resolve_model(model)
-    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir)
+    policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
+                          quantize=quantized)
     sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
     if engine == "ray":
         config = TaggerConfig(**json.loads((model_dir / CONFIG_FILE).read_text()))
         sentences = list(sentences)  # every input read (and checked) before any work is scheduled
         start_ray(address)
-        results = tag_on_ray(sentences, str(model_dir), policy=policy, workers=workers, batch_size=batch_size)
+        results = tag_on_ray(sentences, str(model_dir), policy=policy, workers=workers, batch_size=batch_size,
+                             quantize=quantized)
     else:
-        tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size)
+        tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized)
         config = tagger.model.config
         results = tagger.tag_stream(sentences)
     with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task) as writer:

@@ -18,6 +18,7 @@ from typing import Any
 
 from .data import decode_spans
 from .exits import ExitPolicy, resolve_preset
+from .quantize import check_quantize
 from .shipped import resolve_model
 from .tagger import TaggedSentence
 
@@ -38,13 +39,13 @@ def require_ray():
 class SentenceTagger:
     """A Ray Data actor: one model per worker process, loaded once, tagging batch after batch."""
 
-    def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int) -> None:
+    def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int, quantize: str | None = None) -> None:
         import torch
 
         from .tagger import Tagger
 
         torch.set_num_threads(max(1, threads))
-        self.tagger = Tagger.load(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size)
+        self.tagger = Tagger.load(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size, quantize=quantize)
         try:
             import ray
 
@@ -92,6 +93,7 @@ def tag_dataset(
     rows_per_call: int | None = 512,
     max_retries: int = 3,
     tagger_class: type[SentenceTagger] = SentenceTagger,
+    quantize: str | None = None,
 ):
     """`dataset` (rows with `words` or `text`) plus each row's labels, exit layers, confidences and
     entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
@@ -101,12 +103,14 @@ def tag_dataset(
     cpus_per_worker: Ray CPUs per actor, and its torch thread count (rounded, at least 1).
     rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
     length-sorted); None: one call per dataset block. A failed call is retried up to `max_retries` times, on a restarted actor if
-    its process died. tagger_class: the actor (a subclass may add work around each batch)."""
+    its process died. tagger_class: the actor (a subclass may add work around each batch).
+    quantize="int8": every actor runs the int8 engine, and `preset` names an int8 preset."""
     ray = require_ray()
+    quantize = check_quantize(quantize)
     if preset is not None:
         if policy is not None:
             raise ValueError("give an exit policy or a preset, not both")
-        policy = resolve_preset(resolve_model(model), preset)
+        policy = resolve_preset(resolve_model(model), preset, quantize=quantize)
     policy = policy or ExitPolicy()
     with warnings.catch_warnings():
         # Ray 2.60 deprecates ray_remote_args_fn (gone in 2.64; the extra pins ray<2.61): it is the
@@ -115,7 +119,8 @@ def tag_dataset(
         return dataset.map_batches(
             tagger_class,
             fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
-                                   "threads": int(round(cpus_per_worker)), "batch_size": batch_size},
+                                   "threads": int(round(cpus_per_worker)), "batch_size": batch_size,
+                                   "quantize": quantize},
             batch_size=rows_per_call,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),

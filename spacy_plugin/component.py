@@ -71,7 +71,8 @@ class SeqExitPipe(Pipe):
     annotations (`set_annotations`).
 
     Policy: `preset` (a name in the model's presets.json) when given, else mode/threshold/
-    window/min_layer/static_layer as in `seqexit.ExitPolicy`.
+    window/min_layer/static_layer as in `seqexit.ExitPolicy`. quantize="int8" runs the encoder
+    on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
     """
 
     factory: str = ""
@@ -91,22 +92,31 @@ class SeqExitPipe(Pipe):
         static_layer: int | None = None,
         batch_size: int = 32,
         device: str = "cpu",
+        quantize: str | None = None,
         scorer: Callable | None = None,
     ) -> None:
         from seqexit.exits import ExitPolicy
         from seqexit.model import resolve_device
+        from seqexit.quantize import check_quantize
 
         self.vocab, self.name, self.scorer = vocab, name, scorer
         self.model_name = model or ""
         self.preset, self.batch_size, self.device = preset, batch_size, resolve_device(device)
+        try:
+            self.quantize = check_quantize(quantize)
+        except ValueError as err:
+            raise ValueError(f"{self.factory}: {err}") from None
+        if self.quantize and self.device != "cpu":
+            raise ValueError(f"{self.factory}: quantize={self.quantize!r} runs on the CPU only, not on device {self.device!r}")
         self.settings: dict[str, Any] = {
             "mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
         }
         if batch_size < 1:
             raise ValueError(f"{self.factory}: batch_size must be >= 1, got {batch_size}")
         self._policy: ExitPolicy | None = None if preset else ExitPolicy(**self.settings)
-        self._model: MultiExitTagger | None = None
-        self._presets: dict[str, Preset] = {}
+        self._model: MultiExitTagger | None = None  # the float model (what to_disk writes)
+        self._runner: MultiExitTagger | None = None  # what tags: the model, or its int8 copy
+        self._preset_sections: dict[str | None, dict[str, Preset]] = {}  # quantize -> presets
         self._source: Path | None = None
         self._missing = "no model given (model is empty): load one with from_disk or from_bytes"
         if self.model_name:
@@ -126,7 +136,7 @@ class SeqExitPipe(Pipe):
             self._missing = str(err)
             return
         self._check_task(json.loads((self._source / CONFIG_FILE).read_text()).get("task", "ner"), self._source)
-        self._resolve_policy(load_presets(self._source), self._source)
+        self._resolve_policy(load_presets(self._source, quantize=self.quantize), self._source)
 
     def _check_task(self, task: str, where: Path | str) -> None:
         if task not in self.tasks:
@@ -140,20 +150,25 @@ class SeqExitPipe(Pipe):
         if self.preset is None:
             return
         if self.preset not in presets:
-            have = f"available: {', '.join(presets)}" if presets else "it has no presets.json (run `seqexit calibrate`)"
-            raise ValueError(f"{self.factory}: unknown preset {self.preset!r} for {where}; {have}")
+            flag = f" --quantize {self.quantize}" if self.quantize else ""
+            kind = f"{self.quantize} " if self.quantize else ""
+            have = f"available: {', '.join(presets)}" if presets else f"it has no {kind}presets (run `seqexit calibrate{flag}`)"
+            raise ValueError(f"{self.factory}: unknown {kind}preset {self.preset!r} for {where}; {have}")
         self._policy = presets[self.preset].policy
 
     def _load(self, folder: Path, where: Path | str) -> None:
         """Load model and presets from a model folder and resolve the policy against them."""
         from seqexit.exits import load_presets
+        from seqexit.exits.presets import SECTIONS
         from seqexit.model import MultiExitTagger
+        from seqexit.quantize import quantize_model
 
         model = MultiExitTagger.load(folder, device=self.device)
         self._check_task(model.config.task, where)
-        presets = load_presets(folder)
-        self._resolve_policy(presets, where)
-        self._model, self._presets = model, presets
+        sections = {key: load_presets(folder, quantize=key) for key in SECTIONS}
+        self._resolve_policy(sections[self.quantize], where)
+        self._model, self._preset_sections = model, sections
+        self._runner = quantize_model(model, self.quantize)
 
     @property
     def seqexit_model(self) -> MultiExitTagger:
@@ -173,8 +188,9 @@ class SeqExitPipe(Pipe):
 
     @property
     def presets(self) -> dict[str, Preset]:
+        """The model's presets for this component's engine (its int8 ones when quantized)."""
         self.seqexit_model
-        return dict(self._presets)
+        return dict(self._preset_sections.get(self.quantize, {}))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -223,7 +239,8 @@ class SeqExitPipe(Pipe):
         """Per doc: a label, confidence and exit layer for every token, and the doc's FLOPs."""
         from seqexit.spacy_docs import label_tokens
 
-        model = self.seqexit_model
+        self.seqexit_model
+        model = self._runner
         outside = "O" if model.config.scheme else ""
         return label_tokens(model, [[t.text for t in doc] for doc in docs], self._policy, batch_size=self.batch_size, outside=outside)
 
@@ -236,17 +253,18 @@ class SeqExitPipe(Pipe):
             doc.user_data[FLOPS_KEY] = result.flops
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the model folder: seqexit.json, model.safetensors, tokenizer files and
-        presets.json (when the model has presets)."""
+        """Write the model folder: seqexit.json, model.safetensors (float weights, also when
+        the component runs int8), tokenizer files and presets.json (when the model has presets,
+        float and int8)."""
         from seqexit.exits import PRESETS_FILE, save_presets
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.seqexit_model.save(path)
-        if self._presets:
-            save_presets(path, self._presets)
-        else:
-            (path / PRESETS_FILE).unlink(missing_ok=True)
+        (path / PRESETS_FILE).unlink(missing_ok=True)
+        for key, presets in self._preset_sections.items():
+            if presets:
+                save_presets(path, presets, quantize=key)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
         """Load the model folder that `to_disk` wrote (the config's model is not read)."""
@@ -279,7 +297,7 @@ class SeqExitPipe(Pipe):
     def _config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this component (the model comes from bytes)."""
         return {"model": "", "preset": self.preset, **self.settings, "batch_size": self.batch_size,
-                "device": self.device, "scorer": self.scorer}
+                "device": self.device, "quantize": self.quantize, "scorer": self.scorer}
 
     def __reduce__(self):
         """Pickle as settings + `to_bytes` (safetensors inside), never as torch objects."""
@@ -351,6 +369,7 @@ COMMON_CONFIG: dict[str, Any] = {
     "static_layer": None,
     "batch_size": 32,
     "device": "cpu",
+    "quantize": None,
 }
 
 
@@ -372,13 +391,16 @@ def make_ner(
     static_layer: int | None,
     batch_size: int,
     device: str,
+    quantize: str | None,
     overwrite: bool,
     scorer: Callable | None,
 ) -> SeqExitNER:
-    """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`."""
+    """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`; add
+    `"quantize": "int8"` for the int8 engine."""
     return SeqExitNER(
         nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, batch_size=batch_size, device=device, overwrite=overwrite, scorer=scorer,
+        static_layer=static_layer, batch_size=batch_size, device=device, quantize=quantize, overwrite=overwrite,
+        scorer=scorer,
     )
 
 
@@ -400,10 +422,11 @@ def make_tagger(
     static_layer: int | None,
     batch_size: int,
     device: str,
+    quantize: str | None,
     scorer: Callable | None,
 ) -> SeqExitTagger:
     """`nlp.add_pipe("seqexit_tagger", config={"model": PATH_OR_NAME})`."""
     return SeqExitTagger(
         nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, batch_size=batch_size, device=device, scorer=scorer,
+        static_layer=static_layer, batch_size=batch_size, device=device, quantize=quantize, scorer=scorer,
     )

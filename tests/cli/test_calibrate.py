@@ -186,3 +186,40 @@ def test_a_stored_preset_drives_tag_and_evaluate(trained, calibrated):
     assert scored["policy"] == policy and scored["score"] == pytest.approx(calibrated["presets"]["fast"]["score"])
     unknown = runner.invoke(main_app, ["tag", data, "-m", model, "--preset", "nope"])
     assert unknown.exit_code == 2 and "fast" in unknown.output
+
+
+def test_int8_calibration_stores_int8_presets_beside_the_float_ones(trained, calibrated):
+    from cli.main import app as main_app
+
+    model, data = trained / "run" / "model", str(trained / "train.conll")
+    floats_before = load_presets(model)
+    result = runner.invoke(app, ["calibrate", str(model), data, "--quantize", "int8", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["quantize"] == "int8" and payload["full_score"] == calibrated["full_score"], \
+        "int8 drops are measured against the float model's full depth"
+    int8 = load_presets(model, quantize="int8")
+    assert set(int8) == {"accurate", "balanced", "fast", "calibrated"}
+    assert all(p.quantize == "int8" and p.full_score == calibrated["full_score"] for p in int8.values())
+    assert load_presets(model) == floats_before, "the float presets are kept as they were"
+    shown = runner.invoke(app, ["info", str(model)])
+    assert shown.exit_code == 0 and "int8 presets" in shown.stdout
+    assert json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)["int8_presets"] == payload["presets"]
+    scored = json.loads(runner.invoke(main_app, ["evaluate", str(model), data, "--preset", "fast", "--quantize", "int8",
+                                                 "--json"]).stdout)
+    assert scored["policy"] == payload["presets"]["fast"]["policy"]
+    assert scored["score"] == pytest.approx(payload["presets"]["fast"]["score"])
+
+
+@pytest.mark.parametrize("command", ["tag", "evaluate", "calibrate"])
+def test_unknown_quantize_value_is_a_usage_error(trained, command):
+    from cli.main import app as main_app
+
+    model, data = str(trained / "run" / "model"), str(trained / "train.conll")
+    args = {"tag": ["tag", data, "-m", model], "evaluate": ["evaluate", model, data],
+            "calibrate": ["calibrate", model, data]}[command]
+    result = runner.invoke(main_app, [*args, "--quantize", "int4"])
+    assert result.exit_code == 2 and "unknown quantize value 'int4'; choose one of: none, int8" in result.output
+    if command != "calibrate":
+        cuda = runner.invoke(main_app, [*args, "--quantize", "int8", "--device", "cuda"])
+        assert cuda.exit_code == 2 and "runs on the CPU only" in cuda.output and "Traceback" not in cuda.output

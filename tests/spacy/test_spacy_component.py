@@ -380,3 +380,35 @@ def test_extensions_register_idempotently():
     assert Doc.has_extension("seqexit_flops") and Span.has_extension("confidence")
     doc = spacy.blank("en")("untouched")
     assert doc._.seqexit_flops is None and doc[0]._.exit_layer is None and doc[:1]._.confidence is None
+
+
+def test_int8_setting_with_its_own_presets_and_round_trip(spacy_ner_model, model_copy, tmp_path):
+    folder = model_copy(spacy_ner_model)
+    fast, fast_int8 = ExitPolicy.tokee(0.6, window=1), ExitPolicy.tokee(0.4, window=0)
+    save_presets(folder, [Preset("fast", fast, "f1", 80.0, 81.0, 2.0, 2.5)])
+    save_presets(folder, [Preset("fast", fast_int8, "f1", 79.0, 81.0, 2.0, 2.5, quantize="int8")], quantize="int8")
+    nlp = ner_pipe(folder, preset="fast", quantize="int8")
+    component = nlp.get_pipe("seqexit_ner")
+    assert component.policy == fast_int8 and component.presets["fast"].quantize == "int8"
+    docs = list(nlp.pipe(word_docs(nlp, EXIT_SENTENCES)))
+    expected = Tagger.load(folder, quantize="int8", preset="fast").tag(EXIT_SENTENCES)
+    assert [[t._.exit_layer for t in d] for d in docs] == [e.exit_layers for e in expected]
+    assert [ents(d) for d in docs] == [[(s.start, s.end, s.label) for s in e.spans] for e in expected]
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(folder)
+    loaded = spacy.load(tmp_path / "pipeline")
+    restored = loaded.get_pipe("seqexit_ner")
+    assert restored.quantize == "int8" and restored.policy == fast_int8
+    assert restored.seqexit_model.quantized is None, "the float weights are what is saved"
+    assert [annotations(d) for d in loaded.pipe(word_docs(loaded, EXIT_SENTENCES))] == [annotations(d) for d in docs]
+    as_float = spacy.load(tmp_path / "pipeline", config={"components": {"seqexit_ner": {"quantize": None}}})
+    assert as_float.get_pipe("seqexit_ner").policy == fast, "the float presets survived the round trip too"
+
+
+def test_int8_setting_errors(spacy_ner_model):
+    with pytest.raises(ValueError, match="unknown quantize value 'int4'; choose one of: none, int8"):
+        ner_pipe(spacy_ner_model, quantize="int4")
+    with pytest.raises(ValueError, match="CPU only|no CUDA GPU is available"):  # which, depends on the machine
+        ner_pipe(spacy_ner_model, quantize="int8", device="cuda")
+    with pytest.raises(ValueError, match="unknown int8 preset 'fast'.*no int8 presets.*--quantize int8"):
+        ner_pipe(spacy_ner_model, preset="fast", quantize="int8")
