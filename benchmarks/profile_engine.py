@@ -26,6 +26,7 @@ import seqexit.exits.engine as engine
 from seqexit.data.formats import read_file
 from seqexit.exits import ExitPolicy, resolve_preset, run_policy
 from seqexit.model import MultiExitTagger
+from seqexit.quantize import quantize_model
 from seqexit.shipped import resolve_model
 from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
 
@@ -36,7 +37,7 @@ STAGES = ("word pieces", "collate", "embeddings", "encoder layers", "exit classi
           "results")
 
 
-def parse_policy(spec: str, folder: Path) -> ExitPolicy:
+def parse_policy(spec: str, folder: Path, quantize: str | None = None) -> ExitPolicy:
     """full | static:K | preset:NAME | tokee:THRESHOLD:WINDOW | sentee:THRESHOLD"""
     kind, *rest = spec.split(":")
     if kind == "full":
@@ -44,7 +45,7 @@ def parse_policy(spec: str, folder: Path) -> ExitPolicy:
     if kind == "static":
         return ExitPolicy.static(int(rest[0]))
     if kind == "preset":
-        return resolve_preset(folder, rest[0])
+        return resolve_preset(folder, rest[0], quantize=quantize)
     if kind == "tokee":
         return ExitPolicy.tokee(float(rest[0]), window=int(rest[1]) if len(rest) > 1 else 0)
     if kind == "sentee":
@@ -110,14 +111,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quantize", default=None, choices=["int8"], help="profile the int8 engine (and its presets)")
     parser.add_argument("--output", type=Path, default=HERE)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     folder = resolve_model(args.model or f"en-{args.task}")
-    model = MultiExitTagger.load(folder)
+    model = quantize_model(MultiExitTagger.load(folder), args.quantize)
     words = [s.words for s in read_file(TESTS[args.task], span_tags=args.task == "ner")]
     specs = args.policy or ["full", "preset:accurate", "preset:balanced", "preset:fast"]
-    policies = {spec: parse_policy(spec, folder) for spec in specs}
+    policies = {spec: parse_policy(spec, folder, args.quantize) for spec in specs}
     clock = StageClock(model)
     clock.run(words[:64], ExitPolicy(), args.batch_size)  # warm-up
     runs: dict[str, list[dict[str, float]]] = {spec: [] for spec in specs}
@@ -125,7 +127,7 @@ def main() -> None:
         for spec, policy in policies.items():
             runs[spec].append(clock.run(words, policy, args.batch_size))
     median = {spec: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for spec, rs in runs.items()}
-    result = {"command": "python " + " ".join(sys.argv), "task": args.task, "model": str(folder.name),
+    result = {"command": "python " + " ".join(sys.argv), "task": args.task, "model": str(folder.name), "quantize": args.quantize,
               "batch_size": args.batch_size, "threads": args.threads, "sentences": len(words),
               "words": sum(map(len, words)), "torch": torch.__version__, "machine": f"{platform.machine()} CPU",
               "seconds": median}

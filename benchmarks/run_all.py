@@ -153,6 +153,19 @@ def wall_speedup(system: System, reference: System, batch_size: str) -> float:
     return paired_speedup(reference.seconds[batch_size], system.seconds[batch_size])
 
 
+def system_row(system: System, reference: System, words: list[list[str]], args) -> dict:
+    """A system's score, FLOPs speed-up and, per batch size it was timed at, words/s and the
+    wall-clock speed-up over `reference` (median of per-round ratios)."""
+    row = {"system": system.name, "kind": system.kind, "score": system.score, "flops_speedup": system.flops_speedup,
+           "mean_exit_layer": system.mean_exit_layer}
+    for batch_size in map(str, args.batch_sizes):
+        if batch_size in system.seconds:
+            row[f"wall_speedup_bs{batch_size}"] = wall_speedup(system, reference, batch_size)
+            timed_words = timing_words(words, int(batch_size), args.small_batch_sentences)
+            row[f"words_per_second_bs{batch_size}"] = sum(map(len, timed_words)) / statistics.median(system.seconds[batch_size])
+    return row
+
+
 def benchmark_task(task: str, args) -> dict:
     name, path, data_name, metric = TASKS[task]
     model = MultiExitTagger.load(resolve_model(getattr(args, f"{task}_model") or name))
@@ -184,16 +197,7 @@ def benchmark_task(task: str, args) -> dict:
     time_systems(timed, words, args.batch_sizes, args.rounds, args.small_batch_sentences)
     oracle = oracle_bound(model, words)
     reference = systems[0]
-    rows = []
-    for system in systems:
-        row = {"system": system.name, "kind": system.kind, "score": system.score, "flops_speedup": system.flops_speedup,
-               "mean_exit_layer": system.mean_exit_layer}
-        for batch_size in map(str, args.batch_sizes):
-            if batch_size in system.seconds:
-                row[f"wall_speedup_bs{batch_size}"] = wall_speedup(system, reference, batch_size)
-                timed_words = timing_words(words, int(batch_size), args.small_batch_sentences)
-                row[f"words_per_second_bs{batch_size}"] = sum(map(len, timed_words)) / statistics.median(system.seconds[batch_size])
-        rows.append(row)
+    rows = [system_row(system, reference, words, args) for system in systems]
     full_score = reference.score
     tokee = [r for r in rows if r["kind"] == "tokee"]
     reach = {}
@@ -228,14 +232,7 @@ def main() -> None:
         parser.add_argument(f"--{task}-model", default=None, help=f"default: the shipped {TASKS[task][0]}")
         parser.add_argument(f"--{task}-hf", type=Path, default=None, help="exported ordinary fine-tune (seqexit.export)")
         parser.add_argument(f"--{task}-small", nargs="*", default=[], help="K=MODEL_DIR smaller static models")
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--small-batch-sentences", type=int, default=1000,
-                        help="time batch sizes below 8 on the first N test sentences (0: all)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=0, help="first N test sentences only (a smoke run)")
-    parser.add_argument("--output", type=Path, default=HERE)
+    add_run_arguments(parser, small_batch_sentences=1000)
     parser.add_argument("--merge", action="store_true", help="keep the other tasks already in OUTPUT/results.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -254,7 +251,20 @@ def main() -> None:
     print(write_report(args.output))
 
 
-SECTIONS = ("profile_engine.md", "ray_scaling.md")  # written by profile_engine.py and ray_scaling.py
+def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences: int) -> None:
+    """The options of every side-by-side benchmark: tasks, batch sizes, rounds, threads, a
+    smoke-run limit and the output folder."""
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small-batch-sentences", type=int, default=small_batch_sentences,
+                        help="time batch sizes below 8 on the first N test sentences (0: all)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=0, help="first N test sentences only (a smoke run)")
+    parser.add_argument("--output", type=Path, default=HERE)
+
+
+SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md")  # written by the scripts of these names
 
 
 def write_section(output: Path, name: str, result: dict, text: str) -> None:

@@ -152,7 +152,8 @@ class SeqExitPipe(Pipe):
         if self.preset not in presets:
             flag = f" --quantize {self.quantize}" if self.quantize else ""
             kind = f"{self.quantize} " if self.quantize else ""
-            have = f"available: {', '.join(presets)}" if presets else f"it has no {kind}presets (run `seqexit calibrate{flag}`)"
+            missing = f"no {kind}presets" if self.quantize else "no presets.json"
+            have = f"available: {', '.join(presets)}" if presets else f"it has {missing} (run `seqexit calibrate{flag}`)"
             raise ValueError(f"{self.factory}: unknown {kind}preset {self.preset!r} for {where}; {have}")
         self._policy = presets[self.preset].policy
 
