@@ -11,7 +11,8 @@ import typer
 from seqexit.data.formats import read_file
 from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
 from seqexit.exits import Preset, check_preset_name, load_presets, save_presets
-from seqexit.model import MultiExitTagger
+from seqexit.evaluation.temperature import fit_temperatures
+from seqexit.model import MultiExitTagger, write_temperatures
 
 from .errors import UsageError, friendly
 from .output import print_json
@@ -36,6 +37,8 @@ def calibrate(
 ) -> None:
     """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
     bound, and store them as presets in MODEL/presets.json (other named presets there are kept).
+    Also fits one softmax temperature per exit on DEV (MODEL/temperatures.json), which the
+    "confidence" exit criterion uses.
 
     With --quantize int8 the policies run on the int8 engine and are stored as int8 presets
     (beside the float ones), their drops measured against the float model's full depth.
@@ -71,6 +74,8 @@ def calibrate(
         stored = {}
     stored.update(result.presets)
     path = save_presets(model, stored, quantize=quantized)
+    fit = fit_temperatures(tagger, sentences, batch_size=batch_size)  # for --criterion confidence
+    write_temperatures(model, fit.temperatures)
 
     if json_output:
         print_json({
@@ -82,6 +87,8 @@ def calibrate(
             "rows": [{"policy": r.policy.to_dict(), "score": r.score, "flops_speedup": r.flops_speedup,
                       "mean_exit_layer": r.mean_exit_layer, "words_per_layer": r.words_per_layer} for r in result.rows],
             "presets_file": str(path),
+            "temperatures": {"values": fit.temperatures, "nll_before": fit.nll_before, "nll_after": fit.nll_after,
+                             "ece_before": fit.ece_before, "ece_after": fit.ece_after},
         })
         return
     typer.echo(f"full depth: {result.metric} {result.full_score:.2f}; {len(result.rows) - 1} early-exit policies measured")
@@ -98,6 +105,8 @@ def calibrate(
     else:
         typer.echo(f"chosen: {chosen.name} = {chosen.policy} ({bound})")
     typer.echo(f"presets written to {path}")
+    typer.echo("exit temperatures (for --criterion confidence): " + " ".join(f"{t:.2f}" for t in fit.temperatures)
+               + "; ECE % before -> after: " + " ".join(f"{b:.2f}->{a:.2f}" for b, a in zip(fit.ece_before, fit.ece_after)))
 
 
 def preset_table(presets: Iterable[Preset], marked: str | None = None) -> list[str]:

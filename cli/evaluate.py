@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
 from seqexit.evaluation.calibrate import calibration_grid
+from seqexit.evaluation.temperature import calibration_errors
 from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
 from seqexit.quantize import quantize_model
@@ -17,7 +18,8 @@ from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
 from .output import print_json
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy, pick_device, pick_quantize
+from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
+                     pick_device, pick_quantize)
 
 SWEEP_MODES = ("tokee", "sentee")
 
@@ -65,6 +67,8 @@ def evaluate(
     window: int = WINDOW,
     min_layer: int = MIN_LAYER,
     exit_layer: int | None = EXIT_LAYER,
+    criterion: str = CRITERION,
+    patience: int | None = PATIENCE,
     per_exit: bool = typer.Option(True, help="Full depth: also score every exit (one more pass)."),
     sweep: bool = typer.Option(False, "--sweep", help="Score a grid of policies and print the trade-off table."),
     sweep_modes: str = typer.Option("tokee,sentee", help="--sweep: modes, comma-separated."),
@@ -89,7 +93,7 @@ def evaluate(
     quantized = pick_quantize(quantize, device)
     model_dir = resolve_model(model)
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
-                          quantize=quantized)
+                          quantize=quantized, criterion=criterion, patience=patience)
     tagger = quantize_model(MultiExitTagger.load(model_dir, device=pick_device(device)), quantized, inplace=True)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if sweep:
@@ -113,19 +117,22 @@ def evaluate(
         return
     result = evaluate_policy(tagger, sentences, policy, batch_size=batch_size)
     exits = evaluate_exits(tagger, sentences, batch_size=batch_size) if per_exit and policy.mode == "full" else []
+    ece, ece_scaled = calibration_errors(tagger, sentences, batch_size=batch_size) if exits else ([], None)
     if json_output:
         record = score_record(result)
         if exits:
-            record["exits"] = [{"layer": e.layer, "score": e.score} for e in exits]
+            record["exits"] = [{"layer": e.layer, "score": e.score, "ece": ece[i],
+                                "ece_with_temperature": ece_scaled[i] if ece_scaled else None} for i, e in enumerate(exits)]
         print_json(record)
         return
-    _print_result(result, exits)
+    _print_result(result, exits, ece, ece_scaled)
 
 
-def _print_result(result: PolicyScore, exits) -> None:
+def _print_result(result: PolicyScore, exits, ece: list[float], ece_scaled: list[float] | None) -> None:
     typer.echo(f"{result.sentences} sentences, {result.words} words, {result.policy}")
-    for score in exits:
-        typer.echo(f"exit {score.layer}: {score.metric} {score.score:.2f}")
+    for i, score in enumerate(exits):
+        scaled = f" -> {ece_scaled[i]:.2f} with its temperature" if ece_scaled else ""
+        typer.echo(f"exit {score.layer}: {score.metric} {score.score:.2f}  ECE {ece[i]:.2f}%{scaled}")
     typer.echo(f"{result.metric} {result.score:.2f}  FLOPs speed-up x{result.flops_speedup:.2f}  "
                f"mean exit layer {result.mean_exit_layer:.2f}  {result.words_per_second:,.0f} words/s ({result.seconds:.1f} s)")
     if result.spans is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from seqexit.exits import MODES, ExitPolicy
+from seqexit.exits.criteria import COUNTING, CRITERIA
 
 from .errors import UsageError
 
@@ -19,6 +20,9 @@ MIN_LAYER = typer.Option(1, "--min-layer", help="tokee/sentee: no word halts bef
 EXIT_LAYER = typer.Option(None, "--exit-layer", help="Static exit: stop every word at this layer (implies --mode static).")
 PRESET = typer.Option(None, "--preset", help="A policy stored by `seqexit calibrate` (accurate, balanced, fast...); "
                       "overrides --mode/--threshold/--window.")
+CRITERION = typer.Option("entropy", "--criterion", help=f"tokee/sentee: what makes a word certain: {', '.join(CRITERIA)} "
+                         "(see the README's Exit criteria).")
+PATIENCE = typer.Option(None, "--patience", help=f"--criterion {' or '.join(COUNTING)}: exits in a row (N >= 1).")
 QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
                         "--preset then names an int8 preset.")
 
@@ -26,6 +30,7 @@ QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder o
 def build_policy(
     mode: str, threshold: str, window: int, min_layer: int, exit_layer: int | None,
     *, preset: str | None = None, model_dir: Path | None = None, quantize: str | None = None,
+    criterion: str = "entropy", patience: int | None = None,
 ) -> ExitPolicy:
     """An `ExitPolicy` from the option values (or a stored preset, of the int8 engine when
     `quantize` is "int8"), with clear usage errors."""
@@ -35,6 +40,12 @@ def build_policy(
         from seqexit.exits.presets import resolve_preset
 
         return resolve_preset(model_dir, preset, quantize=quantize)
+    if criterion not in CRITERIA:
+        raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
+    if patience is not None and criterion not in COUNTING:
+        raise UsageError(f"--patience is for --criterion {' or '.join(COUNTING)}, not {criterion}")
+    if criterion in COUNTING and (patience is None or patience < 1):
+        raise UsageError(f"--criterion {criterion} needs --patience N with N >= 1 (exits in a row), got {patience}")
     if exit_layer is not None:
         return ExitPolicy.static(exit_layer)
     try:
@@ -45,7 +56,8 @@ def build_policy(
         raise UsageError(f"--threshold {threshold} is out of range: thresholds are normalised entropies in [0, 1]")
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    return ExitPolicy(mode=mode, threshold=values[0] if len(values) == 1 else tuple(values), window=window, min_layer=min_layer)
+    return ExitPolicy(mode=mode, threshold=values[0] if len(values) == 1 else tuple(values), window=window, min_layer=min_layer,
+                      criterion=criterion, patience=patience)
 
 
 def pick_quantize(quantize: str, device: str) -> str | None:

@@ -18,7 +18,8 @@ from seqexit.model import CONFIG_FILE, TaggerConfig
 from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
-from .policy import EXIT_LAYER, MIN_LAYER, MODE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy, pick_device, pick_quantize
+from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
+                     pick_device, pick_quantize)
 
 
 @friendly
@@ -37,6 +38,8 @@ def tag(
     window: int = WINDOW,
     min_layer: int = MIN_LAYER,
     exit_layer: int | None = EXIT_LAYER,
+    criterion: str = CRITERION,
+    patience: int | None = PATIENCE,
     batch_size: int = typer.Option(32, min=1),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     progress: bool = typer.Option(True, help="Progress bar on stderr (when it is a terminal)."),
@@ -76,7 +79,7 @@ def tag(
     quantized = pick_quantize(quantize, device)
     model_dir = resolve_model(model)
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
-                          quantize=quantized)
+                          quantize=quantized, criterion=criterion, patience=patience)
     sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
     if engine == "ray":
         config = TaggerConfig(**json.loads((model_dir / CONFIG_FILE).read_text()))

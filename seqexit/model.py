@@ -25,6 +25,7 @@ from .pieces import Batch, WordPieceEncoder
 
 CONFIG_FILE = "seqexit.json"
 WEIGHTS_FILE = "model.safetensors"
+TEMPERATURES_FILE = "temperatures.json"  # per-exit softmax temperatures (optional)
 FORMAT_VERSION = 1
 TASKS = ("ner", "chunk", "pos")
 
@@ -104,6 +105,9 @@ class MultiExitTagger(nn.Module):
             add_casing_embeddings(encoder, self.adapter.hidden_size)
         self.tokenizer = tokenizer
         self.quantized: str | None = None  # "int8" once `seqexit.quantize.quantize_model` has run
+        # one softmax temperature per exit, fitted on dev for the "confidence" criterion
+        # (`seqexit.evaluation.temperature`); None: 1.0 everywhere
+        self.exit_temperatures: list[float] | None = None
         self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
 
     @property
@@ -185,6 +189,7 @@ class MultiExitTagger(nn.Module):
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(path))
+        self._save_temperatures(path)
         return path
 
     @classmethod
@@ -212,6 +217,7 @@ class MultiExitTagger(nn.Module):
             model.load_state_dict(load_compact(path, model.state_dict()))
         else:
             model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
+        model.exit_temperatures = read_temperatures(path, model.num_layers)
         return model.to(device).eval()
 
     def save_compact(self, path: str | Path, base: str) -> Path:
@@ -222,12 +228,40 @@ class MultiExitTagger(nn.Module):
         path.mkdir(parents=True, exist_ok=True)
         save_compact(self.state_dict(), path, base)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        self._save_temperatures(path)
         return path
+
+    def _save_temperatures(self, path: Path) -> None:
+        if self.exit_temperatures is not None:
+            write_temperatures(path, self.exit_temperatures)
 
 
     def _check_savable(self) -> None:
         if self.quantized:
             raise ValueError(f"an {self.quantized} model cannot be saved: save the float model, and quantize after loading")
+
+
+def write_temperatures(path: str | Path, temperatures: list[float]) -> Path:
+    """Store per-exit temperatures in a model folder (what `seqexit calibrate` fits)."""
+    file = Path(path) / TEMPERATURES_FILE
+    file.write_text(json.dumps({"temperatures": [float(t) for t in temperatures]}, indent=2) + "\n")
+    return file
+
+
+def read_temperatures(path: Path, num_layers: int) -> list[float] | None:
+    """The exit temperatures stored in a model folder (None when it has none); a malformed
+    file is a ValueError naming it."""
+    file = path / TEMPERATURES_FILE
+    if not file.is_file():
+        return None
+    try:
+        values = json.loads(file.read_text())["temperatures"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{file}: malformed temperatures file ({err}); rerun `seqexit calibrate`") from None
+    if (not isinstance(values, list) or len(values) != num_layers
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
+        raise ValueError(f"{file}: expected {num_layers} positive temperatures, one per exit, got {values!r}")
+    return [float(v) for v in values]
 
 
 def _truncate(encoder: nn.Module, num_layers: int) -> None:

@@ -71,8 +71,8 @@ class SeqExitPipe(Pipe):
     annotations (`set_annotations`).
 
     Policy: `preset` (a name in the model's presets.json) when given, else mode/threshold/
-    window/min_layer/static_layer as in `seqexit.ExitPolicy`. quantize="int8" runs the encoder
-    on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
+    window/min_layer/static_layer/criterion/patience as in `seqexit.ExitPolicy`. quantize="int8"
+    runs the encoder on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
     """
 
     factory: str = ""
@@ -90,6 +90,8 @@ class SeqExitPipe(Pipe):
         window: int = 2,
         min_layer: int = 1,
         static_layer: int | None = None,
+        criterion: str = "entropy",
+        patience: int | None = None,
         batch_size: int = 32,
         device: str = "cpu",
         quantize: str | None = None,
@@ -110,6 +112,7 @@ class SeqExitPipe(Pipe):
             raise ValueError(f"{self.factory}: quantize={self.quantize!r} runs on the CPU only, not on device {self.device!r}")
         self.settings: dict[str, Any] = {
             "mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
+            "criterion": criterion, "patience": patience,
         }
         if batch_size < 1:
             raise ValueError(f"{self.factory}: batch_size must be >= 1, got {batch_size}")
@@ -368,6 +371,8 @@ COMMON_CONFIG: dict[str, Any] = {
     "window": 2,
     "min_layer": 1,
     "static_layer": None,
+    "criterion": "entropy",
+    "patience": None,
     "batch_size": 32,
     "device": "cpu",
     "quantize": None,
@@ -390,6 +395,8 @@ def make_ner(
     window: int,
     min_layer: int,
     static_layer: int | None,
+    criterion: str,
+    patience: int | None,
     batch_size: int,
     device: str,
     quantize: str | None,
@@ -400,7 +407,8 @@ def make_ner(
     `"quantize": "int8"` for the int8 engine."""
     return SeqExitNER(
         nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, batch_size=batch_size, device=device, quantize=quantize, overwrite=overwrite,
+        static_layer=static_layer, criterion=criterion, patience=patience, batch_size=batch_size, device=device,
+        quantize=quantize, overwrite=overwrite,
         scorer=scorer,
     )
 
@@ -421,6 +429,8 @@ def make_tagger(
     window: int,
     min_layer: int,
     static_layer: int | None,
+    criterion: str,
+    patience: int | None,
     batch_size: int,
     device: str,
     quantize: str | None,
@@ -429,5 +439,6 @@ def make_tagger(
     """`nlp.add_pipe("seqexit_tagger", config={"model": PATH_OR_NAME})`."""
     return SeqExitTagger(
         nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, batch_size=batch_size, device=device, quantize=quantize, scorer=scorer,
+        static_layer=static_layer, criterion=criterion, patience=patience, batch_size=batch_size, device=device,
+        quantize=quantize, scorer=scorer,
     )

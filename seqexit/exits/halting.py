@@ -1,7 +1,7 @@
 """One padded batch through the encoder under an `ExitPolicy`: the layer loop with exits.
 
 TOKEE: after every layer each still-active word is read by that layer's exit; a word whose
-window uncertainty is below the threshold halts there (label, confidence, exit layer fixed) and
+window doubt (its criterion's, `criteria.py`; normalised entropy by default) is below the bound halts there (label, confidence, exit layer fixed) and
 so do all its word pieces. Later layers run queries, attention output and the feed-forward block
 on the active pieces only (packed across the batch, `EncoderAdapter.run_layer_active`); keys and
 values still come from every piece, halted ones with their frozen states. [CLS]/[SEP] belong to
@@ -19,8 +19,9 @@ import torch
 from ..model import MultiExitTagger, scale_grad
 from ..pieces import Batch
 from .flops import FlopCounter
+from .criteria import CriterionState
 from .policy import ExitPolicy
-from .uncertainty import normalised_entropy, window_uncertainty
+from .uncertainty import window_uncertainty
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     halted, and its states stay as they were.
     """
     num_layers, tokee = model.num_layers, policy.mode == "tokee"
-    thresholds = policy.thresholds(num_layers)
+    bounds = policy.doubt_bounds(num_layers)
     size, n_words = batch.word_mask.shape
     parts = model.adapter.layers[0]
     device, dtype = model.adapter.state_dtype
@@ -126,7 +127,8 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     owner = owner.masked_fill(owner < 0, n_words)  # [CLS]/[SEP]/padding read the "row runs" column
     n_pieces, n_row_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     active = batch.word_mask.clone()
-    uncertainty = torch.zeros(size, n_words, device=device)
+    state = CriterionState(policy.criterion, size, n_words, len(model.labels), device)
+    temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
     logits_all, exit_layer = out.logits, torch.zeros_like(batch.word_starts)
     words_read = torch.zeros(size, dtype=torch.long, device=device)
     running = torch.arange(size, device=device)  # rows with an active word, in batch order
@@ -154,13 +156,12 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             logits = model.exits[layer](at_word_starts(states, batch.word_starts[rows, :words]))  # (group, words, labels)
             words_read[rows] += n_row_words[rows]
             logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
-            unsure = torch.where(act, normalised_entropy(logits), uncertainty[rows, :words])
-            uncertainty[rows, :words] = unsure
+            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures)
             exit_layer[rows, :words] += act
             if layer == num_layers - 1:
                 halt = act
             else:
-                certain = window_uncertainty(unsure, word_mask, policy.window) < thresholds[layer]
+                certain = window_uncertainty(doubt, word_mask, policy.window) < bounds[layer]
                 halt = act & (certain if tokee else (certain | ~word_mask).all(1, keepdim=True))
             act = act & ~halt
             active[rows, :words] = act

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .criteria import COUNTING, CRITERIA, doubt_bound
+
 MODES = ("full", "static", "sentee", "tokee")
 
 
@@ -23,6 +25,12 @@ class ExitPolicy:
     window: half-width k of the uncertainty window (words i-k..i+k of the same sentence).
     static_layer: the exit layer of mode "static" (1-based).
     min_layer: no word halts before this layer (1-based); the last layer always ends.
+    criterion: what makes a word certain (see `seqexit.exits.criteria`): "entropy" (the
+        default: normalised entropy below threshold), "confidence" (top probability above
+        threshold), "patience" / "rising" (the label unchanged / its probability rising at
+        `patience` consecutive exits; threshold unused) or "vote" (the depth-weighted vote lead
+        of the exits so far above threshold).
+    patience: N for "patience" and "rising" (>= 1); None for the others.
     """
 
     mode: str = "full"
@@ -30,8 +38,17 @@ class ExitPolicy:
     window: int = 0
     static_layer: int | None = None
     min_layer: int = 1
+    criterion: str = "entropy"
+    patience: int | None = None
 
     def __post_init__(self) -> None:
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"exit criterion must be one of {', '.join(CRITERIA)}, not {self.criterion!r}")
+        if self.criterion in COUNTING:
+            if self.patience is None or self.patience < 1:
+                raise ValueError(f"criterion {self.criterion!r} needs patience >= 1 (exits in a row), got {self.patience}")
+        elif self.patience is not None:
+            raise ValueError(f"patience is for the criteria {' and '.join(COUNTING)}, not {self.criterion!r}")
         if self.mode not in MODES:
             raise ValueError(f"exit mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if isinstance(self.threshold, Sequence) and not isinstance(self.threshold, str):
@@ -59,6 +76,12 @@ class ExitPolicy:
             values = [self.threshold] * num_layers
         return [0.0 if layer + 1 < self.min_layer else t for layer, t in enumerate(values)]
 
+    def doubt_bounds(self, num_layers: int) -> list[float]:
+        """Per layer, the doubt below which a word qualifies under this policy's criterion
+        (`criteria.doubt_bound`); 0 (nothing qualifies) below min_layer."""
+        return [doubt_bound(self.criterion, t) if layer + 1 >= self.min_layer else 0.0
+                for layer, t in enumerate(self.thresholds(num_layers))]
+
     def exit_depth(self, num_layers: int) -> int:
         """The deepest layer this policy may run."""
         if self.mode == "static":
@@ -72,13 +95,19 @@ class ExitPolicy:
             return "full depth" if self.mode == "full" else f"static exit at layer {self.static_layer}"
         threshold = self.threshold if isinstance(self.threshold, float) else ",".join(map(str, self.threshold))
         floor = f", min layer {self.min_layer}" if self.min_layer > 1 else ""
-        return f"{self.mode} threshold {threshold} window {self.window}{floor}"
+        if self.criterion in COUNTING:
+            return f"{self.mode} {self.criterion} {self.patience} window {self.window}{floor}"
+        criterion = "" if self.criterion == "entropy" else f" {self.criterion}"
+        return f"{self.mode}{criterion} threshold {threshold} window {self.window}{floor}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (per-layer thresholds as a list) that `from_dict` reads back."""
         threshold = list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold
-        return {"mode": self.mode, "threshold": threshold, "window": self.window,
+        data = {"mode": self.mode, "threshold": threshold, "window": self.window,
                 "static_layer": self.static_layer, "min_layer": self.min_layer}
+        if self.criterion != "entropy":  # entropy policies read the same as before criteria existed
+            data |= {"criterion": self.criterion, "patience": self.patience}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExitPolicy:
@@ -94,6 +123,8 @@ class ExitPolicy:
         _check_type(data, "window", int)
         _check_type(data, "min_layer", int)
         _check_type(data, "static_layer", int, optional=True)
+        _check_type(data, "criterion", str)
+        _check_type(data, "patience", int, optional=True)
         threshold = data.get("threshold", 0.0)
         values = threshold if isinstance(threshold, (list, tuple)) else [threshold]
         if not values or not all(_is_number(v) for v in values):
@@ -105,12 +136,16 @@ class ExitPolicy:
         return cls(mode="static", static_layer=layer)
 
     @classmethod
-    def tokee(cls, threshold: float | Sequence[float], window: int = 2, min_layer: int = 1) -> ExitPolicy:
-        return cls(mode="tokee", threshold=threshold, window=window, min_layer=min_layer)
+    def tokee(cls, threshold: float | Sequence[float] = 0.0, window: int = 2, min_layer: int = 1, *,
+              criterion: str = "entropy", patience: int | None = None) -> ExitPolicy:
+        return cls(mode="tokee", threshold=threshold, window=window, min_layer=min_layer, criterion=criterion,
+                   patience=patience)
 
     @classmethod
-    def sentee(cls, threshold: float | Sequence[float], window: int = 0, min_layer: int = 1) -> ExitPolicy:
-        return cls(mode="sentee", threshold=threshold, window=window, min_layer=min_layer)
+    def sentee(cls, threshold: float | Sequence[float] = 0.0, window: int = 0, min_layer: int = 1, *,
+               criterion: str = "entropy", patience: int | None = None) -> ExitPolicy:
+        return cls(mode="sentee", threshold=threshold, window=window, min_layer=min_layer, criterion=criterion,
+                   patience=patience)
 
 
 def _is_number(value: Any) -> bool:

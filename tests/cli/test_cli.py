@@ -98,7 +98,7 @@ def test_ner_task_on_a_pos_file_is_refused(tiny_backbone, tmp_path):
 def test_evaluate_a_policy_reports_score_and_flops(trained):
     model, data = str(trained / "run" / "model"), str(trained / "train.conll")
     per_exit = runner.invoke(app, ["evaluate", model, data])
-    last = [line for line in per_exit.output.splitlines() if line.startswith("exit 4")][0].split()[-1]
+    last = [line for line in per_exit.output.splitlines() if line.startswith("exit 4")][0].split()[3]  # exit 4: f1 S  ECE E%
     never = runner.invoke(app, ["evaluate", model, data, "--mode", "tokee", "--threshold", "0"])
     assert never.exit_code == 0, never.output
     assert f"f1 {last}" in never.output
