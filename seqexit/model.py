@@ -19,6 +19,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from .backbones import resolve_backbone
 from .casing import add_casing_embeddings
 from .compact import COMPACT_FILE, load_compact, save_compact
+from .exits.learned import LearnedExitHeads, load_learned_exits
 from .encoders import adapter_for
 from .files import umask_mode
 from .pieces import Batch, WordPieceEncoder
@@ -108,6 +109,8 @@ class MultiExitTagger(nn.Module):
         # one softmax temperature per exit, fitted on dev for the "confidence" criterion
         # (`seqexit.evaluation.temperature`); None: 1.0 everywhere
         self.exit_temperatures: list[float] | None = None
+        # the "learned" criterion's heads (`seqexit.exits.learned`), saved in their own file
+        self.learned_exits: LearnedExitHeads | None = None
         self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
 
     @property
@@ -183,14 +186,17 @@ class MultiExitTagger(nn.Module):
         self._check_savable()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(path / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_file(self._weights(), str(path / WEIGHTS_FILE), metadata={"format": "pt"})
         umask_mode(path / WEIGHTS_FILE)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(path))
-        self._save_temperatures(path)
+        self._save_extras(path)
         return path
+
+    def _weights(self) -> dict[str, torch.Tensor]:
+        """The tagger's own weights: the state dict without the learned exit heads (own file)."""
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("learned_exits.")}
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MultiExitTagger:
@@ -218,6 +224,7 @@ class MultiExitTagger(nn.Module):
         else:
             model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
         model.exit_temperatures = read_temperatures(path, model.num_layers)
+        model.learned_exits = load_learned_exits(path, model.adapter.hidden_size, model.num_layers)
         return model.to(device).eval()
 
     def save_compact(self, path: str | Path, base: str) -> Path:
@@ -226,14 +233,17 @@ class MultiExitTagger(nn.Module):
         self._check_savable()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_compact(self.state_dict(), path, base)
+        save_compact(self._weights(), path, base)
         (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        self._save_temperatures(path)
+        self._save_extras(path)
         return path
 
-    def _save_temperatures(self, path: Path) -> None:
+    def _save_extras(self, path: Path) -> None:
+        """Exit temperatures and learned exit heads, when the model has them."""
         if self.exit_temperatures is not None:
             write_temperatures(path, self.exit_temperatures)
+        if self.learned_exits is not None:
+            self.learned_exits.save(path)
 
 
     def _check_savable(self) -> None:

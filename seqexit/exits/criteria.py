@@ -16,6 +16,9 @@ of them; a halted word keeps the doubt and state it had when it halted.
   depth (deeper exits are more accurate, the same weighting the joint loss uses); halts when the
   top label's lead over the runner-up is above `threshold` of the total weight of all L exits,
   so a lone shallow exit can never decide alone.
+- learned (BERxiT): a small head per layer, trained with everything else frozen
+  (`seqexit.exits.learned`), gives the probability that this exit's label already equals the
+  last exit's; halts when it is above `threshold`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 
 from .uncertainty import normalised_entropy
 
-CRITERIA = ("entropy", "confidence", "patience", "rising", "vote")
+CRITERIA = ("entropy", "confidence", "patience", "rising", "vote", "learned")
 COUNTING = ("patience", "rising")  # criteria that take `patience` (N exits) instead of a threshold
 
 
@@ -38,7 +41,7 @@ def doubt_bound(criterion: str, threshold: float) -> float:
     doubt is 0 or 1, so 0.5 (the threshold is not used)."""
     if criterion == "entropy":
         return threshold
-    if criterion in ("confidence", "vote"):
+    if criterion in ("confidence", "vote", "learned"):
         return 1.0 - threshold
     return 0.5
 
@@ -62,12 +65,13 @@ class CriterionState:
     def step(
         self, rows: torch.Tensor, words: int, logits: torch.Tensor, active: torch.Tensor, layer: int,
         num_layers: int, patience: int | None, temperatures: Sequence[float] | None,
+        features: torch.Tensor | None = None, heads=None,
     ) -> torch.Tensor:
         """Read exit `layer`'s logits (group, words, labels) for the group's rows; update the
         state of the active words, keep the halted words' as it was; return the group's doubt
-        (group, words)."""
+        (group, words). features (group, words, hidden) and heads: for "learned"."""
         old = {name: t[rows, :words] for name, t in self.tensors.items()}
-        new = criterion_step(self.criterion, old, logits, layer, num_layers, patience, temperatures)
+        new = criterion_step(self.criterion, old, logits, layer, num_layers, patience, temperatures, features, heads)
         for name, value in new.items():
             keep = active if value.dim() == 2 else active[..., None]
             self.tensors[name][rows, :words] = torch.where(keep, value, old[name])
@@ -76,11 +80,15 @@ class CriterionState:
 
 def criterion_step(
     criterion: str, state: dict[str, torch.Tensor], logits: torch.Tensor, layer: int, num_layers: int,
-    patience: int | None, temperatures: Sequence[float] | None,
+    patience: int | None, temperatures: Sequence[float] | None, features: torch.Tensor | None = None, heads=None,
 ) -> dict[str, torch.Tensor]:
     """The state after reading exit `layer` (0-based), `doubt` included, for every word."""
     if criterion == "entropy":
         return {"doubt": normalised_entropy(logits)}
+    if criterion == "learned":
+        if layer == num_layers - 1:  # the last layer ends anyway
+            return {"doubt": torch.zeros(logits.shape[:-1], device=logits.device)}
+        return {"doubt": 1.0 - torch.sigmoid(heads(layer, features))}
     if criterion == "confidence":
         temperature = temperatures[layer] if temperatures is not None else 1.0
         return {"doubt": 1.0 - (logits.float() / temperature).softmax(-1).amax(-1)}

@@ -127,6 +127,8 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     owner = owner.masked_fill(owner < 0, n_words)  # [CLS]/[SEP]/padding read the "row runs" column
     n_pieces, n_row_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     active = batch.word_mask.clone()
+    if policy.criterion == "learned" and model.learned_exits is None:
+        raise ValueError("criterion 'learned' needs learned exit heads: run `seqexit learn-exits MODEL DATA` first")
     state = CriterionState(policy.criterion, size, n_words, len(model.labels), device)
     temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
     logits_all, exit_layer = out.logits, torch.zeros_like(batch.word_starts)
@@ -153,10 +155,12 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             else:
                 states = model.adapter.run_layer(layer, states, key_mask)
             hidden[rows, :pieces] = states
-            logits = model.exits[layer](at_word_starts(states, batch.word_starts[rows, :words]))  # (group, words, labels)
+            features = at_word_starts(states, batch.word_starts[rows, :words])  # (group, words, hidden)
+            logits = model.exits[layer](features)  # (group, words, labels)
             words_read[rows] += n_row_words[rows]
             logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
-            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures)
+            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features,
+                               model.learned_exits)
             exit_layer[rows, :words] += act
             if layer == num_layers - 1:
                 halt = act

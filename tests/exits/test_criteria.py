@@ -27,8 +27,11 @@ def exits_of(run):
     return [r.exit_layer.tolist() for r in run.sentences], [r.label_ids.tolist() for r in run.sentences]
 
 
+UNTRAINED = [c for c in CRITERIA if c != "learned"]  # "learned" needs trained heads: its own test below
+
+
 @pytest.mark.parametrize("mode", ["tokee", "sentee"])
-@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("criterion", UNTRAINED)
 def test_a_setting_that_never_halts_equals_full_depth(make_tagger, sentences, criterion, mode):
     model = make_tagger(LAYERS)
     model.exit_temperatures = [0.5, 1.0, 2.0, 1.5]
@@ -38,7 +41,7 @@ def test_a_setting_that_never_halts_equals_full_depth(make_tagger, sentences, cr
     assert layers == full_layers and labels == full_labels
 
 
-@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("criterion", UNTRAINED)
 def test_every_criterion_halts_some_words_when_lenient(make_tagger, sentences, criterion):
     model = make_tagger(LAYERS)
     lenient = {"entropy": {"threshold": 1.01}, "confidence": {"threshold": 0.0}, "patience": {"patience": 1},
@@ -100,7 +103,7 @@ def test_policy_criterion_round_trip_and_errors():
                    ExitPolicy.tokee(0.4, window=0, criterion="vote")):
         assert ExitPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
     assert "criterion" not in ExitPolicy.tokee(0.1).to_dict(), "entropy policies read as before"
-    with pytest.raises(ValueError, match="criterion must be one of entropy, confidence, patience, rising, vote"):
+    with pytest.raises(ValueError, match="criterion must be one of entropy, confidence, patience, rising, vote, learned"):
         ExitPolicy.tokee(criterion="bogus")
     with pytest.raises(ValueError, match="needs patience >= 1"):
         ExitPolicy.tokee(criterion="patience", patience=0)
@@ -142,7 +145,7 @@ def test_fit_temperatures_on_a_tiny_model_and_save_load(make_tagger, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--criterion", "bogus"], "--criterion must be one of entropy, confidence, patience, rising, vote"),
+    (["--criterion", "bogus"], "--criterion must be one of entropy, confidence, patience, rising, vote, learned"),
     (["--criterion", "patience", "--patience", "0"], "needs --patience N with N >= 1"),
     (["--criterion", "patience"], "needs --patience N with N >= 1"),
     (["--patience", "2"], "--patience is for --criterion patience or rising"),
@@ -156,3 +159,47 @@ def test_bad_criterion_options_are_usage_errors(make_tagger, tmp_path, args, mes
         result = CliRunner().invoke(app, [*command, "--mode", "tokee", *args])
         assert result.exit_code == 2 and message in result.output, (command, result.output)
 
+
+
+def test_learned_exit_heads_train_save_load_and_halt(make_tagger, sentences, tmp_path):
+    from seqexit.exits.learned import LEARNED_EXITS_FILE
+    from seqexit.training.learned_exits import train_learned_exits
+
+    model = make_tagger(LAYERS)
+    with pytest.raises(ValueError, match="needs learned exit heads: run `seqexit learn-exits"):
+        run_policy(model, sentences, ExitPolicy.tokee(0.5, criterion="learned"))
+    result = train_learned_exits(model, sentences * 8, epochs=6, learning_rate=1e-2, batch_size=4)
+    assert result.epoch_losses[-1] < result.epoch_losses[0], "the heads learn"
+    assert len(result.agreement) == LAYERS - 1 and all(0 <= a <= 1 for a in result.agreement)
+    model.learned_exits = result.heads
+    try:
+        never = run_policy(model, sentences, ExitPolicy.tokee(1.0, window=1, criterion="learned"), batch_size=2)
+        assert exits_of(never) == exits_of(run_policy(model, sentences, ExitPolicy(), batch_size=2))
+        eager = run_policy(model, sentences, ExitPolicy.tokee(0.0, window=0, criterion="learned"), batch_size=2)
+        assert int(torch.cat([r.exit_layer for r in eager.sentences]).max()) == 1, "probability > 0 always: all halt at 1"
+        folder = model.save(tmp_path / "model")
+    finally:
+        model.learned_exits = None
+    assert (folder / LEARNED_EXITS_FILE).is_file()
+    loaded = MultiExitTagger.load(folder)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.learned_exits.state_dict().values(), result.heads.state_dict().values()))
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "pt") as weights:
+        assert not [k for k in weights.keys() if k.startswith("learned_exits.")], "the heads have their own file"
+    policy = ExitPolicy.tokee(0.6, window=1, criterion="learned")
+    assert exits_of(run_policy(loaded, sentences, policy)) == exits_of(run_policy(loaded, sentences, policy))
+
+
+def test_learn_exits_command(make_tagger, tmp_path):
+    from cli.main import app
+
+    folder = make_tagger(LAYERS).save(tmp_path / "model")
+    (tmp_path / "text.txt").write_text("john smith was in berlin .\nthe european union said it was new .\n")
+    result = CliRunner().invoke(app, ["learn-exits", str(folder), str(tmp_path / "text.txt"), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "exit heads written to" in result.output and MultiExitTagger.load(folder).learned_exits is not None
+    tagged = CliRunner().invoke(app, ["tag", str(tmp_path / "text.txt"), "-m", str(folder), "--mode", "tokee",
+                                      "--criterion", "learned", "--threshold", "0.5", "-f", "jsonl"])
+    assert tagged.exit_code == 0, tagged.output
+    assert [len(json.loads(line)["labels"]) for line in tagged.stdout.splitlines()] == [6, 8]
