@@ -10,8 +10,9 @@ import typer
 
 from seqexit.data.formats import read_file
 from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
-from seqexit.exits import Preset, check_preset_name, load_presets, save_presets
 from seqexit.evaluation.temperature import fit_temperatures
+from seqexit.exits import Preset, check_preset_name, load_presets, save_presets
+from seqexit.exits.criteria import CRITERIA
 from seqexit.model import MultiExitTagger, write_temperatures
 
 from .errors import UsageError, friendly
@@ -33,6 +34,8 @@ def calibrate(
     xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
     batch_size: int = typer.Option(32),
     quantize: str = QUANTIZE,
+    criterion: str = typer.Option("entropy", "--criterion", help=f"Calibrate presets of this exit criterion ({', '.join(CRITERIA)}); "
+                                  "other than entropy they are named accurate-CRITERION, balanced-CRITERION, ..."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
@@ -59,13 +62,20 @@ def calibrate(
     if speedup is None and max_drop is None:
         max_drop = DEFAULT_MAX_DROP
     quantized = pick_quantize(quantize, "cpu")
+    if criterion not in CRITERIA:
+        raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
     tagger = MultiExitTagger.load(model)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if not json_output:
         typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
+    if criterion == "learned" and tagger.learned_exits is None:
+        raise UsageError(f"--criterion learned needs exit heads: run `seqexit learn-exits {model} DATA` first")
+    fit = fit_temperatures(tagger, sentences, batch_size=batch_size)  # first: --criterion confidence uses them
+    write_temperatures(model, fit.temperatures)
+    tagger.exit_temperatures = fit.temperatures
     result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
-                             data=str(data), progress=True, quantize=quantized)
+                             data=str(data), progress=True, quantize=quantized, criterion=criterion)
 
     try:
         stored = load_presets(model, quantize=quantized)
@@ -74,8 +84,6 @@ def calibrate(
         stored = {}
     stored.update(result.presets)
     path = save_presets(model, stored, quantize=quantized)
-    fit = fit_temperatures(tagger, sentences, batch_size=batch_size)  # for --criterion confidence
-    write_temperatures(model, fit.temperatures)
 
     if json_output:
         print_json({

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ..data import Sentence
 from ..exits import ExitPolicy, Preset, check_preset_name
+from ..exits.criteria import COUNTING, CRITERIA
 from ..model import MultiExitTagger
 from ..quantize import check_quantize, quantize_model
 from .exits import PolicyScore, evaluate_policy
@@ -27,6 +28,14 @@ NAMED_DROPS: dict[str, float] = {"accurate": ACCURATE_DROP, "balanced": BALANCED
 DEFAULT_NAME = "calibrated"
 DEFAULT_MAX_DROP = BALANCED_DROP
 DEFAULT_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+# per criterion other than entropy: the thresholds (or N, for patience and rising) calibrated over
+CRITERION_SETTINGS: dict[str, tuple[float, ...]] = {
+    "confidence": (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99),
+    "patience": (1, 2, 3),
+    "rising": (1, 2, 3),
+    "vote": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "learned": (0.5, 0.8, 0.9, 0.95, 0.98, 0.99),
+}
 DEFAULT_WINDOWS = (0, 1, 2)
 DEFAULT_MODES = ("tokee", "sentee")
 CALIBRATION_MODES = ("tokee", "sentee", "static")
@@ -62,10 +71,12 @@ def calibration_grid(
     windows: Iterable[int] = DEFAULT_WINDOWS,
     modes: Iterable[str] = DEFAULT_MODES,
     min_layer: int = 1,
+    criterion: str = "entropy",
 ) -> list[ExitPolicy]:
     """The early-exit policies to try: every (mode, window, threshold) for tokee/sentee, and
     static exits at layers 1..L-1 when "static" is among `modes` (full depth is always scored
-    separately, so "full" adds nothing)."""
+    separately, so "full" adds nothing). For a criterion other than entropy the thresholds (or
+    N) are that criterion's own (CRITERION_SETTINGS) unless given."""
     thresholds, windows, modes = list(thresholds), list(windows), list(modes)
     unknown = [m for m in modes if m not in CALIBRATION_MODES + ("full",)]
     if unknown:
@@ -74,8 +85,12 @@ def calibration_grid(
     for mode in dict.fromkeys(modes):
         if mode == "static":
             policies += [ExitPolicy.static(layer) for layer in range(1, num_layers)]
+        elif mode != "full" and criterion in COUNTING:
+            policies += [ExitPolicy(mode=mode, window=k, min_layer=min_layer, criterion=criterion, patience=int(n))
+                         for k in windows for n in thresholds]
         elif mode != "full":
-            policies += [ExitPolicy(mode=mode, threshold=t, window=k, min_layer=min_layer) for k in windows for t in thresholds]
+            policies += [ExitPolicy(mode=mode, threshold=t, window=k, min_layer=min_layer, criterion=criterion)
+                         for k in windows for t in thresholds]
     return list(dict.fromkeys(policies))
 
 
@@ -108,6 +123,7 @@ def calibrate(
     data: str | None = None,
     progress: bool = False,
     quantize: str | None = None,
+    criterion: str = "entropy",
 ) -> CalibrationResult:
     """Score full depth and every policy of the grid on gold-tagged `sentences`, then pick:
 
@@ -123,6 +139,9 @@ def calibrate(
     quantize="int8": the grid (int8 full depth included) runs on an int8 copy of the float
     `model`, and every drop is measured against the float model's full depth, so an int8
     preset's drop is what int8 and early exit cost together. `full` is then the float row.
+
+    criterion: the exit criterion of the grid; the built-in names then carry it as a suffix
+    ("balanced-confidence"), so presets of several criteria live side by side.
     """
     if max_drop is not None and speedup is not None:
         raise ValueError("give either max_drop or speedup, not both")
@@ -138,7 +157,12 @@ def calibrate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if not sentences:
         raise ValueError("calibration needs at least one labelled sentence")
-    grid = calibration_grid(model.num_layers, thresholds=thresholds, windows=windows, modes=modes, min_layer=min_layer)
+    if criterion not in CRITERIA:
+        raise ValueError(f"exit criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
+    if criterion != "entropy" and thresholds is DEFAULT_THRESHOLDS:
+        thresholds = CRITERION_SETTINGS[criterion]
+    grid = calibration_grid(model.num_layers, thresholds=thresholds, windows=windows, modes=modes, min_layer=min_layer,
+                            criterion=criterion)
     if not grid:
         raise ValueError("the calibration grid is empty: give at least one threshold and window (or mode 'static')")
 
@@ -167,7 +191,8 @@ def calibrate(
             max_drop=drop, min_speedup=fast, fallback=fallback, created=created, quantize=quantize,
         )
 
-    presets = {n: preset(n, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}
+    suffix = "" if criterion == "entropy" else f"-{criterion}"
+    presets = {n + suffix: preset(n + suffix, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}
     if speedup is not None:
         chosen = preset(name, pick_at_speedup(rows, speedup), fast=speedup)
     else:

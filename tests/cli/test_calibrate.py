@@ -223,3 +223,24 @@ def test_unknown_quantize_value_is_a_usage_error(trained, command):
     if command != "calibrate":
         cuda = runner.invoke(main_app, [*args, "--quantize", "int8", "--device", "cuda"])
         assert cuda.exit_code == 2 and "runs on the CPU only" in cuda.output and "Traceback" not in cuda.output
+
+
+def test_calibrating_another_criterion_stores_suffixed_presets(trained, calibrated):
+    from cli.main import app as main_app
+
+    model, data = trained / "run" / "model", str(trained / "train.conll")
+    result = runner.invoke(app, ["calibrate", str(model), data, "--criterion", "vote", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert {"accurate-vote", "balanced-vote", "fast-vote"} <= set(payload["presets"])
+    assert {r["policy"].get("criterion", "entropy") for r in payload["rows"][1:]} == {"vote"}
+    stored = load_presets(model)
+    assert {"accurate", "balanced", "fast", "accurate-vote"} <= set(stored), "entropy presets stay beside them"
+    assert stored["fast-vote"].fallback or stored["fast-vote"].policy.criterion == "vote"
+    assert (model / "temperatures.json").is_file()
+    tagged = runner.invoke(main_app, ["tag", data, "-m", str(model), "--preset", "fast-vote", "-f", "jsonl"])
+    assert tagged.exit_code == 0, tagged.output
+    bad = runner.invoke(app, ["calibrate", str(model), data, "--criterion", "bogus"])
+    assert bad.exit_code == 2 and "--criterion must be one of entropy" in bad.output
+    unlearned = runner.invoke(app, ["calibrate", str(model), data, "--criterion", "learned"])
+    assert unlearned.exit_code == 2 and "seqexit learn-exits" in unlearned.output
