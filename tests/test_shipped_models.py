@@ -43,6 +43,8 @@ def test_both_models_are_shipped_and_resolve_by_name():
 
 
 def test_every_preset_tags_every_word(shipped):
+    """Every preset, those of the other exit criteria included (their temperatures and learned
+    heads ship in the folder)."""
     name, tagger = shipped
     for preset in [None, *load_presets(resolve_model(name)).values()]:
         policy = preset.policy if preset else ExitPolicy()
@@ -69,8 +71,9 @@ def test_scores_on_the_fixed_test_slice_match_the_record(shipped):
     name, tagger = shipped
     record = json.loads((resolve_model(name) / "record.json").read_text())["test_slice"]
     test = read_file(TEST_FILES[name], span_tags=tagger.model.config.scheme is not None)[: record["sentences"]]
-    policies = {"full depth": ExitPolicy(), **{n: p.policy for n, p in load_presets(resolve_model(name)).items()}}
-    assert set(policies) == set(record["scores"])
+    presets = load_presets(resolve_model(name))
+    policies = {"full depth": ExitPolicy(), **{n: presets[n].policy for n in record["scores"] if n != "full depth"}}
+    assert {"accurate", "balanced", "fast"} <= set(policies) == set(record["scores"])
     for preset, policy in policies.items():
         score = evaluate_policy(tagger.model, test, policy).score
         assert score >= record["scores"][preset] - TOLERANCE, (name, preset, score)
@@ -102,7 +105,7 @@ def test_int8_presets_of_the_shipped_models_tag_close_to_float(name):
     whatever that int8 preset was calibrated to give up on dev against its float counterpart."""
     folder = resolve_model(name)
     floats, int8 = load_presets(folder), load_presets(folder, quantize="int8")
-    assert set(int8) == set(floats) == {"accurate", "balanced", "fast"}
+    assert set(int8) == {"accurate", "balanced", "fast"} <= set(floats)
     record = json.loads((folder / "record.json").read_text())["test_slice"]
     quantized = Tagger.load(name, quantize="int8")
     test = read_file(TEST_FILES[name], span_tags=quantized.model.config.scheme is not None)[: record["sentences"]]

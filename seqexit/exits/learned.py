@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..files import umask_mode
+
 LEARNED_EXITS_FILE = "learned_exits.safetensors"
 
 
@@ -29,6 +31,7 @@ class LearnedExitHeads(nn.Module):
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / LEARNED_EXITS_FILE
         save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(path))
+        umask_mode(path)  # readable like the model's other files
         return path
 
 
