@@ -103,7 +103,7 @@ def int8_linear(linear: nn.Linear) -> nn.Module:
         finally:
             torch.backends.quantized.engine = engine
     quantized.full_range = full_range_activations()
-    quantized.bucket_rows = int8_backend() == "onednn"
+    quantized.pad_to_bucket = int8_backend() == "onednn"
     return quantized
 
 
@@ -184,12 +184,12 @@ def _int8_linear_class() -> type:
 
         class Int8Linear(DynamicInt8Linear):
             full_range = False
-            bucket_rows = False
+            pad_to_bucket = False  # round the row count up with `bucket_rows` (oneDNN)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 packed = self._packed_params._packed_params
                 rows = x.reshape(-1, x.shape[-1])
-                padded = bucket_rows(rows.shape[0]) if self.bucket_rows else rows.shape[0]
+                padded = bucket_rows(rows.shape[0]) if self.pad_to_bucket else rows.shape[0]
                 if padded != rows.shape[0]:  # zero rows: the activation range always holds 0 already
                     rows = torch.cat([rows, rows.new_zeros(padded - rows.shape[0], rows.shape[1])])
                 out = torch.ops.quantized.linear_dynamic(rows, packed, reduce_range=not self.full_range)
