@@ -10,7 +10,6 @@ from tqdm.auto import tqdm
 from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
 from seqexit.evaluation.calibrate import calibration_grid
-from seqexit.evaluation.temperature import calibration_errors
 from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
 from seqexit.quantize import quantize_model
@@ -116,23 +115,22 @@ def evaluate(
             typer.echo(f"plot written to {plot}")
         return
     result = evaluate_policy(tagger, sentences, policy, batch_size=batch_size)
-    exits = evaluate_exits(tagger, sentences, batch_size=batch_size) if per_exit and policy.mode == "full" else []
-    ece, ece_scaled = calibration_errors(tagger, sentences, batch_size=batch_size) if exits else ([], None)
+    exits = evaluate_exits(tagger, sentences, batch_size=batch_size, calibration=True) if per_exit and policy.mode == "full" else []
     if json_output:
         record = score_record(result)
         if exits:
-            record["exits"] = [{"layer": e.layer, "score": e.score, "ece": ece[i],
-                                "ece_with_temperature": ece_scaled[i] if ece_scaled else None} for i, e in enumerate(exits)]
+            record["exits"] = [{"layer": e.layer, "score": e.score, "ece": e.ece, "ece_with_temperature": e.ece_with_temperature}
+                               for e in exits]
         print_json(record)
         return
-    _print_result(result, exits, ece, ece_scaled)
+    _print_result(result, exits)
 
 
-def _print_result(result: PolicyScore, exits, ece: list[float], ece_scaled: list[float] | None) -> None:
+def _print_result(result: PolicyScore, exits) -> None:
     typer.echo(f"{result.sentences} sentences, {result.words} words, {result.policy}")
-    for i, score in enumerate(exits):
-        scaled = f" -> {ece_scaled[i]:.2f} with its temperature" if ece_scaled else ""
-        typer.echo(f"exit {score.layer}: {score.metric} {score.score:.2f}  ECE {ece[i]:.2f}%{scaled}")
+    for score in exits:
+        scaled = f" -> {score.ece_with_temperature:.2f} with its temperature" if score.ece_with_temperature is not None else ""
+        typer.echo(f"exit {score.layer}: {score.metric} {score.score:.2f}  ECE {score.ece:.2f}%{scaled}")
     typer.echo(f"{result.metric} {result.score:.2f}  FLOPs speed-up x{result.flops_speedup:.2f}  "
                f"mean exit layer {result.mean_exit_layer:.2f}  {result.words_per_second:,.0f} words/s ({result.seconds:.1f} s)")
     if result.spans is not None:

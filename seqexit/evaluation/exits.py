@@ -6,6 +6,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from ..data import DataError, Sentence
 from ..exits import ExitPolicy, run_exits, run_policy
 from ..model import MultiExitTagger
@@ -20,14 +22,19 @@ class ExitScore:
     score: float
     metric: str
     spans: SpanScores | None = None
+    ece: float | None = None  # expected calibration error (percent), when asked for
+    ece_with_temperature: float | None = None  # the same after the exit's fitted temperature, if any
 
 
 def evaluate_exits(
-    model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64, layers: str = "all"
+    model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64, layers: str = "all",
+    calibration: bool = False,
 ) -> list[ExitScore]:
-    """Scores of exits 1..L ("all") or of the last one only ("last") on gold-tagged sentences."""
+    """Scores of exits 1..L ("all") or of the last one only ("last") on gold-tagged sentences.
+    calibration: also each exit's ECE, raw and with the model's exit temperatures (same pass)."""
     check_labels(model, sentences)
-    outputs = run_exits(model, [s.words for s in sentences], batch_size=batch_size, all_exits=layers == "all")
+    outputs = run_exits(model, [s.words for s in sentences], batch_size=batch_size, all_exits=layers == "all",
+                        keep_logits=calibration)
     gold = [s.tags for s in sentences]
     rows = outputs[0].label_ids.shape[0]
     scores = []
@@ -39,6 +46,16 @@ def evaluate_exits(
         else:
             spans = span_scores(gold, predicted)
             scores.append(ExitScore(layer, spans.f1, "f1", spans))
+    if calibration:
+        from .temperature import expected_calibration_error, gold_ids  # it imports this module
+
+        ids = gold_ids(model, sentences)
+        temperatures = model.exit_temperatures
+        for row, score in enumerate(scores):
+            logits = torch.cat([out.logits[row] for out in outputs])  # (words, labels)
+            score.ece = expected_calibration_error(logits.softmax(-1), ids)
+            if temperatures is not None:
+                score.ece_with_temperature = expected_calibration_error((logits / temperatures[score.layer - 1]).softmax(-1), ids)
     return scores
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Sentence
-from ..exits.engine import length_sorted_batches, owned_slices
+from ..exits.engine import run_exits
 from ..model import MultiExitTagger
 from .exits import check_labels
 
@@ -30,22 +30,18 @@ class TemperatureFit:
     ece_after: list[float]
 
 
-@torch.no_grad()  # not inference_mode: the logits feed the temperature fit's autograd
 def exit_logits(model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every exit's logits at every word, and the gold label ids: ((layers, words, labels), (words,))."""
+    """Every exit's logits at every word, and the gold label ids: ((layers, words, labels), (words,)).
+    (torch.cat makes ordinary tensors of run_exits' inference-mode ones, so they can feed the fit.)"""
     check_labels(model, sentences)
+    outputs = run_exits(model, [s.words for s in sentences], batch_size=batch_size, all_exits=True, keep_logits=True)
+    return torch.cat([out.logits for out in outputs], 1), gold_ids(model, sentences)
+
+
+def gold_ids(model: MultiExitTagger, sentences: Sequence[Sentence]) -> torch.Tensor:
+    """(words,) long: the gold label id of every word of `sentences`, in order."""
     index = {label: i for i, label in enumerate(model.labels)}
-    gold = [torch.tensor([index[t] for t in s.tags]) for s in sentences]
-    logits: list[torch.Tensor] = []
-    labels: list[torch.Tensor] = []
-    model.eval()
-    for group, batch in length_sorted_batches(model, [s.words for s in sentences], batch_size):
-        out = model(batch, exits="all").float().cpu()  # (layers, batch, words, labels)
-        for row, (sentence, chunk) in enumerate(group):
-            into, take = owned_slices(chunk)
-            logits.append(out[:, row, take])
-            labels.append(gold[sentence][into])
-    return torch.cat(logits, 1), torch.cat(labels)
+    return torch.tensor([index[t] for s in sentences for t in s.tags], dtype=torch.long)
 
 
 def fit_temperature(logits: torch.Tensor, gold: torch.Tensor) -> float:
@@ -77,19 +73,6 @@ def expected_calibration_error(probs: torch.Tensor, gold: torch.Tensor, bins: in
         if in_bin.any():
             total += float(in_bin.float().mean()) * abs(float(correct[in_bin].mean() - confidence[in_bin].mean()))
     return 100.0 * total
-
-
-def calibration_errors(
-    model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64
-) -> tuple[list[float], list[float] | None]:
-    """ECE (percent) of every exit as it is, and with the model's fitted temperatures (None when
-    it has none)."""
-    logits, gold = exit_logits(model, sentences, batch_size=batch_size)
-    raw = [expected_calibration_error(layer.softmax(-1), gold) for layer in logits]
-    if model.exit_temperatures is None:
-        return raw, None
-    scaled = [expected_calibration_error((layer / t).softmax(-1), gold) for layer, t in zip(logits, model.exit_temperatures)]
-    return raw, scaled
 
 
 def fit_temperatures(model: MultiExitTagger, sentences: Sequence[Sentence], *, batch_size: int = 64) -> TemperatureFit:

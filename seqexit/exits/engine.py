@@ -54,6 +54,7 @@ class ExitOutputs:
 
     label_ids: torch.Tensor  # (n_exits, words) long
     confidence: torch.Tensor  # (n_exits, words) float
+    logits: torch.Tensor | None = None  # (n_exits, words, labels) float, when asked for
 
     def labels(self, model: MultiExitTagger, row: int = -1) -> list[str]:
         return [model.labels[i] for i in self.label_ids[row].tolist()]
@@ -150,15 +151,18 @@ def run_exits(
     batch_size: int = 32,
     num_layers: int | None = None,
     all_exits: bool = False,
+    keep_logits: bool = False,
 ) -> list[ExitOutputs]:
     """Run `model` on word lists. all_exits=False returns one row (the deepest layer run);
-    True returns one row per layer 1..num_layers (for per-exit evaluation)."""
+    True returns one row per layer 1..num_layers (for per-exit evaluation). keep_logits: also
+    return the exits' logits (for calibration)."""
     was_training = model.training
     model.eval()
     depth = num_layers or model.num_layers
     n_rows = depth if all_exits else 1
     outputs = [
-        ExitOutputs(torch.zeros(n_rows, len(words), dtype=torch.long), torch.zeros(n_rows, len(words)))
+        ExitOutputs(torch.zeros(n_rows, len(words), dtype=torch.long), torch.zeros(n_rows, len(words)),
+                    torch.zeros(n_rows, len(words), len(model.labels)) if keep_logits else None)
         for words in sentences
     ]
     try:
@@ -169,6 +173,8 @@ def run_exits(
                 into, take = owned_slices(chunk)
                 outputs[sentence].label_ids[:, into] = label_ids[:, row, take].cpu()
                 outputs[sentence].confidence[:, into] = confidence[:, row, take].cpu()
+                if keep_logits:
+                    outputs[sentence].logits[:, into] = logits[:, row, take].float().cpu()
     finally:
         model.train(was_training)
     return outputs

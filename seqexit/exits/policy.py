@@ -28,8 +28,9 @@ class ExitPolicy:
     criterion: what makes a word certain (see `seqexit.exits.criteria`): "entropy" (the
         default: normalised entropy below threshold), "confidence" (top probability above
         threshold), "patience" / "rising" (the label unchanged / its probability rising at
-        `patience` consecutive exits; threshold unused) or "vote" (the depth-weighted vote lead
-        of the exits so far above threshold).
+        `patience` consecutive exits; threshold unused), "vote" (the depth-weighted vote lead
+        of the exits so far above threshold) or "learned" (a trained head's probability that the
+        exit already agrees with the last one, above threshold).
     patience: N for "patience" and "rising" (>= 1); None for the others.
     """
 
