@@ -1,4 +1,4 @@
-"""`seqexit info`: what a model folder holds: task, labels, backbone, size and its presets."""
+"""`seqexit info`: what a model folder holds: task, labels, backbone, size, how it was trained and its presets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import typer
 from seqexit.exits import load_presets
 from seqexit.model import MultiExitTagger
 from seqexit.shipped import resolve_model
+from seqexit.training.record import describe as describe_training
 
 from .calibrate import preset_table
 from .errors import friendly
@@ -18,7 +19,8 @@ def info(
     model: str = typer.Argument(..., help="Model folder or a shipped model's name."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Describe a model: task, labels, span scheme, backbone, layers, parameters, and the
+    """Describe a model: task, labels, span scheme, backbone, layers, parameters, how it was
+    trained (recipe, stages, dev scores: training.json), and the
     presets stored by `seqexit calibrate` (float and int8) with the trade-offs they were measured at.
 
     Example: seqexit info runs/conll/model --json
@@ -38,6 +40,7 @@ def info(
             "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
             "presets": {name: p.to_dict() for name, p in presets.items()},
             "int8_presets": {name: p.to_dict() for name, p in int8_presets.items()},
+            "training": tagger.training_record,
         })
         return
     typer.echo(f"model       {model}")
@@ -47,6 +50,11 @@ def info(
     typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
     typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")
+    if tagger.training_record:
+        lines = describe_training(tagger.training_record)
+        typer.echo(f"training    {lines[0]}")
+        for line in lines[1:]:
+            typer.echo(f"            {line}")
     if not presets and not int8_presets:
         typer.echo("no presets: run seqexit calibrate")
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -13,12 +15,18 @@ from seqexit.data import label_set
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
 from seqexit.model import TASKS, MultiExitTagger
-from seqexit.training import SelfSamplingConfig, TrainConfig, train_joint, train_self_sampling, train_two_stage
+from seqexit.training import (
+    RECIPES, SelfSamplingConfig, TrainConfig, train_distill, train_joint, train_learned_weights,
+    train_self_sampling_guarded, train_two_stage,
+)
 from seqexit.training.checkpoint import replace_dir
+from seqexit.training.distill import DEFAULT_TEMPERATURE
+from seqexit.training.learned_weights import DEFAULT_MUTUAL
+from seqexit.training.record import stage_record
+from seqexit.training.self_sampling import DEFAULT_FULL_DEPTH_TOLERANCE
+from seqexit.training.two_stage import EXITS_LEARNING_RATE
 
 from .errors import UsageError, friendly
-
-RECIPES = ("two-stage", "joint")
 # (epochs, peak learning rate) when not given
 FIRST_STAGE_DEFAULTS = (4, 1e-4)
 SSFT_DEFAULTS = (2, 2e-5)
@@ -26,16 +34,23 @@ SSFT_DEFAULTS = (2, 2e-5)
 
 @friendly
 def train(
+    ctx: typer.Context,
     train_file: Path = typer.Option(..., "--train", help="Labelled training file (CoNLL, CoNLL-U or JSONL)."),
     dev_file: Path = typer.Option(..., "--dev", help="Labelled dev file: picks the best epoch of each stage."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder: joint/, ssft/ (each with model/, checkpoint/, "
                                 "train_result.json) and model/, the final model."),
     task: str = typer.Option("ner", help=f"One of {', '.join(TASKS)}: ner/chunk read span tags, pos per-word tags."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="Encoder folder, or 'minilm-l6' (the installed default)."),
-    recipe: str = typer.Option("two-stage", help="First stage. two-stage: ordinary fine-tune, then the lower exits on "
-                               "it (full depth = ordinary fine-tune); joint: all exits in one pass."),
+    recipe: str = typer.Option("two-stage", help="First stage: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items())
+                               + " (README, 'Training recipes')."),
     init: Path | None = typer.Option(None, help="Skip the first stage: start SSFT from this trained model folder."),
     ssft: bool = typer.Option(True, help="Run self-sampling fine-tuning after the first stage."),
+    ssft_tolerance: float = typer.Option(DEFAULT_FULL_DEPTH_TOLERANCE, min=0.0, help="Keep the SSFT model only if its "
+                                         "full-depth dev score lost at most this many points (0: keep the better)."),
+    unlabelled: Path | None = typer.Option(None, help="distill: unlabelled sentences (raw .txt, or a CoNLL/CoNLL-U/JSONL "
+                                           "file whose tags are ignored) the lower exits also learn from."),
+    distill_temperature: float = typer.Option(DEFAULT_TEMPERATURE, help="distill: softmax temperature of the targets."),
+    mutual: float = typer.Option(DEFAULT_MUTUAL, min=0.0, help="learned-weights: weight of the mutual distillation."),
     layers: int | None = typer.Option(None, "--layers", min=1, help="Keep only the backbone's first K layers (a smaller "
                                       "static model; a new model only)."),
     casing: bool = typer.Option(False, help="Add learned casing features to the piece embeddings: gives an uncased "
@@ -55,12 +70,16 @@ def train(
     xpos: bool = typer.Option(False, help="CoNLL-U: train on XPOS instead of UPOS."),
     threads: int = typer.Option(0, help="Torch CPU threads (0: torch's default)."),
 ) -> None:
-    """Train a multi-exit tagger: the first stage (two-stage or joint), then SSFT. Each stage
-    resumes from its checkpoint in OUTPUT, and a finished stage is not run again.
+    """Train a multi-exit tagger: the recipe's first stage, then SSFT (kept only if full depth
+    on dev stays within --ssft-tolerance). Each stage resumes from its checkpoint in OUTPUT, and a
+    finished stage is not run again. The recipe, settings and dev scores go into the model
+    folder's training.json (shown by seqexit info).
 
     Examples:
 
       seqexit train --train eng.train --dev eng.testa -o runs/ner
+
+      seqexit train --recipe distill --unlabelled news.txt --train eng.train --dev eng.testa -o runs/ner-distill
 
       seqexit train --train eng.train --dev eng.testa -o runs/ner-ssft --init runs/ner/joint/model
     """
@@ -68,6 +87,12 @@ def train(
         torch.set_num_threads(threads)
     if recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if unlabelled is not None and recipe != "distill":
+        raise UsageError("--unlabelled feeds self-distillation: it needs --recipe distill")
+    if unlabelled is not None and init is not None:
+        raise UsageError("--unlabelled feeds the first stage, which --init skips")
+    if distill_temperature <= 0:
+        raise UsageError(f"--distill-temperature must be > 0, not {distill_temperature}")
     if init is not None and (casing or layers is not None):
         raise UsageError("--casing and --layers shape a new model; the --init model keeps its own")
     if init is not None and not ssft:
@@ -79,6 +104,7 @@ def train(
     train_set, dev_set = read_file(train_file, **read), read_file(dev_file, **read)
     if span_tags and not any(t != "O" for s in train_set for t in s.tags):
         raise UsageError(f"{train_file}: no span tags found for task {task!r} (is it a POS file? use --task pos)")
+    extra = read_file(unlabelled, labelled=False) if unlabelled is not None else []
     if init is not None:
         model = MultiExitTagger.load(init)
     else:
@@ -88,19 +114,55 @@ def train(
     typer.echo(f"{len(train_set)} training sentences, {len(model.labels)} labels, {model.num_layers} layers", err=True)
     config = TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
                          exit_grad_scale=exit_grad_scale or 0.0, exit_weights=exit_weights)
-    last = None
+    record = dict(model.training_record or {}) if init is not None else {"recipe": recipe, "stages": []}
+    record.setdefault("stages", [])
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items()}
+    record["train_options"] = [*record.get("train_options", []), options]  # one entry per `seqexit train` run
+    model_dir = str(init) if init is not None else None
     if init is None:
         typer.echo(f"stage 1: {recipe}, {epochs} epochs at lr {lr:g}", err=True)
-        if recipe == "joint":
-            last = train_joint(model, train_set, dev_set, config, output / "joint")
-        else:
-            last = train_two_stage(model, train_set, dev_set, config, output / "joint")[1]
+        record["stages"] += _first_stage(model, recipe, train_set, dev_set, config, output / "joint", extra,
+                                         distill_temperature, mutual)
+        model_dir = str(output / "joint" / "model")
+        if extra:
+            record["unlabelled"] = {"file": str(unlabelled), "sentences": len(extra)}
     if ssft:
         typer.echo(f"stage 2: SSFT, {ssft_epochs} epochs at lr {ssft_lr:g}", err=True)
         sampling = SelfSamplingConfig(max_threshold=max_threshold, exit_grad_scale=1.0 if exit_grad_scale is None else exit_grad_scale)
         ssft_config = TrainConfig(epochs=ssft_epochs, learning_rate=ssft_lr, batch_size=batch_size, seed=seed)
-        last = train_self_sampling(model, train_set, dev_set, ssft_config, output / "ssft", sampling=sampling)
-    replace_dir(lambda folder: shutil.copytree(last.model_dir, folder, dirs_exist_ok=True), output / "model")
-    typer.echo(f"model in {output / 'model'}")
+        outcome = train_self_sampling_guarded(model, train_set, dev_set, ssft_config, output / "ssft",
+                                              sampling=sampling, tolerance=ssft_tolerance)
+        record["stages"].append(stage_record("SSFT", outcome.result, asdict(ssft_config) | {"self_sampling": asdict(sampling)}))
+        record["ssft_guard"] = outcome.to_dict()
+        typer.echo(f"SSFT: full depth on dev {outcome.full_depth_before:.2f} before, {outcome.full_depth_after:.2f} after: "
+                   f"{'kept' if outcome.kept == 'ssft' else 'discarded (it cost more than the tolerance)'}", err=True)
+        if outcome.kept == "ssft":
+            model_dir = outcome.result.model_dir
+    model.training_record = record
+
+    def write(folder: Path) -> None:
+        shutil.copytree(model_dir, folder, dirs_exist_ok=True)
+        (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+
+    replace_dir(write, output / "model")
+    typer.echo(f"model in {output / 'model'} (recipe {record.get('recipe', '?')}{', SSFT' if ssft and record['ssft_guard']['kept'] == 'ssft' else ''})")
     for score in evaluate_exits(model, dev_set):
         typer.echo(f"  exit {score.layer}: dev {score.metric} {score.score:.2f}")
+
+
+def _first_stage(model, recipe, train_set, dev_set, config, output, unlabelled, temperature, mutual) -> list[dict]:
+    """Run the recipe's first stage(s) into `output`; their records."""
+    if recipe == "joint":
+        result = train_joint(model, train_set, dev_set, config, output)
+        return [stage_record("joint", result, asdict(config))]
+    if recipe == "learned-weights":
+        result = train_learned_weights(model, train_set, dev_set, config, output, mutual=mutual)
+        return [stage_record("learned weights", result, asdict(config) | {"mutual": mutual})]
+    if recipe == "distill":
+        first, second = train_distill(model, train_set, dev_set, config, output, unlabelled=unlabelled, temperature=temperature)
+        return [stage_record("ordinary fine-tune", first, asdict(config) | {"exit_weights": "last"}),
+                stage_record("self-distillation", second, {"temperature": temperature, "epochs": config.epochs,
+                                                           "learning_rate": EXITS_LEARNING_RATE})]
+    first, second = train_two_stage(model, train_set, dev_set, config, output)
+    return [stage_record("ordinary fine-tune", first, asdict(config) | {"exit_weights": "last"}),
+            stage_record("lower exits", second, {"epochs": config.epochs, "learning_rate": EXITS_LEARNING_RATE})]

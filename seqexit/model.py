@@ -27,6 +27,7 @@ from .pieces import Batch, WordPieceEncoder
 CONFIG_FILE = "seqexit.json"
 WEIGHTS_FILE = "model.safetensors"
 TEMPERATURES_FILE = "temperatures.json"  # per-exit softmax temperatures (optional)
+TRAINING_FILE = "training.json"  # how the model was trained: recipe, stages, settings (optional)
 FORMAT_VERSION = 1
 TASKS = ("ner", "chunk", "pos")
 
@@ -111,6 +112,8 @@ class MultiExitTagger(nn.Module):
         self.exit_temperatures: list[float] | None = None
         # the "learned" criterion's heads (`seqexit.exits.learned`), saved in their own file
         self.learned_exits: LearnedExitHeads | None = None
+        # how `seqexit train` made the model (`seqexit.training.record`), kept with it
+        self.training_record: dict | None = None
         self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
 
     @property
@@ -225,6 +228,7 @@ class MultiExitTagger(nn.Module):
             model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
         model.exit_temperatures = read_temperatures(path, model.num_layers)
         model.learned_exits = load_learned_exits(path, model.adapter.hidden_size, model.num_layers)
+        model.training_record = read_training_record(path)
         return model.to(device).eval()
 
     def save_compact(self, path: str | Path, base: str) -> Path:
@@ -244,11 +248,24 @@ class MultiExitTagger(nn.Module):
             write_temperatures(path, self.exit_temperatures)
         if self.learned_exits is not None:
             self.learned_exits.save(path)
+        if self.training_record is not None:
+            (path / TRAINING_FILE).write_text(json.dumps(self.training_record, indent=1) + "\n")
 
 
     def _check_savable(self) -> None:
         if self.quantized:
             raise ValueError(f"an {self.quantized} model cannot be saved: save the float model, and quantize after loading")
+
+
+def read_training_record(path: Path) -> dict | None:
+    """The training record stored in a model folder (None when it has none)."""
+    file = path / TRAINING_FILE
+    if not file.is_file():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{file}: malformed training record ({err})") from None
 
 
 def write_temperatures(path: str | Path, temperatures: list[float]) -> Path:

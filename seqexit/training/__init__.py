@@ -1,11 +1,15 @@
-"""Training recipes over one loop: joint multi-exit fine-tuning, two-stage training and
-self-sampling fine-tuning (SSFT)."""
+"""Training recipes over one loop: joint multi-exit fine-tuning, two-stage training,
+self-distillation, learned exit weights, and self-sampling fine-tuning (SSFT) on top."""
 
 from .config import TrainConfig
+from .distill import train_distill
 from .joint import TrainResult, train_joint
-from .self_sampling import SelfSamplingConfig, train_self_sampling
+from .learned_weights import train_learned_weights
+from .record import RECIPES
+from .self_sampling import SelfSamplingConfig, train_self_sampling, train_self_sampling_guarded
 from .two_stage import train_two_stage
 
 __all__ = [
-    "SelfSamplingConfig", "TrainConfig", "TrainResult", "train_joint", "train_self_sampling", "train_two_stage",
+    "RECIPES", "SelfSamplingConfig", "TrainConfig", "TrainResult", "train_distill", "train_joint",
+    "train_learned_weights", "train_self_sampling", "train_self_sampling_guarded", "train_two_stage",
 ]

@@ -26,8 +26,11 @@ def replace_dir(write, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, generators: dict | None = None) -> None:
-    """Weights, optimiser moments, schedule, RNGs (torch's and `generators`) and `progress`."""
+def save_checkpoint(
+    path: Path, model, optimizer, scheduler, progress: dict, generators: dict | None = None, extra: dict | None = None
+) -> None:
+    """Weights, optimiser moments, schedule, RNGs (torch's and `generators`), the objective's own
+    tensors (`extra`) and `progress`."""
 
     def write(folder: Path) -> None:
         tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
@@ -38,6 +41,8 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, gen
         tensors["rng.torch"] = torch.get_rng_state()
         for name, generator in (generators or {}).items():
             tensors[f"rng.{name}"] = generator.get_state()
+        for name, tensor in (extra or {}).items():
+            tensors[f"extra.{name}"] = tensor.detach().contiguous()
         save_file(tensors, str(folder / "state.safetensors"))
         meta = {
             "progress": progress,
@@ -49,8 +54,10 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, progress: dict, gen
     replace_dir(write, path)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, generators: dict | None = None) -> dict:
-    """Restore what `save_checkpoint` wrote; returns its `progress` dict."""
+def load_checkpoint(
+    path: Path, model, optimizer, scheduler, generators: dict | None = None, extra: dict | None = None
+) -> dict:
+    """Restore what `save_checkpoint` wrote (`extra` tensors in place); returns its `progress` dict."""
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
@@ -66,4 +73,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, generators: dict | 
     torch.set_rng_state(tensors["rng.torch"])
     for name, generator in (generators or {}).items():
         generator.set_state(tensors[f"rng.{name}"])
+    with torch.no_grad():
+        for name, tensor in (extra or {}).items():
+            tensor.copy_(tensors[f"extra.{name}"])
     return meta["progress"]

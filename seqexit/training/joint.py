@@ -63,7 +63,12 @@ def exit_weights(num_layers: int, scheme: str) -> torch.Tensor:
 class Objective(Protocol):
     """The loss of one training batch; the loop around it (optimiser, schedule, checkpoints,
     dev selection) is shared. `generators` are saved in checkpoints so a resumed run draws
-    the same random numbers; `record` goes into the checkpoint's config check."""
+    the same random numbers; `record` goes into the checkpoint's config check.
+
+    Optional members the loop also uses: `parameters` (a dict of the objective's own trainable
+    tensors, e.g. learned loss weights: optimised at `parameters_lr`, saved in checkpoints),
+    `summary()` (a dict added to each epoch's history) and `uses_gold = False` (the loss reads
+    no gold tags, so unlabelled sentences may be trained on as well)."""
 
     generators: dict[str, torch.Generator]
     record: dict
@@ -91,15 +96,22 @@ class JointObjective:
         return sum(w * F.cross_entropy(l.reshape(flat.numel(), -1), flat, ignore_index=IGNORE) for w, l in zip(used, logits))
 
 
-def build_examples(model: MultiExitTagger, sentences: Sequence[Sentence]) -> list[tuple[EncodedChunk, list[int]]]:
-    """(chunk, label id per word) for every chunk of every gold-tagged sentence."""
-    check_labels(model, sentences)
+def build_examples(
+    model: MultiExitTagger, sentences: Sequence[Sentence], *, labelled: bool = True
+) -> list[tuple[EncodedChunk, list[int]]]:
+    """(chunk, label id per word) for every chunk of every sentence; unlabelled sentences'
+    words carry IGNORE (for objectives that read no gold)."""
+    if labelled:
+        check_labels(model, sentences)
     index = {label: i for i, label in enumerate(model.labels)}
     examples = []
     for sentence, chunks in zip(sentences, model.pieces.encode([s.words for s in sentences])):
         for chunk in chunks:
-            tags = sentence.tags[chunk.word_offset : chunk.word_offset + chunk.n_words]
-            examples.append((chunk, [index[t] for t in tags]))
+            if labelled:
+                ids = [index[t] for t in sentence.tags[chunk.word_offset : chunk.word_offset + chunk.n_words]]
+            else:
+                ids = [IGNORE] * chunk.n_words
+            examples.append((chunk, ids))
     return examples
 
 
@@ -112,10 +124,13 @@ def train_joint(
     *,
     progress: bool = True,
     objective: Objective | None = None,
+    unlabelled: Sequence[Sentence] = (),
 ) -> TrainResult:
     """Fine-tune `model` in place; the best model on dev is saved to `output_dir/model`.
 
     objective: the batch loss (default: `JointObjective`, joint multi-exit training).
+    unlabelled: sentences without gold, shuffled in with `train`; only for objectives that
+        read no gold (`uses_gold = False`, e.g. self-distillation).
 
     A run that finds `output_dir/checkpoint` resumes from it (same config required) and ends
     with the same weights as an uninterrupted run.
@@ -123,8 +138,11 @@ def train_joint(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    examples = build_examples(model, train)
     objective = objective or JointObjective(model, config)
+    if unlabelled and getattr(objective, "uses_gold", True):
+        raise ValueError("unlabelled sentences need an objective that reads no gold tags (self-distillation)")
+    examples = build_examples(model, train) + (build_examples(model, unlabelled, labelled=False) if unlabelled else [])
+    extra = getattr(objective, "parameters", {})
     for param in model.parameters():  # set afresh: an earlier stage in this process may have frozen some
         param.requires_grad_(True)
     if config.freeze_word_embeddings:
@@ -132,7 +150,7 @@ def train_joint(
     if not config.train_encoder:
         for param in [*model.encoder.parameters(), *model.exits[-1].parameters()]:
             param.requires_grad_(False)
-    optimizer = _optimizer(model, config)
+    optimizer = _optimizer(model, config, extra, getattr(objective, "parameters_lr", config.learning_rate))
     clip_groups = _clip_groups(model)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -144,7 +162,7 @@ def train_joint(
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0, "config": run_config}
     checkpoint = output_dir / "checkpoint"
     if (checkpoint / "state.json").exists():
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler, objective.generators)
+        state = load_checkpoint(checkpoint, model, optimizer, scheduler, objective.generators, extra)
         if state["config"] != run_config:
             raise ValueError(f"{checkpoint} was written with another training config; use a new output folder")
         log.info("resuming from epoch %d step %d", state["epoch"] + 1, state["step"])
@@ -169,11 +187,12 @@ def train_joint(
             global_step = epoch * steps_per_epoch + step + 1
             if config.checkpoint_every and global_step % config.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                 state.update(epoch=epoch, step=step + 1, seconds=time.perf_counter() - started)
-                save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators)
+                save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators, extra)
         bar.close()
         score, what = _dev_score(model, dev, config)
         _train_mode(model, config)
-        state["history"].append({"epoch": epoch + 1, "dev": score, "metric": what})
+        summary = objective.summary() if hasattr(objective, "summary") else {}
+        state["history"].append({"epoch": epoch + 1, "dev": score, "metric": what} | summary)
         message = f"epoch {epoch + 1}: dev {what} {score:.2f}"
         if score > state["best"]:
             state.update(best=score, best_epoch=epoch + 1)
@@ -183,7 +202,7 @@ def train_joint(
         if progress:
             tqdm.write(message)
         state.update(epoch=epoch + 1, step=0, seconds=time.perf_counter() - started)
-        save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators)
+        save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators, extra)
 
     result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"))
     (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": run_config}, indent=2) + "\n")
@@ -196,7 +215,8 @@ def train_joint(
 def _train_mode(model: MultiExitTagger, config: TrainConfig) -> None:
     model.train()
     if not config.train_encoder:
-        model.encoder.eval()  # frozen: inference-time features, no dropout
+        model.encoder.eval()  # frozen: inference-time features and last exit, no dropout
+        model.exits[-1].eval()
 
 
 def _dev_score(model: MultiExitTagger, dev: Sequence[Sentence], config: TrainConfig) -> tuple[float, str]:
@@ -226,9 +246,12 @@ def _clip_groups(model: MultiExitTagger) -> list[list[torch.nn.Parameter]]:
     return [trainable(model.encoder) + trainable(model.exits[-1]), [p for e in model.exits[:-1] for p in trainable(e)]]
 
 
-def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(
+    model: MultiExitTagger, config: TrainConfig, extra: dict[str, torch.Tensor], extra_lr: float
+) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and LayerNorm weights; casing vectors (new, from zero)
-    at a scaled learning rate without decay."""
+    at a scaled learning rate without decay; the objective's own parameters (`extra`) at
+    `extra_lr` without decay."""
     decay, no_decay, casing = [], [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -237,4 +260,6 @@ def _optimizer(model: MultiExitTagger, config: TrainConfig) -> torch.optim.Optim
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if casing:
         groups.append({"params": casing, "weight_decay": 0.0, "lr": config.learning_rate * LEARNING_RATE_SCALE})
+    if extra:
+        groups.append({"params": list(extra.values()), "weight_decay": 0.0, "lr": extra_lr})
     return torch.optim.AdamW(groups, lr=config.learning_rate)

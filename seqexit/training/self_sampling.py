@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import Sentence
+from ..evaluation import evaluate_exits
 from ..exits.halting import forward_with_exit_layers, simulate_tokee
 from ..exits.uncertainty import normalised_entropy
 from ..model import MultiExitTagger
@@ -110,3 +111,47 @@ def train_self_sampling(
     config = replace(config, exit_weights="layer", train_encoder=True)
     objective = SelfSamplingObjective(model, config, sampling)
     return train_joint(model, train, dev, config, output_dir, progress=progress, objective=objective)
+
+
+DEFAULT_FULL_DEPTH_TOLERANCE = 0.15  # dev points of full-depth score SSFT may cost and still be kept
+
+
+@dataclass
+class SelfSamplingOutcome:
+    """What `train_self_sampling_guarded` measured and kept."""
+
+    result: TrainResult
+    full_depth_before: float
+    full_depth_after: float
+    kept: str  # "ssft" or "before"
+    tolerance: float
+
+    def to_dict(self) -> dict:
+        return {"full_depth_dev_before": self.full_depth_before, "full_depth_dev_after": self.full_depth_after,
+                "kept": self.kept, "tolerance": self.tolerance}
+
+
+def train_self_sampling_guarded(
+    model: MultiExitTagger,
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    config: TrainConfig,
+    output_dir: str | Path,
+    *,
+    sampling: SelfSamplingConfig | None = None,
+    tolerance: float = DEFAULT_FULL_DEPTH_TOLERANCE,
+    progress: bool = True,
+) -> SelfSamplingOutcome:
+    """SSFT that does not lower full depth: the last exit's dev score is measured before and
+    after, and the SSFT model is kept only if it lost at most `tolerance` points; otherwise
+    `model` gets its weights from before SSFT back (tolerance 0: keep the better of the two)."""
+    if tolerance < 0:
+        raise ValueError(f"tolerance must be >= 0, not {tolerance}")
+    before_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    before = evaluate_exits(model, dev, batch_size=config.eval_batch_size, layers="last")[0].score
+    result = train_self_sampling(model, train, dev, config, output_dir, sampling=sampling, progress=progress)
+    after = result.best_dev_score
+    kept = "ssft" if after >= before - tolerance else "before"
+    if kept == "before":
+        model.load_state_dict(before_state)
+    return SelfSamplingOutcome(result, before, after, kept, tolerance)

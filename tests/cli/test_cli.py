@@ -142,3 +142,35 @@ def test_train_layers_makes_a_smaller_static_model(trained, tiny_backbone):
     refused = runner.invoke(app, ["train", "--init", str(trained / "run" / "model"), "--layers", "2", "--train",
                                   str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output", str(trained / "y")])
     assert refused.exit_code == 2 and "--layers" in refused.output
+
+
+def test_unknown_recipe_is_a_usage_error(trained):
+    args = ["train", "--train", str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output",
+            str(trained / "bogus")]
+    result = runner.invoke(app, [*args, "--recipe", "bogus"])
+    assert result.exit_code == 2 and "unknown recipe 'bogus'" in result.output and "learned-weights" in result.output
+    result = runner.invoke(app, [*args, "--recipe", "joint", "--unlabelled", str(trained / "train.conll")])
+    assert result.exit_code == 2 and "--recipe distill" in result.output
+    assert not (trained / "bogus").exists()
+
+
+def test_recipe_and_ssft_decision_are_recorded_and_shown_by_info(trained, tiny_backbone):
+    (trained / "raw.txt").write_text("Mary said in Berlin .\nJohn was in Paris on Monday .\n")
+    result = runner.invoke(app, [
+        "train", "--recipe", "distill", "--unlabelled", str(trained / "raw.txt"), "--train", str(trained / "train.conll"),
+        "--dev", str(trained / "train.conll"), "--output", str(trained / "distill"), "--backbone", str(tiny_backbone),
+        "--epochs", "1", "--ssft-epochs", "1", "--batch-size", "2", "--ssft-tolerance", "100",
+    ])
+    assert result.exit_code == 0, result.output
+    record = json.loads((trained / "distill" / "model" / "training.json").read_text())
+    assert record["recipe"] == "distill" and record["unlabelled"]["sentences"] == 2
+    assert [s["stage"] for s in record["stages"]] == ["ordinary fine-tune", "self-distillation", "SSFT"]
+    assert record["ssft_guard"]["kept"] == "ssft" and record["train_options"][0]["unlabelled"].endswith("raw.txt")
+    shown = runner.invoke(app, ["info", str(trained / "distill" / "model")])
+    assert shown.exit_code == 0 and "training    distill: " in shown.output and "SSFT kept" in shown.output
+    as_json = json.loads(runner.invoke(app, ["info", str(trained / "distill" / "model"), "--json"]).stdout)
+    assert as_json["training"]["recipe"] == "distill"
+    compact = runner.invoke(app, ["compact", str(trained / "distill" / "model"), str(trained / "distill-compact"),
+                                  "--backbone", str(tiny_backbone)])
+    assert compact.exit_code == 0, compact.output  # the compact copy carries the record
+    assert json.loads((trained / "distill-compact" / "training.json").read_text()) == record

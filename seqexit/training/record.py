@@ -1,0 +1,53 @@
+"""The training record: which recipe made a model, with every stage's settings and dev scores.
+
+`seqexit train` stores it as `training.json` in the model folder (it travels with the model
+through `seqexit compact`), and `seqexit info` prints it, so a model says how it was made.
+"""
+
+from __future__ import annotations
+
+from .joint import TrainResult
+
+RECIPES = {
+    "two-stage": "ordinary fine-tune, then the lower exits on its frozen encoder (DeeBERT)",
+    "joint": "every exit's loss at once, weighted by depth",
+    "distill": "ordinary fine-tune, then the lower exits learn the last exit's distribution (FastBERT)",
+    "learned-weights": "joint, with learned exit weights and mutual distillation between exits (LeeBERT)",
+}
+
+
+def stage_record(stage: str, result: TrainResult, config: dict) -> dict:
+    """One stage: its name, settings, dev score per epoch, the epoch kept and its time."""
+    return {
+        "stage": stage,
+        "config": config,
+        "dev_history": result.history,
+        "best_epoch": result.best_epoch,
+        "best_dev": result.best_dev_score,
+        "minutes": round(result.seconds / 60, 1),
+    }
+
+
+def describe(record: dict) -> list[str]:
+    """Lines for `seqexit info`: the recipe, then one line per stage."""
+    recipe = record.get("recipe", "?")
+    lines = [f"{recipe}: {RECIPES.get(recipe, 'unknown recipe')}"]
+    for stage in record.get("stages", []):
+        config = stage.get("config", {})
+        history = stage.get("dev_history") or []
+        metric = history[-1].get("metric", "dev") if history else "dev"
+        lines.append(
+            f"{stage['stage']}: {config.get('epochs', '?')} epochs at lr {config.get('learning_rate', '?')}, "
+            f"best epoch {stage.get('best_epoch', '?')} ({metric} {stage.get('best_dev', float('nan')):.2f})"
+        )
+    guard = record.get("ssft_guard")
+    if guard:
+        lines.append(
+            f"SSFT {'kept' if guard['kept'] == 'ssft' else 'discarded'}: full depth on dev "
+            f"{guard['full_depth_dev_before']:.2f} before, {guard['full_depth_dev_after']:.2f} after "
+            f"(tolerance {guard['tolerance']:g})"
+        )
+    if record.get("unlabelled"):
+        u = record["unlabelled"]
+        lines.append(f"unlabelled text: {u['sentences']} sentences from {u['file']}")
+    return lines
