@@ -264,7 +264,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
     parser.add_argument("--output", type=Path, default=HERE)
 
 
-SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md")  # written by the scripts of these names
+SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "training_recipes.md")  # written by the scripts of these names
 
 
 def write_section(output: Path, name: str, result: dict, text: str) -> None:

@@ -48,7 +48,7 @@ def train(
     ssft_tolerance: float = typer.Option(DEFAULT_FULL_DEPTH_TOLERANCE, min=0.0, help="Keep the SSFT model only if its "
                                          "full-depth dev score lost at most this many points (0: keep the better)."),
     unlabelled: Path | None = typer.Option(None, help="distill: unlabelled sentences (raw .txt, or a CoNLL/CoNLL-U/JSONL "
-                                           "file whose tags are ignored) the lower exits also learn from."),
+                                           "file whose tags are ignored; read with --format) the lower exits also learn from."),
     distill_temperature: float = typer.Option(DEFAULT_TEMPERATURE, help="distill: softmax temperature of the targets."),
     mutual: float = typer.Option(DEFAULT_MUTUAL, min=0.0, help="learned-weights: weight of the mutual distillation."),
     layers: int | None = typer.Option(None, "--layers", min=1, help="Keep only the backbone's first K layers (a smaller "
@@ -104,7 +104,7 @@ def train(
     train_set, dev_set = read_file(train_file, **read), read_file(dev_file, **read)
     if span_tags and not any(t != "O" for s in train_set for t in s.tags):
         raise UsageError(f"{train_file}: no span tags found for task {task!r} (is it a POS file? use --task pos)")
-    extra = read_file(unlabelled, labelled=False) if unlabelled is not None else []
+    extra = read_file(unlabelled, format=format, labelled=False) if unlabelled is not None else []
     if init is not None:
         model = MultiExitTagger.load(init)
     else:
