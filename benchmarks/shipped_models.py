@@ -40,7 +40,13 @@ def sha256(path: Path) -> str:
 
 
 def training_record(run: Path) -> list[dict]:
-    """Each stage's train_result.json under the training output folder (config, dev history, time)."""
+    """Each stage of the run: from the final model's training.json (what `seqexit train` records),
+    else from each stage's train_result.json under the training output folder."""
+    recorded = run / "model" / "training.json"
+    if recorded.is_file():
+        record = json.loads(recorded.read_text())
+        return [{k: v for k, v in stage.items() if k != "best_dev"} | {"recipe": record.get("recipe")}
+                for stage in record["stages"]]
     stages = []
     for name, folder in (("stage 1: ordinary fine-tune", "joint/encoder"), ("stage 1: lower exits", "joint"),
                          ("stage 2: SSFT", "ssft")):

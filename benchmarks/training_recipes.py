@@ -5,8 +5,11 @@ score, then TOKEE swept over thresholds and windows through the real engine (hal
 removed), each policy timed once against the median of full-depth runs spread through the
 sweep. The ordinary fine-tune's score (a model trained with the last exit only) is drawn as a
 line. Summary per model: the frontier's score at 2x and 3x FLOPs, and the best FLOPs speed-up
-within 0.3 points of the ordinary fine-tune.
+within 0.3 points of the ordinary fine-tune. An SSFT model is measured as SSFT left it (give
+RUN/ssft/model); whether `seqexit train`'s guard kept it is read from RUN/model/training.json.
 
+Models of a task measured by an earlier run stay in the results (same ordinary model and test
+set), so a model trained later can be added with a run of its own.
 Writes benchmarks/training_recipes.{json,md}, recipes_{ner,pos}.png and rebuilds RESULTS.md.
 Usage:
   python benchmarks/training_recipes.py --ordinary ner runs/ner/joint/encoder/model \\
@@ -16,6 +19,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -80,13 +84,50 @@ def benchmark_task(task: str, ordinary_dir: Path, models: list[tuple[str, str, P
         for row in rows:
             row["wall_speedup"] = reference / row["seconds"]
         key = f"{recipe}{' + SSFT' if ssft else ''}"
+        record = training_record(folder)
         runs[key] = {"recipe": recipe, "ssft": ssft, "folder": str(folder), "full_score": full.score,
-                     "full_seconds": full_seconds, "training": model.training_record, "rows": rows,
+                     "full_seconds": full_seconds, "training": record, "rows": rows,
+                     "ssft_guard": (record or {}).get("ssft_guard") if ssft else None,
                      "summary": summarise(full, rows, ordinary)}
         s = runs[key]["summary"]["score_at_flops"]
         print(f"  {key}: full {full.score:.2f}, at 2x {s['2.0']}, at 3x {s['3.0']}", flush=True)
     return {"task": task, "data": data_name, "metric": metric, "sentences": len(test), "ordinary": ordinary,
             "ordinary_folder": str(ordinary_dir), "runs": runs}
+
+
+def meets_target(result: dict) -> dict[str, bool]:
+    """Per recipe (joint's own excepted): full depth within 0.3 of the ordinary fine-tune, and its
+    frontier's score above the better of joint and joint + SSFT at 2x and at 3x FLOPs."""
+    joint = [run["summary"]["score_at_flops"] for run in result["runs"].values() if run["recipe"] == "joint"]
+    out = {}
+    for key, run in result["runs"].items():
+        if run["recipe"] == "joint":
+            continue
+        ok = result["ordinary"] - run["full_score"] <= 0.3 + 1e-9
+        for speed in ("2.0", "3.0"):
+            mine = run["summary"]["score_at_flops"][speed]
+            theirs = [j[speed] for j in joint if j[speed] is not None]
+            ok = ok and mine is not None and all(mine > t for t in theirs)
+        out[key] = ok
+    return out
+
+
+def training_record(folder: Path) -> dict | None:
+    """The model's training.json; for an SSFT stage's own model (RUN/ssft/model), the record of
+    the run's final model (RUN/model), which holds the SSFT guard's decision."""
+    for candidate in (folder / "training.json", folder.parent.parent / "model" / "training.json"):
+        if folder.parent.name == "ssft" and candidate == folder / "training.json":
+            continue
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def _guard(guard: dict | None) -> str:
+    if not guard:
+        return "-"
+    verdict = "kept" if guard["kept"] == "ssft" else "discarded"
+    return f"{verdict} ({guard['full_depth_dev_before']:.2f} -> {guard['full_depth_dev_after']:.2f})"
 
 
 def _cell(value: float | None) -> str:
@@ -96,21 +137,27 @@ def _cell(value: float | None) -> str:
 def report(results: dict) -> str:
     env = results["environment"]
     lines = ["## Training recipes compared under TOKEE", "",
-             f"`{results['command']}` ({env['machine']}, {env['threads']} threads, torch {env['torch']}; one run). "
+             f"`python benchmarks/training_recipes.py` ({env['machine']}, {env['threads']} threads, torch {env['torch']}; one run per task). "
              f"TOKEE thresholds {', '.join(map(str, THRESHOLDS))} x windows {', '.join(map(str, WINDOWS))}; the frontier's "
              "score at a FLOPs speed-up is interpolated between its points; wall-clock: the best score among policies at "
              "least that fast, one timed run each against the median full-depth run (read +-0.1x as noise).", ""]
     for task, r in results["tasks"].items():
         lines += [f"### {r['data']} ({r['metric']}; ordinary fine-tune {r['ordinary']:.2f})", "",
+                  f"`{r.get('command', results['command'])}`", "",
                   "| recipe | full depth | vs ordinary | at 2x FLOPs | at 3x FLOPs | at 2x wall-clock | at 3x wall-clock "
-                  "| best FLOPs within 0.3 of ordinary |", "|---|---|---|---|---|---|---|---|"]
+                  "| best FLOPs within 0.3 of ordinary | SSFT guard (dev full depth before -> after) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        target = meets_target(r)
         for key, run in r["runs"].items():
             s = run["summary"]
             within = s["best_flops_within_0.3_of_ordinary"]
             lines.append(f"| {key} | {run['full_score']:.2f} | {run['full_score'] - r['ordinary']:+.2f} | "
                          f"{_cell(s['score_at_flops']['2.0'])} | {_cell(s['score_at_flops']['3.0'])} | "
                          f"{_cell(s['best_score_at_wall']['2.0'])} | {_cell(s['best_score_at_wall']['3.0'])} | "
-                         f"{'-' if within is None else f'{within:.2f}x'} |")
+                         f"{'-' if within is None else f'{within:.2f}x'} | {_guard(run['ssft_guard'])} |")
+        met = [key for key, ok in target.items() if ok]
+        lines += ["", "Target (full depth within 0.3 of the ordinary fine-tune, and the TOKEE frontier above joint's, "
+                  "with or without SSFT, at both 2x and 3x FLOPs): " + (", ".join(met) if met else "no recipe") + " meets it."]
         lines += ["", f"![{task}](recipes_{task}.png)", ""]
     return "\n".join(lines) + "\n"
 
@@ -159,13 +206,22 @@ def main() -> None:
     ordinary = {task: Path(folder) for task, folder in args.ordinary}
     results = {"command": "python benchmarks/training_recipes.py " + " ".join(sys.argv[1:]), "environment": {
         "machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__}, "tasks": {}}
+    earlier = args.output / "training_recipes.json"
+    if earlier.is_file():  # a task measured by an earlier run stays, with that run's command
+        for task, result in json.loads(earlier.read_text())["tasks"].items():
+            results["tasks"][task] = result
     for task in TASKS:
         models = [(recipe, ssft == "yes", Path(folder)) for t, recipe, ssft, folder in args.model if t == task]
         if not models:
             continue
         if task not in ordinary:
             parser.error(f"--ordinary {task} FOLDER is needed for the {task} models")
-        results["tasks"][task] = benchmark_task(task, ordinary[task], models, args.limit)
+        result = benchmark_task(task, ordinary[task], models, args.limit) | {"command": results["command"]}
+        before = results["tasks"].get(task)
+        if before and before["ordinary_folder"] == result["ordinary_folder"] and before["sentences"] == result["sentences"]:
+            result["runs"] = before["runs"] | result["runs"]  # models measured earlier stay (each run has its own timing)
+            result["command"] = before["command"] + "; then " + result["command"]
+        results["tasks"][task] = result
         plot(results["tasks"][task], args.output / f"recipes_{task}.png")
     write_section(args.output, "training_recipes", results, report(results))
 
