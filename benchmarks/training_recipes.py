@@ -157,7 +157,7 @@ def report(results: dict) -> str:
                          f"{'-' if within is None else f'{within:.2f}x'} | {_guard(run['ssft_guard'])} |")
         met = [key for key, ok in target.items() if ok]
         lines += ["", "Target (full depth within 0.3 of the ordinary fine-tune, and the TOKEE frontier above joint's, "
-                  "with or without SSFT, at both 2x and 3x FLOPs): " + (", ".join(met) if met else "no recipe") + " meets it."]
+                  "with or without SSFT, at both 2x and 3x FLOPs): " + (", ".join(met) if met else "no recipe") + (" meet it." if len(met) > 1 else " meets it.")]
         lines += ["", f"![{task}](recipes_{task}.png)", ""]
     return "\n".join(lines) + "\n"
 
