@@ -153,8 +153,10 @@ def model_card(record: dict, level: int = 1) -> str:
     for stage in record["training"]:
         config = stage["config"]
         dev = ", ".join(f"{h_['dev']:.2f}" for h_ in stage["dev_history"])
-        lines.append(f"- {stage['stage']}: {config['epochs']} epochs, lr {config['learning_rate']:g}, batch {config['batch_size']}, "
-                     f"seed {config['seed']}; dev per epoch {dev} ({stage['dev_history'][0]['metric']}); "
+        settings = ", ".join(f"{name} {config[key]:g}" if isinstance(config[key], float) else f"{name} {config[key]}"
+                             for name, key in (("lr", "learning_rate"), ("batch", "batch_size"), ("seed", "seed"),
+                                               ("temperature", "temperature")) if key in config)
+        lines.append(f"- {stage['stage']}: {config['epochs']} epochs, {settings}; dev per epoch {dev} ({stage['dev_history'][0]['metric']}); "
                      f"best epoch {stage['best_epoch']}; {stage['minutes']} min")
     lines += ["", "Data (SHA-256):", ""]
     lines += [f"- {split}: `{d['file']}` `{d['sha256']}`" for split, d in data.items()]
