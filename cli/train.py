@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,7 +21,6 @@ from seqexit.training.distill import DEFAULT_TEMPERATURE
 from seqexit.training.learned_weights import DEFAULT_MUTUAL
 from seqexit.training.record import stage_record
 from seqexit.training.self_sampling import DEFAULT_FULL_DEPTH_TOLERANCE
-from seqexit.training.two_stage import EXITS_LEARNING_RATE
 
 from .errors import UsageError, friendly
 # (epochs, peak learning rate) when not given
@@ -118,12 +114,10 @@ def train(
     record.setdefault("stages", [])
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items()}
     record["train_options"] = [*record.get("train_options", []), options]  # one entry per `seqexit train` run
-    model_dir = str(init) if init is not None else None
     if init is None:
         typer.echo(f"stage 1: {recipe}, {epochs} epochs at lr {lr:g}", err=True)
         record["stages"] += _first_stage(model, recipe, train_set, dev_set, config, output / "joint", extra,
                                          distill_temperature, mutual)
-        model_dir = str(output / "joint" / "model")
         if extra:
             record["unlabelled"] = {"file": str(unlabelled), "sentences": len(extra)}
     if ssft:
@@ -132,19 +126,12 @@ def train(
         ssft_config = TrainConfig(epochs=ssft_epochs, learning_rate=ssft_lr, batch_size=batch_size, seed=seed)
         outcome = train_self_sampling_guarded(model, train_set, dev_set, ssft_config, output / "ssft",
                                               sampling=sampling, tolerance=ssft_tolerance)
-        record["stages"].append(stage_record("SSFT", outcome.result, asdict(ssft_config) | {"self_sampling": asdict(sampling)}))
+        record["stages"].append(stage_record("SSFT", outcome.result))
         record["ssft_guard"] = outcome.to_dict()
         typer.echo(f"SSFT: full depth on dev {outcome.full_depth_before:.2f} before, {outcome.full_depth_after:.2f} after: "
                    f"{'kept' if outcome.kept == 'ssft' else 'discarded (it cost more than the tolerance)'}", err=True)
-        if outcome.kept == "ssft":
-            model_dir = outcome.result.model_dir
-    model.training_record = record
-
-    def write(folder: Path) -> None:
-        shutil.copytree(model_dir, folder, dirs_exist_ok=True)
-        (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-
-    replace_dir(write, output / "model")
+    model.training_record = record  # `model` holds the weights kept: the guard restored them if SSFT was discarded
+    replace_dir(lambda folder: model.save(folder), output / "model")
     typer.echo(f"model in {output / 'model'} (recipe {record.get('recipe', '?')}{', SSFT' if ssft and record['ssft_guard']['kept'] == 'ssft' else ''})")
     for score in evaluate_exits(model, dev_set):
         typer.echo(f"  exit {score.layer}: dev {score.metric} {score.score:.2f}")
@@ -153,16 +140,11 @@ def train(
 def _first_stage(model, recipe, train_set, dev_set, config, output, unlabelled, temperature, mutual) -> list[dict]:
     """Run the recipe's first stage(s) into `output`; their records."""
     if recipe == "joint":
-        result = train_joint(model, train_set, dev_set, config, output)
-        return [stage_record("joint", result, asdict(config))]
+        return [stage_record("joint", train_joint(model, train_set, dev_set, config, output))]
     if recipe == "learned-weights":
-        result = train_learned_weights(model, train_set, dev_set, config, output, mutual=mutual)
-        return [stage_record("learned weights", result, asdict(config) | {"mutual": mutual})]
+        return [stage_record("learned weights", train_learned_weights(model, train_set, dev_set, config, output, mutual=mutual))]
     if recipe == "distill":
         first, second = train_distill(model, train_set, dev_set, config, output, unlabelled=unlabelled, temperature=temperature)
-        return [stage_record("ordinary fine-tune", first, asdict(config) | {"exit_weights": "last"}),
-                stage_record("self-distillation", second, {"temperature": temperature, "epochs": config.epochs,
-                                                           "learning_rate": EXITS_LEARNING_RATE})]
+        return [stage_record("ordinary fine-tune", first), stage_record("self-distillation", second)]
     first, second = train_two_stage(model, train_set, dev_set, config, output)
-    return [stage_record("ordinary fine-tune", first, asdict(config) | {"exit_weights": "last"}),
-            stage_record("lower exits", second, {"epochs": config.epochs, "learning_rate": EXITS_LEARNING_RATE})]
+    return [stage_record("ordinary fine-tune", first), stage_record("lower exits", second)]

@@ -45,6 +45,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     model_dir: str = ""
+    config: dict = field(default_factory=dict)  # the run's settings, the objective's included
 
 
 def exit_weights(num_layers: int, scheme: str) -> torch.Tensor:
@@ -204,8 +205,9 @@ def train_joint(
         state.update(epoch=epoch + 1, step=0, seconds=time.perf_counter() - started)
         save_checkpoint(checkpoint, model, optimizer, scheduler, state, objective.generators, extra)
 
-    result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"))
-    (output_dir / "train_result.json").write_text(json.dumps(asdict(result) | {"config": run_config}, indent=2) + "\n")
+    result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"),
+                         run_config)
+    (output_dir / "train_result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
     best = MultiExitTagger.load(output_dir / "model", device=next(model.parameters()).device)
     model.load_state_dict(best.state_dict())
     model.eval()

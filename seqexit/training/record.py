@@ -16,11 +16,11 @@ RECIPES = {
 }
 
 
-def stage_record(stage: str, result: TrainResult, config: dict) -> dict:
+def stage_record(stage: str, result: TrainResult) -> dict:
     """One stage: its name, settings, dev score per epoch, the epoch kept and its time."""
     return {
         "stage": stage,
-        "config": config,
+        "config": result.config,
         "dev_history": result.history,
         "best_epoch": result.best_epoch,
         "best_dev": result.best_dev_score,
