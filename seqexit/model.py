@@ -8,6 +8,7 @@ against an installed backbone. Loading never unpickles anything.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .compact import COMPACT_FILE, load_compact, save_compact
 from .exits.learned import LearnedExitHeads, load_learned_exits
 from .encoders import adapter_for
 from .files import umask_mode
-from .pieces import Batch, WordPieceEncoder
+from .pieces import Batch, WordPieceEncoder, at_word_starts, piece_words
 
 CONFIG_FILE = "seqexit.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -69,26 +70,6 @@ class ExitHead(nn.Module):
         keep = 1.0 - self.dropout.p
         mask = torch.bernoulli(torch.full(hidden.shape, keep, device=hidden.device), generator=generator)
         return self.linear(hidden * mask.to(hidden.dtype) / keep)
-
-
-class _ScaleGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return grad * ctx.scale, None
-
-
-def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Identity forward; multiplies the gradient by `scale` on the way back (0 detaches)."""
-    if scale == 1.0:
-        return x
-    if scale == 0.0:
-        return x.detach()
-    return _ScaleGrad.apply(x, scale)
 
 
 class MultiExitTagger(nn.Module):
@@ -148,40 +129,49 @@ class MultiExitTagger(nn.Module):
         )
         return cls(encoder, config, tokenizer)
 
+    def layer_states(
+        self, batch: Batch, num_layers: int | None = None, exit_layer: torch.Tensor | None = None
+    ) -> Iterator[torch.Tensor]:
+        """The one layer loop of full depth, static exits and training: yields the piece states
+        (batch, pieces, hidden) after each of the first `num_layers` layers.
+
+        exit_layer: (batch, words) long, 1-based; word i stops at layer exit_layer[i]: its pieces
+            are frozen there and serve only as keys/values above it, as under TOKEE at inference
+            (self-sampling fine-tuning trains through this). None: every piece runs every layer.
+        The inference TOKEE/SENTEE loop (`seqexit.exits.halting`) cannot share this loop: it
+        decides halting as it goes and packs and regroups the running rows at every layer."""
+        depth = num_layers or self.num_layers
+        if not 1 <= depth <= self.num_layers:
+            raise ValueError(f"num_layers must be in 1..{self.num_layers}, got {depth}")
+        hidden = self.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
+        owner = piece_words(batch) if exit_layer is not None else None
+        for layer in range(depth):
+            if owner is None:
+                hidden = self.adapter.run_layer(layer, hidden, batch.attention_mask)
+            else:
+                running = (exit_layer > layer) & batch.word_mask  # (batch, words) words this layer updates
+                pieces_active = batch.attention_mask & torch.where(
+                    owner < 0, running.any(1, keepdim=True), running.gather(1, owner.clamp(min=0))
+                )
+                if bool(pieces_active.eq(batch.attention_mask).all()):
+                    hidden = self.adapter.run_layer(layer, hidden, batch.attention_mask)
+                else:
+                    hidden = self.adapter.run_layer_active(layer, hidden, batch.attention_mask, pieces_active)
+            yield hidden
+
     def forward(
-        self,
-        batch: Batch,
-        *,
-        num_layers: int | None = None,
-        exit_grad_scale: float = 1.0,
-        exits: str = "all",
-        lower_exit_generator: torch.Generator | None = None,
+        self, batch: Batch, *, num_layers: int | None = None, exits: str = "all", exit_layer: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits of the exits at word starts: (n_exits, batch, words, labels).
 
         num_layers: run only the first k layers (a static exit: the encoder stops there).
         exits: "all" (one row per layer run) or "last" (only the deepest layer run).
-        exit_grad_scale: gradient multiplier from the exits below the last one into the encoder
-            (1: plain joint training; 0: the encoder learns from the last exit only).
-        lower_exit_generator: in training, the exits below the last draw their dropout masks
-            from this generator, so that the encoder's and the last exit's dropout see the same
-            random stream as an ordinary (last-exit-only) fine-tune with the same seed.
-        """
+        exit_layer: per-word exit layers, as in `layer_states`."""
         depth = num_layers or self.num_layers
-        if not 1 <= depth <= self.num_layers:
-            raise ValueError(f"num_layers must be in 1..{self.num_layers}, got {depth}")
-        hidden = self.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
-        index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])  # (batch, words, hidden)
         logits = []
-        for layer in range(depth):
-            hidden = self.adapter.run_layer(layer, hidden, batch.attention_mask)
-            last = layer == depth - 1
-            if exits == "all" or last:
-                at_words = hidden.gather(1, index)  # (batch, words, hidden)
-                if last:
-                    logits.append(self.exits[layer](at_words))
-                else:
-                    logits.append(self.exits[layer](scale_grad(at_words, exit_grad_scale), lower_exit_generator))
+        for layer, hidden in enumerate(self.layer_states(batch, depth, exit_layer)):
+            if exits == "all" or layer == depth - 1:
+                logits.append(self.exits[layer](at_word_starts(hidden, batch.word_starts)))
         return torch.stack(logits)
 
     def save(self, path: str | Path) -> Path:

@@ -158,3 +158,20 @@ class WordPieceEncoder:
         if self.casing:
             casing_ids = torch.tensor([c.casing_ids + [0] * (n_pieces - len(c.casing_ids)) for c in chunks], dtype=torch.long)
         return Batch(input_ids, attention_mask, word_starts, word_mask, casing_ids)
+
+
+def piece_words(batch: Batch) -> torch.Tensor:
+    """(batch, pieces) long: the word each piece belongs to, -1 for [CLS], [SEP] and padding."""
+    marks = torch.zeros_like(batch.input_ids).scatter_(1, batch.word_starts, batch.word_mask.long())
+    index = marks.cumsum(1) - 1
+    last = batch.attention_mask.sum(1, keepdim=True) - 1  # [SEP]
+    positions = torch.arange(index.shape[1], device=index.device)[None, :]
+    return index.masked_fill(positions >= last, -1)
+
+
+def at_word_starts(states: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
+    """(batch, pieces, hidden) at (batch, words) positions -> (batch, words, hidden); one flat
+    index_select, several times faster on the CPU than a gather with an expanded index."""
+    batch, pieces, hidden = states.shape
+    flat = (word_starts + pieces * torch.arange(batch, device=states.device)[:, None]).reshape(-1)
+    return states.reshape(batch * pieces, hidden).index_select(0, flat).view(*word_starts.shape, hidden)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import MultiExitTagger, scale_grad
-from ..pieces import Batch
+from ..model import MultiExitTagger
+from ..pieces import Batch, at_word_starts, piece_words
 from .flops import FlopCounter
 from .criteria import CriterionState
 from .policy import ExitPolicy
@@ -35,23 +35,6 @@ class BatchExits:
     flops: FlopCounter  # spent on this batch, and what a full forward of it would cost
     hidden: torch.Tensor | None = None  # (batch, pieces, hidden) final states, if asked for
     row_flops: tuple[torch.Tensor, torch.Tensor] | None = None  # (spent, full) per row: (batch,) each
-
-
-def piece_words(batch: Batch) -> torch.Tensor:
-    """(batch, pieces) long: the word each piece belongs to, -1 for [CLS], [SEP] and padding."""
-    marks = torch.zeros_like(batch.input_ids).scatter_(1, batch.word_starts, batch.word_mask.long())
-    index = marks.cumsum(1) - 1
-    last = batch.attention_mask.sum(1, keepdim=True) - 1  # [SEP]
-    positions = torch.arange(index.shape[1], device=index.device)[None, :]
-    return index.masked_fill(positions >= last, -1)
-
-
-def at_word_starts(states: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
-    """(batch, pieces, hidden) at (batch, words) positions -> (batch, words, hidden); one flat
-    index_select, several times faster on the CPU than a gather with an expanded index."""
-    batch, pieces, hidden = states.shape
-    flat = (word_starts + pieces * torch.arange(batch, device=states.device)[:, None]).reshape(-1)
-    return states.reshape(batch * pieces, hidden).index_select(0, flat).view(*word_starts.shape, hidden)
 
 
 def new_counter(model: MultiExitTagger) -> FlopCounter:
@@ -232,41 +215,6 @@ def simulate_tokee(
         exit_layer[halt] = layer + 1
         active = active & ~halt
     return exit_layer
-
-
-def forward_with_exit_layers(
-    model: MultiExitTagger,
-    batch: Batch,
-    exit_layer: torch.Tensor,
-    *,
-    exit_grad_scale: float = 1.0,
-    lower_exit_generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """A differentiable forward where word i stops at exit_layer[i] (batch, words), 1-based.
-
-    The encoder runs exactly as the engine does at inference: a halted word's pieces are frozen
-    and serve only as keys/values. Every exit reads every word (halted words see their frozen
-    state); returns (layers, batch, words, labels). exit_grad_scale and lower_exit_generator act
-    on the exits below the last as in `MultiExitTagger.forward`."""
-    hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)
-    owner = piece_words(batch)
-    index = batch.word_starts[..., None].expand(-1, -1, hidden.shape[-1])
-    logits = []
-    for layer in range(model.num_layers):
-        running = (exit_layer > layer) & batch.word_mask  # (batch, words) words this layer updates
-        pieces_active = batch.attention_mask & torch.where(
-            owner < 0, running.any(1, keepdim=True), running.gather(1, owner.clamp(min=0))
-        )
-        if bool(pieces_active.eq(batch.attention_mask).all()):
-            hidden = model.adapter.run_layer(layer, hidden, batch.attention_mask)
-        else:
-            hidden = model.adapter.run_layer_active(layer, hidden, batch.attention_mask, pieces_active)
-        at_words = hidden.gather(1, index)
-        if layer == model.num_layers - 1:
-            logits.append(model.exits[layer](at_words))
-        else:
-            logits.append(model.exits[layer](scale_grad(at_words, exit_grad_scale), lower_exit_generator))
-    return torch.stack(logits)
 
 
 def _rows(ids: torch.Tensor | None, rows: torch.Tensor, pieces: int) -> torch.Tensor | None:

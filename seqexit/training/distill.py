@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..data import Sentence
 from ..model import MultiExitTagger
 from .config import TrainConfig
+from .forward import exit_logits
 from .joint import TrainResult, train_joint
 from .two_stage import EXITS_LEARNING_RATE
 
@@ -55,7 +56,7 @@ class DistillObjective:
         self.record = {"distill": {"temperature": temperature}}
 
     def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor:
-        logits = model(batch, exits="all", exit_grad_scale=0.0,
+        logits = exit_logits(model, batch, exits="all", exit_grad_scale=0.0,
                        lower_exit_generator=self.generators["lower_exits"])  # (layers, batch, words, labels)
         teacher = logits[-1].detach()
         return sum(distillation_loss(student, teacher, batch.word_mask, self.temperature) for student in logits[:-1])

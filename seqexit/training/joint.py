@@ -33,6 +33,7 @@ from ..model import MultiExitTagger
 from ..pieces import EncodedChunk
 from .checkpoint import load_checkpoint, replace_dir, save_checkpoint
 from .config import TrainConfig
+from .forward import exit_logits
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -90,7 +91,7 @@ class JointObjective:
 
     def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor:
         only_last = self.config.exit_weights == "last"
-        logits = model(batch, exits="last" if only_last else "all", exit_grad_scale=self.config.exit_grad_scale,
+        logits = exit_logits(model, batch, exits="last" if only_last else "all", exit_grad_scale=self.config.exit_grad_scale,
                        lower_exit_generator=self.generators["lower_exits"])  # (exits, batch, words, labels)
         used = self.weights[-1:] if only_last else self.weights
         flat = labels.reshape(-1)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..exits.engine import length_sorted_batches
-from ..exits.halting import at_word_starts
+from ..pieces import at_word_starts
 from ..exits.learned import LearnedExitHeads
 from ..model import MultiExitTagger
 

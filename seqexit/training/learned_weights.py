@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..data import Sentence
 from ..model import MultiExitTagger
 from .config import TrainConfig
+from .forward import exit_logits
 from .distill import distillation_loss
 from .joint import IGNORE, TrainResult, train_joint
 
@@ -56,7 +57,7 @@ class LearnedWeightsObjective:
         return {"exit_weights": self.weights()}
 
     def __call__(self, model: MultiExitTagger, batch, labels: torch.Tensor) -> torch.Tensor:
-        logits = model(batch, exits="all", exit_grad_scale=self.exit_grad_scale,
+        logits = exit_logits(model, batch, exits="all", exit_grad_scale=self.exit_grad_scale,
                        lower_exit_generator=self.generators["lower_exits"])  # (layers, batch, words, labels)
         flat = labels.reshape(-1)
         mask = labels != IGNORE  # (batch, words)

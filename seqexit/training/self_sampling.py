@@ -4,7 +4,7 @@ states that token-level early exit produces at inference.
 For every training sentence a TOKEE setting (threshold, window) is drawn; the current model's
 own per-layer uncertainties (a no-grad full forward) decide every word's exit layer
 (`simulate_tokee`); the encoder then runs with those words frozen and copied forward exactly as
-the engine does (`forward_with_exit_layers`). In each batch a share of sentences runs at full
+the engine does (`exit_logits` with per-word exit layers). In each batch a share of sentences runs at full
 depth (anchoring the last exit) and a share at the most aggressive setting.
 
 Loss: exit l is trained on the words still running at layer l (exit_layer >= l), weighted l/L:
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..data import Sentence
 from ..evaluation import evaluate_exits
-from ..exits.halting import forward_with_exit_layers, simulate_tokee
+from ..exits.halting import simulate_tokee
+from .forward import exit_logits
 from ..exits.uncertainty import normalised_entropy
 from ..model import MultiExitTagger
 from .config import TrainConfig
@@ -81,8 +82,8 @@ class SelfSamplingObjective:
             uncertainty = normalised_entropy(model(batch))  # (layers, batch, words)
         model.train(was_training)
         exit_layer = simulate_tokee(uncertainty, batch.word_mask, thresholds.to(labels.device), windows.to(labels.device))
-        logits = forward_with_exit_layers(
-            model, batch, exit_layer, exit_grad_scale=self.sampling.exit_grad_scale,
+        logits = exit_logits(
+            model, batch, exit_layer=exit_layer, exit_grad_scale=self.sampling.exit_grad_scale,
             lower_exit_generator=self.generators["lower_exits"],
         )  # (layers, batch, words, labels)
         loss = labels.new_zeros((), dtype=logits.dtype)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from seqexit.exits import ExitPolicy, exit_batch, run_policy
-from seqexit.exits.halting import piece_words
+from seqexit.pieces import piece_words
 from seqexit.pieces import WordPieceEncoder
 
 NEVER = 0.0  # uncertainty is >= 0, and a word halts only *below* the threshold
@@ -190,13 +190,13 @@ def test_long_input_is_windowed_and_merged_with_one_label_per_word(make_tagger):
 
 
 def test_training_forward_with_given_exits_reproduces_the_engine(make_tagger, sentences):
-    from seqexit.exits.halting import forward_with_exit_layers
+    from seqexit.training.forward import exit_logits
 
     model = make_tagger(6)
     batch = batch_of(model, sentences)
     with torch.inference_mode():
         run = exit_batch(model, batch, ExitPolicy.tokee(_mid_threshold(model, batch), window=1))
-        logits = forward_with_exit_layers(model, batch, run.exit_layer)  # (layers, batch, words, labels)
+        logits = exit_logits(model, batch, exit_layer=run.exit_layer)  # (layers, batch, words, labels)
     mask = batch.word_mask
     at_exit = logits.gather(0, (run.exit_layer - 1).clamp(min=0)[None, ..., None].expand(1, -1, -1, logits.shape[-1]))[0]
     assert len(set(run.exit_layer[mask].tolist())) > 1

@@ -1,0 +1,60 @@
+"""The training forward: every exit's logits, with the gradient from the lower exits into the
+encoder scaled (`exit_grad_scale`) and their dropout drawn from a stream of its own.
+
+It runs the model's one layer loop (`MultiExitTagger.layer_states`); only what the exits read
+differs from inference."""
+
+from __future__ import annotations
+
+import torch
+
+from ..model import MultiExitTagger
+from ..pieces import Batch, at_word_starts
+
+
+class _ScaleGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; multiplies the gradient by `scale` on the way back (0 detaches)."""
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    return _ScaleGrad.apply(x, scale)
+
+
+def exit_logits(
+    model: MultiExitTagger,
+    batch: Batch,
+    *,
+    exits: str = "all",
+    exit_layer: torch.Tensor | None = None,
+    exit_grad_scale: float = 1.0,
+    lower_exit_generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(n_exits, batch, words, labels), as `MultiExitTagger.forward` returns them.
+
+    exits: "all" or "last"; exit_layer: (batch, words) per-word exit layers (self-sampling).
+    exit_grad_scale: gradient multiplier from the exits below the last one into the encoder
+        (1: plain joint training; 0: the encoder learns from the last exit only).
+    lower_exit_generator: the exits below the last draw their dropout masks from this
+        generator, so that the encoder's and the last exit's dropout see the same random stream
+        as an ordinary (last-exit-only) fine-tune with the same seed."""
+    last = model.num_layers - 1
+    logits = []
+    for layer, hidden in enumerate(model.layer_states(batch, exit_layer=exit_layer)):
+        if layer == last:
+            logits.append(model.exits[layer](at_word_starts(hidden, batch.word_starts)))
+        elif exits == "all":
+            words = scale_grad(at_word_starts(hidden, batch.word_starts), exit_grad_scale)
+            logits.append(model.exits[layer](words, lower_exit_generator))
+    return torch.stack(logits)
