@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from seqexit.bundle import load_model
 from seqexit.data import read_conll
 from seqexit.evaluation import span_scores
 from seqexit.exits import ExitPolicy, run_policy
@@ -78,7 +79,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     gold_sentences = read_conll(args.data)
     sentences, gold = [s.words for s in gold_sentences], [s.tags for s in gold_sentences]
-    model = MultiExitTagger.load(args.model)
+    model = load_model(args.model)
     for policy in POLICIES:  # warm-up: allocator, kernels and caches for every code path
         run_policy(model, sentences[:256], policy, batch_size=32)
     results = {"model": str(args.model), "data": str(args.data), "sentences": len(sentences),

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from run_all import DATA, HERE, TASKS, write_section  # benchmarks/ is first on sys.path
+from seqexit.bundle import find_model, load_model
 from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_policy, oracle_bound
 from seqexit.evaluation.difficulty import difficulty_inversion_score, word_difficulty
@@ -33,7 +34,7 @@ from seqexit.evaluation.temperature import fit_temperatures
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.exits.criteria import COUNTING, CRITERIA
 from seqexit.model import MultiExitTagger
-from seqexit.shipped import resolve_model
+
 from seqexit.training.learned_exits import train_learned_exits
 
 DEV = {"ner": DATA / "conll2003" / "eng.testa", "pos": DATA / "ud_en_ewt" / "en_ewt-ud-dev.conllu"}
@@ -69,7 +70,7 @@ def wall_frontier_score(rows: list[dict], speedup: float) -> float | None:
 
 def benchmark_task(task: str, args) -> dict:
     name, path, data_name, metric = TASKS[task]
-    model = MultiExitTagger.load(resolve_model(name))
+    model = load_model(find_model(name))
     spans = model.config.scheme is not None
     test = read_file(path, span_tags=spans)[: args.limit or None]
     dev = read_file(DEV[task], span_tags=spans)[: args.limit or None]

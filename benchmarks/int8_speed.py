@@ -27,12 +27,13 @@ import torch
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
 from run_all import (DATA, TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, time_systems,
                      timing_words, write_section)
+from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
-from seqexit.exits import ExitPolicy, load_presets
+from seqexit.exits import ExitPolicy
 from seqexit.model import MultiExitTagger
 from seqexit.quantize import int8_backend, quantize_model
-from seqexit.shipped import resolve_model
+
 
 DEV = {"ner": DATA / "conll2003" / "eng.testa", "pos": DATA / "ud_en_ewt" / "en_ewt-ud-dev.conllu"}
 PRESETS = ("accurate", "balanced", "fast")
@@ -74,8 +75,8 @@ def recipe_steps(model: MultiExitTagger, data: dict[str, list]) -> list[dict]:
 
 def benchmark_task(task: str, args, scratch: Path) -> dict:
     name, path, data_name, metric = TASKS[task]
-    folder = resolve_model(getattr(args, f"{task}_model") or name)
-    model = MultiExitTagger.load(folder)
+    folder = find_model(getattr(args, f"{task}_model") or name)
+    model = load_model(folder)
     spans = model.config.scheme is not None
     test = read_file(path, span_tags=spans)[: args.limit or None]
     dev = read_file(DEV[task], span_tags=spans)[: args.limit or None]

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import transformers
 
+from seqexit.bundle import load_model
 from seqexit.backbones import DEFAULT_BACKBONE, resolve_backbone
 from seqexit.data import label_set, read_conll, read_conllu
 from seqexit.evaluation import evaluate_exits
@@ -57,7 +58,7 @@ def run(name: str, data_root: Path, work: Path, limit: int | None) -> dict:
     if limit:
         train, dev, test = train[:limit], dev[: limit // 4], test[: limit // 4]
     if recipe == "two-stage":  # stage 2 starts from the ordinary run's model (stage 1)
-        model = MultiExitTagger.load(work / f"{dataset}-ordinary" / "model")
+        model = load_model(work / f"{dataset}-ordinary" / "model")
     else:
         labels = label_set(train + dev, span_scheme=task != "pos")
         model = MultiExitTagger.from_backbone(resolve_backbone(DEFAULT_BACKBONE), labels, task=task, scheme=None if task == "pos" else "iob2")

@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 
 import seqexit.exits.engine as engine
+from seqexit.bundle import find_model, load_model, resolve_preset
 from seqexit.data.formats import read_file
-from seqexit.exits import ExitPolicy, resolve_preset, run_policy
+from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
 from seqexit.quantize import quantize_model
-from seqexit.shipped import resolve_model
+
 from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
@@ -115,8 +116,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=HERE)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    folder = resolve_model(args.model or f"en-{args.task}")
-    model = quantize_model(MultiExitTagger.load(folder), args.quantize)
+    folder = find_model(args.model or f"en-{args.task}")
+    model = quantize_model(load_model(folder), args.quantize)
     words = [s.words for s in read_file(TESTS[args.task], span_tags=args.task == "ner")]
     specs = args.policy or ["full", "preset:accurate", "preset:balanced", "preset:fast"]
     policies = {spec: parse_policy(spec, folder, args.quantize) for spec in specs}

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import torch
 
+from seqexit.bundle import find_model, resolve_preset
 from seqexit import Tagger
 from seqexit.data.formats import read_file
 from seqexit.distributed import start_ray, tag_on_ray
-from seqexit.exits import resolve_preset
-from seqexit.shipped import resolve_model
+
+
 from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
 
 HERE = Path(__file__).resolve().parent
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--output", type=Path, default=HERE)
     args = parser.parse_args()
-    folder = resolve_model(args.model)
+    folder = find_model(args.model)
     policy = resolve_preset(folder, args.preset)
     sentences, copies = corpus(args.min_sentences)
     words = sum(len(s.words) for s in sentences)

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import torch
 
+from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data import Sentence
 from seqexit.data.formats import read_file
 from seqexit.evaluation import accuracy, oracle_bound, span_scores
-from seqexit.exits import ExitPolicy, load_presets, run_policy
+from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
-from seqexit.shipped import resolve_model
+
 from timing import interleaved_seconds, paired_speedup
 
 HERE = Path(__file__).resolve().parent
@@ -168,7 +169,7 @@ def system_row(system: System, reference: System, words: list[list[str]], args) 
 
 def benchmark_task(task: str, args) -> dict:
     name, path, data_name, metric = TASKS[task]
-    model = MultiExitTagger.load(resolve_model(getattr(args, f"{task}_model") or name))
+    model = load_model(find_model(getattr(args, f"{task}_model") or name))
     spans = model.config.scheme is not None
     sentences: list[Sentence] = read_file(path, span_tags=spans)[: args.limit or None]
     words, gold = [s.words for s in sentences], [s.tags for s in sentences]
@@ -180,14 +181,14 @@ def benchmark_task(task: str, args) -> dict:
     systems += [seqexit_system(f"SENTEE {t}", "sentee", model, ExitPolicy.sentee(t), words) for t in THRESHOLDS]
     systems += [seqexit_system(f"TOKEE {t} w{k}", "tokee", model, ExitPolicy.tokee(t, window=k), words)
                 for k in WINDOWS for t in THRESHOLDS]
-    presets = load_presets(resolve_model(getattr(args, f"{task}_model") or name))
+    presets = load_presets(find_model(getattr(args, f"{task}_model") or name))
     systems += [seqexit_system(f"preset {n}", "preset", model, p.policy, words) for n, p in presets.items()]
     hf_folder = getattr(args, f"{task}_hf")
     if hf_folder:
         systems += [hf_pipeline_system(hf_folder), hf_forward_system(hf_folder, model)]
     for spec in getattr(args, f"{task}_small") or []:
         k, folder = spec.split("=", 1)
-        small = MultiExitTagger.load(folder)
+        small = load_model(folder)
         system = seqexit_system(f"smaller model, {k} layers", "smaller", small, ExitPolicy(), words)
         system.flops_speedup = layers / int(k)  # same width: encoder FLOPs scale with depth (exit reads aside)
         systems.append(system)

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import torch
 
+from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
 from seqexit.evaluation.exits import evaluate_policy
-from seqexit.exits import ExitPolicy, load_presets, run_policy
+from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
-from seqexit.shipped import resolve_model
+
 from timing import interleaved_seconds, paired_speedup
 
 HERE = Path(__file__).resolve().parent
@@ -83,8 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    folder = resolve_model(args.name)
-    shipped, full = MultiExitTagger.load(folder), MultiExitTagger.load(args.full)
+    folder = find_model(args.name)
+    shipped, full = load_model(folder), load_model(args.full)
     test = read_file(args.test, span_tags=shipped.config.scheme is not None)
     print(f"{args.name}: {len(test)} test sentences", flush=True)
     exits_shipped, exits_full = evaluate_exits(shipped, test), evaluate_exits(full, test)

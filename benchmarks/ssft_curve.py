@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from seqexit.bundle import load_model
 from seqexit.data import read_conll
 from seqexit.evaluation import evaluate_exits, frontier, score_at_speedup, sweep
 from seqexit.model import MultiExitTagger
@@ -88,7 +89,7 @@ def main() -> None:
                "notes": args.note, "models": {}}
     for spec in args.model:
         name, folder = spec.split("=", 1)
-        model = MultiExitTagger.load(folder)
+        model = load_model(folder)
         exits = [round(s.score, 2) for s in evaluate_exits(model, sentences)]
         results["models"][name] = {"folder": folder, "exits": exits, "full_depth": exits[-1],
                                    "tokee": curve(model, sentences, "tokee"), "sentee": curve(model, sentences, "sentee")}

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from run_all import HERE, TASKS, write_section  # benchmarks/ is first on sys.path
+from seqexit.bundle import load_model
 from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_policy
 from seqexit.evaluation.sweep import frontier, score_at_speedup
@@ -71,13 +72,13 @@ def summarise(full: PolicyScore, rows: list[dict], ordinary: float) -> dict:
 
 def benchmark_task(task: str, ordinary_dir: Path, models: list[tuple[str, str, Path]], limit: int) -> dict:
     _, path, data_name, metric = TASKS[task]
-    ordinary_model = MultiExitTagger.load(ordinary_dir)
+    ordinary_model = load_model(ordinary_dir)
     test = read_file(path, span_tags=ordinary_model.config.scheme is not None)[: limit or None]
     ordinary = evaluate_policy(ordinary_model, test, ExitPolicy()).score
     print(f"{task}: {len(test)} test sentences; ordinary fine-tune {ordinary:.2f}", flush=True)
     runs = {}
     for recipe, ssft, folder in models:
-        model = MultiExitTagger.load(folder)
+        model = load_model(folder)
         full_seconds: list[float] = []
         full, rows = measure(model, test, full_seconds)
         reference = statistics.median(full_seconds)

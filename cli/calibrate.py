@@ -11,12 +11,12 @@ import typer
 from seqexit.data.formats import read_file
 from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
 from seqexit.evaluation.temperature import fit_temperatures
-from seqexit.exits import Preset, check_preset_name, load_presets, save_presets
+from seqexit.bundle import load_model, load_presets, save_presets, write_temperatures
+from seqexit.exits import Preset, check_preset_name
 from seqexit.exits.criteria import CRITERIA
-from seqexit.model import MultiExitTagger, write_temperatures
 
 from .errors import UsageError, friendly
-from .output import print_json
+from .json_output import print_json
 from .policy import QUANTIZE, pick_quantize
 
 
@@ -65,7 +65,7 @@ def calibrate(
     if criterion not in CRITERIA:
         raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
-    tagger = MultiExitTagger.load(model)
+    tagger = load_model(model)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if not json_output:
         typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")

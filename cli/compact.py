@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import typer
 
-from seqexit.exits.presets import PRESETS_FILE
-from seqexit.model import MultiExitTagger
-from seqexit.shipped import resolve_model
+from seqexit.bundle import ModelBundle, save_model
 
 from .errors import UsageError, friendly
 
@@ -26,12 +23,9 @@ def compact(
 
     Example: seqexit compact runs/ner/model my-ner
     """
-    source = resolve_model(model)
+    source = ModelBundle.find(model)
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"{output} exists and is not empty")
-    tagger = MultiExitTagger.load(source)
-    tagger.save_compact(output, backbone)
-    if (source / PRESETS_FILE).is_file():
-        shutil.copy2(source / PRESETS_FILE, output / PRESETS_FILE)
+    save_model(source.load(), output, compact_against=backbone, presets=source.all_presets())
     size = sum(p.stat().st_size for p in output.iterdir())
     typer.echo(f"compact model in {output} ({size / 1e6:.1f} MB); measure its cost with seqexit evaluate")

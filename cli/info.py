@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from seqexit.exits import load_presets
-from seqexit.model import MultiExitTagger
-from seqexit.shipped import resolve_model
+from seqexit.bundle import ModelBundle
 from seqexit.training.record import describe as describe_training
 
 from .calibrate import preset_table
 from .errors import friendly
-from .output import print_json
+from .json_output import print_json
 
 
 @friendly
@@ -25,10 +23,9 @@ def info(
 
     Example: seqexit info runs/conll/model --json
     """
-    model = resolve_model(model)
-    tagger = MultiExitTagger.load(model)
-    presets = load_presets(model)
-    int8_presets = load_presets(model, quantize="int8")
+    bundle = ModelBundle.find(model)
+    model, tagger = bundle.folder, bundle.load()
+    presets, int8_presets = bundle.presets(), bundle.presets("int8")
     config = tagger.config
     model_type = config.backbone_config.get("model_type")
     hidden_size = tagger.adapter.hidden_size

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from seqexit.data.formats import FORMATS, iter_words
-from seqexit.model import MultiExitTagger
+from seqexit.bundle import load_model, save_learned_exits
 from seqexit.training.learned_exits import train_learned_exits
 
 from .errors import UsageError, friendly
@@ -36,13 +36,13 @@ def learn_exits(
         raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
     if not data.is_file():
         raise UsageError(f"{data}: no such file")
-    tagger = MultiExitTagger.load(model)
+    tagger = load_model(model)
     sentences = [s.words for s in itertools.islice(iter_words(data, input_format), limit or None) if s.words]
     if not sentences:
         raise UsageError(f"{data} holds no sentences")
     typer.echo(f"{len(sentences)} sentences from {data}")
     result = train_learned_exits(tagger, sentences, epochs=epochs, learning_rate=lr, batch_size=batch_size, progress=True)
-    path = result.heads.save(model)
+    path = save_learned_exits(model, result.heads)
     typer.echo("loss per epoch: " + " ".join(f"{loss:.4f}" for loss in result.epoch_losses))
     typer.echo("words whose label already equals the last exit's, layers 1..L-1: "
                + " ".join(f"{100 * a:.1f}%" for a in result.agreement))

@@ -5,23 +5,20 @@ word-piece embeddings are never trained at all). A compact folder stores, per te
 from the backbone: matrices as int8 deltas with one float scale per row, vectors (biases,
 LayerNorms) and the exits whole; unchanged tensors not at all. `compact.json` names the backbone
 and the SHA-256 of its weights, so a delta is never applied to the wrong base. Loading rebuilds
-the full state dict; `MultiExitTagger.load` does it when it finds `compact.json`.
+the full state dict. This module is the codec; the model bundle (`seqexit.bundle`) reads and
+writes the files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load, load_file, save_file
+from safetensors.torch import load
 
 from .backbones import resolve_backbone
-from .files import umask_mode
 
-COMPACT_FILE = "compact.json"
-DELTA_FILE = "delta.safetensors"
 ENCODER_PREFIX = "encoder."
 
 
@@ -49,11 +46,9 @@ def quantize_rows(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.round(delta / scale).clamp(-127, 127).to(torch.int8), scale.squeeze(1).float()
 
 
-def save_compact(state: dict[str, torch.Tensor], folder: str | Path, base: str) -> dict:
-    """Write `delta.safetensors` and `compact.json` for `state` (a tagger's state dict) against
-    the installed backbone `base`; returns the record written to compact.json."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+def encode_deltas(state: dict[str, torch.Tensor], base: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors to store, the record that names the base) for `state` (a tagger's state dict)
+    against the installed backbone `base`."""
     sha256, reference = base_state(base, state)
     tensors: dict[str, torch.Tensor] = {}
     unchanged = []
@@ -69,23 +64,19 @@ def save_compact(state: dict[str, torch.Tensor], folder: str | Path, base: str) 
                 tensors[f"{key}.delta"] = delta.contiguous()
         else:
             tensors[f"{key}.full"] = value.contiguous()
-    save_file(tensors, str(folder / DELTA_FILE), metadata={"format": "pt"})
-    umask_mode(folder / DELTA_FILE)
-    record = {"base": base, "base_sha256": sha256, "quantization": "int8 per-row delta",
-              "unchanged": unchanged}
-    (folder / COMPACT_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    return record
+    record = {"base": base, "base_sha256": sha256, "quantization": "int8 per-row delta", "unchanged": unchanged}
+    return tensors, record
 
 
-def load_compact(folder: str | Path, model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The full state dict of a compact folder (model_state gives the names and shapes)."""
-    folder = Path(folder)
-    record = json.loads((folder / COMPACT_FILE).read_text())
+def decode_deltas(
+    stored: dict[str, torch.Tensor], record: dict, model_state: dict[str, torch.Tensor], where: str | Path
+) -> dict[str, torch.Tensor]:
+    """The full state dict from stored deltas and their record (model_state gives the names and
+    shapes); `where` names the folder in errors."""
     base = record["base"]
     sha256, reference = base_state(base, model_state)
     if sha256 != record["base_sha256"]:
-        raise ValueError(f"{folder} was compacted against another version of backbone {base!r} (weights differ)")
-    stored = load_file(str(folder / DELTA_FILE))
+        raise ValueError(f"{where} was compacted against another version of backbone {base!r} (weights differ)")
     state = {}
     for key in model_state:
         if f"{key}.full" in stored:
@@ -97,5 +88,5 @@ def load_compact(folder: str | Path, model_state: dict[str, torch.Tensor]) -> di
         elif key in reference:
             state[key] = reference[key]
         else:
-            raise ValueError(f"{folder / DELTA_FILE} has no weights for {key}")
+            raise ValueError(f"{where}: the stored deltas have no weights for {key}")
     return state

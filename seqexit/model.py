@@ -1,35 +1,29 @@
 """`MultiExitTagger`: an encoder with one exit classifier (dropout + linear) after every layer.
 
-Saved as one folder: `seqexit.json` (labels, task, scheme, backbone config), `model.safetensors`
-(all weights) and the tokenizer files; or compact (`save_compact`): only what fine-tuning changed
-against an installed backbone. Loading never unpickles anything.
+A plain `nn.Module`: its folder format (save, load, compact) is the model bundle's
+(`seqexit.bundle`), and the training forward is `seqexit.training.forward`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer
 
 from .backbones import resolve_backbone
 from .casing import add_casing_embeddings
-from .compact import COMPACT_FILE, load_compact, save_compact
-from .exits.learned import LearnedExitHeads, load_learned_exits
 from .encoders import adapter_for
-from .files import umask_mode
 from .pieces import Batch, WordPieceEncoder, at_word_starts, piece_words
 
-CONFIG_FILE = "seqexit.json"
-WEIGHTS_FILE = "model.safetensors"
-TEMPERATURES_FILE = "temperatures.json"  # per-exit softmax temperatures (optional)
-TRAINING_FILE = "training.json"  # how the model was trained: recipe, stages, settings (optional)
-FORMAT_VERSION = 1
+if TYPE_CHECKING:
+    from .exits.learned import LearnedExitHeads
+
+FORMAT_VERSION = 1  # of the saved config (seqexit.bundle)
 TASKS = ("ner", "chunk", "pos")
 
 
@@ -118,7 +112,7 @@ class MultiExitTagger(nn.Module):
             DistilBERT-style compression would; saved and loaded as a k-layer encoder)."""
         folder = str(resolve_backbone(backbone))  # a name like "minilm-l6" is recorded as the name
         encoder = AutoModel.from_pretrained(folder, local_files_only=True)
-        _drop_pooler(encoder)
+        drop_pooler(encoder)
         if num_layers is not None:
             _truncate(encoder, num_layers)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
@@ -174,112 +168,6 @@ class MultiExitTagger(nn.Module):
                 logits.append(self.exits[layer](at_word_starts(hidden, batch.word_starts)))
         return torch.stack(logits)
 
-    def save(self, path: str | Path) -> Path:
-        """Write config, safetensors weights and tokenizer to the folder `path`."""
-        self._check_savable()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_file(self._weights(), str(path / WEIGHTS_FILE), metadata={"format": "pt"})
-        umask_mode(path / WEIGHTS_FILE)
-        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(str(path))
-        self._save_extras(path)
-        return path
-
-    def _weights(self) -> dict[str, torch.Tensor]:
-        """The tagger's own weights: the state dict without the learned exit heads (own file)."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("learned_exits.")}
-
-    @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> MultiExitTagger:
-        """Rebuild a tagger saved with `save` (safetensors only)."""
-        path = Path(path)
-        config_path = path / CONFIG_FILE
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{path} is not a seqexit model folder (no {CONFIG_FILE})")
-        raw = json.loads(config_path.read_text())
-        if raw.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path} was saved by a newer seqexit (format {raw['format_version']})")
-        config = TaggerConfig(**raw)
-        backbone_config = dict(config.backbone_config)
-        encoder_config = AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config)
-        encoder = AutoModel.from_config(encoder_config)
-        _drop_pooler(encoder)
-        compact = (path / COMPACT_FILE).is_file()
-        tokenizer_dir = path
-        if compact and not (path / "tokenizer_config.json").is_file():
-            tokenizer_dir = resolve_backbone(json.loads((path / COMPACT_FILE).read_text())["base"])
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
-        model = cls(encoder, config, tokenizer)
-        if compact:
-            model.load_state_dict(load_compact(path, model.state_dict()))
-        else:
-            model.load_state_dict(load_file(str(path / WEIGHTS_FILE), device=str(device)))
-        model.exit_temperatures = read_temperatures(path, model.num_layers)
-        model.learned_exits = load_learned_exits(path, model.adapter.hidden_size, model.num_layers)
-        model.training_record = read_training_record(path)
-        return model.to(device).eval()
-
-    def save_compact(self, path: str | Path, base: str) -> Path:
-        """Write a compact folder: config + what fine-tuning changed against the installed
-        backbone `base` (see `seqexit.compact`); the tokenizer comes from the backbone."""
-        self._check_savable()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_compact(self._weights(), path, base)
-        (path / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
-        self._save_extras(path)
-        return path
-
-    def _save_extras(self, path: Path) -> None:
-        """Exit temperatures and learned exit heads, when the model has them."""
-        if self.exit_temperatures is not None:
-            write_temperatures(path, self.exit_temperatures)
-        if self.learned_exits is not None:
-            self.learned_exits.save(path)
-        if self.training_record is not None:
-            (path / TRAINING_FILE).write_text(json.dumps(self.training_record, indent=1) + "\n")
-
-
-    def _check_savable(self) -> None:
-        if self.quantized:
-            raise ValueError(f"an {self.quantized} model cannot be saved: save the float model, and quantize after loading")
-
-
-def read_training_record(path: Path) -> dict | None:
-    """The training record stored in a model folder (None when it has none)."""
-    file = path / TRAINING_FILE
-    if not file.is_file():
-        return None
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{file}: malformed training record ({err})") from None
-
-
-def write_temperatures(path: str | Path, temperatures: list[float]) -> Path:
-    """Store per-exit temperatures in a model folder (what `seqexit calibrate` fits)."""
-    file = Path(path) / TEMPERATURES_FILE
-    file.write_text(json.dumps({"temperatures": [float(t) for t in temperatures]}, indent=2) + "\n")
-    return file
-
-
-def read_temperatures(path: Path, num_layers: int) -> list[float] | None:
-    """The exit temperatures stored in a model folder (None when it has none); a malformed
-    file is a ValueError naming it."""
-    file = path / TEMPERATURES_FILE
-    if not file.is_file():
-        return None
-    try:
-        values = json.loads(file.read_text())["temperatures"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{file}: malformed temperatures file ({err}); rerun `seqexit calibrate`") from None
-    if (not isinstance(values, list) or len(values) != num_layers
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
-        raise ValueError(f"{file}: expected {num_layers} positive temperatures, one per exit, got {values!r}")
-    return [float(v) for v in values]
-
 
 def _truncate(encoder: nn.Module, num_layers: int) -> None:
     """Keep the first `num_layers` transformer layers of a BERT-family encoder."""
@@ -290,20 +178,7 @@ def _truncate(encoder: nn.Module, num_layers: int) -> None:
     encoder.config.num_hidden_layers = num_layers
 
 
-def _drop_pooler(encoder: nn.Module) -> None:
+def drop_pooler(encoder: nn.Module) -> None:
     """Taggers never use the [CLS] pooler; dropping it keeps it out of the saved weights."""
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
-
-
-def resolve_device(device: str) -> str:
-    """`auto` -> cuda when available, else cpu; anything else must be a device torch knows and has."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA GPU is available here")
-    return device

@@ -10,10 +10,9 @@ from pathlib import Path
 import torch
 
 from .data import Sentence, Span, decode_spans, sentences_from_text
-from .exits import ExitPolicy, resolve_preset, run_policy
+from .bundle import ModelBundle, check_engine
+from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger
-from .quantize import check_quantize, quantize_model
-from .shipped import resolve_model
 
 
 @dataclass
@@ -45,20 +44,8 @@ class Tagger:
         cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None,
         batch_size: int = 32, quantize: str | None = None, preset: str | None = None,
     ) -> Tagger:
-        """A model folder, or a shipped model by name (`Tagger.load("en-ner")`).
-
-        quantize="int8" runs the encoder on int8 kernels (CPU only; see `seqexit.quantize`).
-        preset: a calibrated policy by name, from the int8 presets when quantize="int8"."""
-        quantize = check_quantize(quantize)
-        if quantize and torch.device(device).type != "cpu":
-            raise ValueError(f"quantize={quantize!r} runs on the CPU only (int8 dynamic kernels), not on {device}")
-        folder = resolve_model(path)
-        if preset is not None:
-            if policy is not None:
-                raise ValueError("give either a policy or a preset, not both")
-            policy = resolve_preset(folder, preset, quantize=quantize)
-        model = quantize_model(MultiExitTagger.load(folder, device=device), quantize, inplace=True)
-        return cls(model, policy=policy, batch_size=batch_size)
+        """`open_tagger` as a constructor: `Tagger.load("en-ner", preset="balanced")`."""
+        return open_tagger(path, device=device, policy=policy, batch_size=batch_size, quantize=quantize, preset=preset)
 
     @property
     def labels(self) -> list[str]:
@@ -112,3 +99,17 @@ class Tagger:
     ) -> list[TaggedSentence]:
         """Split raw text into sentences and words with spaCy (see `seqexit.data.text`), then tag."""
         return self.tag(sentences_from_text(text, nlp=nlp), policy=policy, exit_layer=exit_layer)
+
+
+def open_tagger(
+    name_or_path: str | Path, *, preset: str | None = None, policy: ExitPolicy | None = None,
+    quantize: str | None = None, device: str | torch.device = "cpu", batch_size: int = 32,
+) -> Tagger:
+    """A `Tagger` for a model folder or a shipped model's name (`open_tagger("en-ner")`).
+
+    preset: a calibrated policy by name (from the int8 presets when quantize="int8"); or give a
+    `policy`; neither: full depth. quantize="int8" runs the encoder on int8 kernels (CPU only;
+    see `seqexit.quantize`)."""
+    check_engine(quantize, device)  # before looking for the model: a usage error comes first
+    runtime = ModelBundle.find(name_or_path).open(preset=preset, policy=policy, quantize=quantize, device=device)
+    return Tagger(runtime.runner, policy=runtime.policy, batch_size=batch_size)

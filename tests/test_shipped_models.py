@@ -10,11 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from seqexit.bundle import find_model, load_presets, shipped_models
 from seqexit import Tagger
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_policy
-from seqexit.exits import ExitPolicy, load_presets
-from seqexit.shipped import resolve_model, shipped_models
+from seqexit.exits import ExitPolicy
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # the real MiniLM-based models in data/models
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -36,7 +38,7 @@ def shipped(request):
 def test_both_models_are_shipped_and_resolve_by_name():
     assert {"en-ner", "en-pos"} <= set(shipped_models())
     for name in ("en-ner", "en-pos"):
-        folder = resolve_model(name)
+        folder = find_model(name)
         assert folder.name == name and (folder / "record.json").is_file() and (folder / "MODEL.md").is_file()
         assert sum(p.stat().st_size for p in folder.iterdir()) < 12e6, "a shipped model stays under 12 MB"
         assert {"accurate", "balanced", "fast"} <= set(load_presets(folder))
@@ -46,7 +48,7 @@ def test_every_preset_tags_every_word(shipped):
     """Every preset, those of the other exit criteria included (their temperatures and learned
     heads ship in the folder)."""
     name, tagger = shipped
-    for preset in [None, *load_presets(resolve_model(name)).values()]:
+    for preset in [None, *load_presets(find_model(name)).values()]:
         policy = preset.policy if preset else ExitPolicy()
         for words, tagged in zip(SENTENCES, tagger.tag(SENTENCES, policy=policy)):
             assert tagged.words == words and len(tagged.labels) == len(words)
@@ -69,9 +71,9 @@ def test_en_pos_tags_a_plain_sentence():
 @pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found: the benchmark corpora live beside the repo")
 def test_scores_on_the_fixed_test_slice_match_the_record(shipped):
     name, tagger = shipped
-    record = json.loads((resolve_model(name) / "record.json").read_text())["test_slice"]
+    record = json.loads((find_model(name) / "record.json").read_text())["test_slice"]
     test = read_file(TEST_FILES[name], span_tags=tagger.model.config.scheme is not None)[: record["sentences"]]
-    presets = load_presets(resolve_model(name))
+    presets = load_presets(find_model(name))
     policies = {"full depth": ExitPolicy(), **{n: presets[n].policy for n in record["scores"] if n != "full depth"}}
     assert {"accurate", "balanced", "fast"} <= set(policies) == set(record["scores"])
     for preset, policy in policies.items():
@@ -103,7 +105,7 @@ def test_int8_presets_of_the_shipped_models_tag_close_to_float(name):
     """The int8 path on the models as shipped, offline: every int8 preset exists and scores on
     the fixed slice within INT8_SLICE_TOLERANCE of the float preset of the same name, plus
     whatever that int8 preset was calibrated to give up on dev against its float counterpart."""
-    folder = resolve_model(name)
+    folder = find_model(name)
     floats, int8 = load_presets(folder), load_presets(folder, quantize="int8")
     assert set(int8) == {"accurate", "balanced", "fast"} <= set(floats)
     record = json.loads((folder / "record.json").read_text())["test_slice"]

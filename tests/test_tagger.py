@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from seqexit.bundle import save_model
 from seqexit import Sentence, Tagger
 from seqexit.model import MultiExitTagger
 
@@ -8,7 +9,7 @@ from seqexit.model import MultiExitTagger
 @pytest.fixture()
 def tagger(tiny_backbone, tmp_path):
     torch.manual_seed(0)
-    MultiExitTagger.from_backbone(tiny_backbone, ["O", "B-PER", "I-PER"]).save(tmp_path / "m")
+    save_model(MultiExitTagger.from_backbone(tiny_backbone, ["O", "B-PER", "I-PER"]), tmp_path / "m")
     return Tagger.load(tmp_path / "m", batch_size=2)
 
 

@@ -4,11 +4,11 @@ from .engine import ExitOutputs, PolicyRun, WordExits, run_exits, run_policy
 from .flops import FlopCounter
 from .halting import BatchExits, exit_batch
 from .policy import MODES, ExitPolicy
-from .presets import PRESETS_FILE, Preset, check_preset_name, load_presets, resolve_preset, save_presets
+from .presets import Preset, check_preset_name
 from .uncertainty import normalised_entropy, window_uncertainty
 
 __all__ = [
     "MODES", "BatchExits", "ExitOutputs", "ExitPolicy", "FlopCounter", "PolicyRun", "WordExits",
     "exit_batch", "normalised_entropy", "run_exits", "run_policy", "window_uncertainty",
-    "PRESETS_FILE", "Preset", "check_preset_name", "load_presets", "resolve_preset", "save_presets",
+    "Preset", "check_preset_name",
 ]

@@ -52,8 +52,7 @@ def exit_batch(
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
     owner = piece_words(batch)
     if policy.mode in ("full", "static"):
-        hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
-        out, words_read = _static(model, batch, hidden, policy.exit_depth(model.num_layers), keep_hidden)
+        out, words_read = _static(model, batch, policy.exit_depth(model.num_layers), keep_hidden)
     else:
         out, words_read = _dynamic(model, batch, owner, policy, keep_hidden, group_size)
     n_pieces = batch.attention_mask.sum(1)
@@ -78,9 +77,10 @@ def _empty_exits(model: MultiExitTagger, batch: Batch, hidden: torch.Tensor) -> 
     )
 
 
-def _static(model, batch, hidden, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]:
-    for layer in range(depth):
-        hidden = model.adapter.run_layer(layer, hidden, batch.attention_mask)
+def _static(model, batch, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]:
+    """Full depth or a static exit: the model's own layer loop, read by one exit."""
+    for hidden in model.layer_states(batch, depth):  # (batch, pieces, hidden)
+        pass
     logits = model.exits[depth - 1](at_word_starts(hidden, batch.word_starts))  # (batch, words, labels)
     confidence, label_ids = logits.float().softmax(-1).max(-1)
     exit_layer = batch.word_mask.long() * depth
@@ -89,7 +89,9 @@ def _static(model, batch, hidden, depth, keep_hidden) -> tuple[BatchExits, torch
 
 
 def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[BatchExits, torch.Tensor]:
-    """The TOKEE/SENTEE loop, layer by layer over groups of running rows.
+    """The TOKEE/SENTEE loop, layer by layer over groups of running rows. It cannot be the
+    model's `layer_states` loop: it decides halting as it goes and packs and regroups the
+    running rows at every layer, which a fixed-shape, differentiable loop does not.
 
     Rows are taken in batch order (the caller sorts by length) and regrouped at every layer from
     those still running: a group holds `group_size` rows, or more (up to 4x) while it has fewer

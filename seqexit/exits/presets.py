@@ -1,7 +1,8 @@
-"""Named exit policies stored next to a model (`presets.json`), with the accuracy/cost trade-off
+"""Named exit policies stored next to a model (the folder's presets file), with the accuracy/cost trade-off
 each one was measured at, so that users pick "balanced" instead of a threshold and a window.
 
-`seqexit calibrate` writes the file; anything that takes a policy can `resolve_preset` a name.
+`seqexit calibrate` measures them; the model bundle (`seqexit.bundle`) reads and writes the file,
+and anything that takes a policy can resolve a name there (`ModelBundle.policy`).
 Presets calibrated for the int8 engine (`seqexit.quantize`) live beside the float ones, in the
 file's "int8" section: thresholds that suit the float exits need not suit the int8 ones, so
 `--preset fast --quantize int8` names a policy measured on the int8 engine.
@@ -11,18 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..files import umask_mode
 from .policy import ExitPolicy
 
-PRESETS_FILE = "presets.json"
 PRESETS_VERSION = 1
 SECTIONS = {None: "presets", "int8": "int8"}  # quantize setting -> the file's section
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -121,24 +117,9 @@ class Preset:
         return cls(name=name, policy=policy, metric=data["metric"], **numbers, **extras)
 
 
-def presets_path(model_dir: str | Path) -> Path:
-    """Where a model folder keeps its presets."""
-    return Path(model_dir) / PRESETS_FILE
-
-
-def save_presets(
-    model_dir: str | Path, presets: Mapping[str, Preset] | Iterable[Preset], *, quantize: str | None = None
-) -> Path:
-    """Write `presets` (exactly these: the section is replaced) as MODEL_DIR/presets.json's
-    section for `quantize` (None: the float presets; "int8": the int8 ones); the other section
-    is kept as it was.
-
-    Written to a temporary file in the same folder and renamed over the old one, so a reader
-    never sees half a file and a crash leaves the previous presets intact.
-    """
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
+def check_section(presets: Mapping[str, Preset] | Iterable[Preset], quantize: str | None) -> dict[str, Preset]:
+    """`presets` by name as one section (quantize None: float; "int8"); a ValueError on two
+    presets of one name or a preset of the other engine."""
     if quantize not in SECTIONS:
         raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
     items = list(presets.values()) if isinstance(presets, Mapping) else list(presets)
@@ -149,75 +130,47 @@ def save_presets(
         if preset.quantize != quantize:
             raise ValueError(f"preset {preset.name!r} is for quantize={preset.quantize}, not {quantize}")
         by_name[preset.name] = preset
-    sections = {key: load_presets(folder, quantize=key) for key in SECTIONS if key != quantize}
-    sections[quantize] = by_name
+    return by_name
+
+
+def presets_payload(sections: Mapping[str | None, Mapping[str, Preset] | Iterable[Preset]]) -> dict[str, Any]:
+    """The JSON object of a presets file: the format version and each non-empty section (the
+    float one always)."""
     payload: dict[str, Any] = {"format_version": PRESETS_VERSION}
     for key, section in SECTIONS.items():
-        if key is None or sections[key]:
-            payload[section] = {name: p.to_dict() for name, p in sections[key].items()}
-    text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    target = presets_path(folder)
-    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{PRESETS_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask_mode(temp)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+        checked = check_section(sections.get(key, {}), key)
+        if key is None or checked:
+            payload[section] = {name: p.to_dict() for name, p in checked.items()}
+    return payload
 
 
-def load_presets(model_dir: str | Path, *, quantize: str | None = None) -> dict[str, Preset]:
-    """The presets of a model folder by name, for the float engine or (quantize="int8") the
-    int8 one; {} when there are none. A malformed file is a ValueError that names it."""
-    path = presets_path(model_dir)
-    if not path.is_file():
-        return {}
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: malformed presets file ({err}); rerun `seqexit calibrate` to rewrite it") from None
+def read_sections(raw: Any, where: str) -> dict[str | None, dict[str, Preset]]:
+    """Every section of a presets file's JSON object; a ValueError naming `where` when malformed."""
     if not isinstance(raw, dict) or not isinstance(raw.get("presets"), dict):
-        raise ValueError(f"{path}: malformed presets file (expected an object with a 'presets' object)")
+        raise ValueError(f"{where}: malformed presets file (expected an object with a 'presets' object)")
     version = raw.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"{path}: malformed presets file (no integer 'format_version')")
+        raise ValueError(f"{where}: malformed presets file (no integer 'format_version')")
     if version > PRESETS_VERSION:
-        raise ValueError(f"{path} was written by a newer seqexit (presets format {version})")
-    if quantize not in SECTIONS:
-        raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
-    section = raw.get(SECTIONS[quantize], {})
-    if not isinstance(section, dict):
-        raise ValueError(f"{path}: malformed presets file ('{SECTIONS[quantize]}' is not an object)")
-    presets = {}
-    for name, entry in section.items():
-        try:
-            preset = Preset.from_dict(entry)
-        except ValueError as err:
-            raise ValueError(f"{path}: malformed preset {name!r}: {err}") from None
-        if preset.name != name:
-            raise ValueError(f"{path}: preset stored under {name!r} is named {preset.name!r}")
-        if preset.quantize != quantize:
-            raise ValueError(f"{path}: preset {name!r} in section '{SECTIONS[quantize]}' is for quantize={preset.quantize}")
-        presets[name] = preset
-    return presets
-
-
-def resolve_preset(model_dir: str | Path, name: str, *, quantize: str | None = None) -> ExitPolicy:
-    """The policy of preset `name` of a model folder (its int8 presets for quantize="int8"); a
-    ValueError listing the presets there (or saying how to make some) when there is no such preset."""
-    presets = load_presets(model_dir, quantize=quantize)
-    if name in presets:
-        return presets[name].policy
-    engine = f" {quantize}" if quantize else ""
-    flag = f" --quantize {quantize}" if quantize else ""
-    if not presets:
-        raise ValueError(f"{model_dir} has no{engine} presets: run `seqexit calibrate {model_dir} DEV_FILE{flag}` first")
-    raise ValueError(f"unknown{engine} preset {name!r} for {model_dir}; available: {', '.join(presets)}")
+        raise ValueError(f"{where} was written by a newer seqexit (presets format {version})")
+    sections: dict[str | None, dict[str, Preset]] = {}
+    for quantize, key in SECTIONS.items():
+        section = raw.get(key, {})
+        if not isinstance(section, dict):
+            raise ValueError(f"{where}: malformed presets file ('{key}' is not an object)")
+        presets = {}
+        for name, entry in section.items():
+            try:
+                preset = Preset.from_dict(entry)
+            except ValueError as err:
+                raise ValueError(f"{where}: malformed preset {name!r}: {err}") from None
+            if preset.name != name:
+                raise ValueError(f"{where}: preset stored under {name!r} is named {preset.name!r}")
+            if preset.quantize != quantize:
+                raise ValueError(f"{where}: preset {name!r} in section '{key}' is for quantize={preset.quantize}")
+            presets[name] = preset
+        sections[quantize] = presets
+    return sections
 
 
 def _finite(value: float) -> float | None:

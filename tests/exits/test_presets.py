@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from seqexit.exits import PRESETS_FILE, ExitPolicy, Preset, load_presets, resolve_preset, save_presets
+from seqexit.bundle import PRESETS_FILE, load_presets, resolve_preset, save_presets
+from seqexit.exits import ExitPolicy, Preset
 
 POLICIES = [
     ExitPolicy(),

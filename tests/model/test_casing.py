@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from seqexit.bundle import load_model, save_model
 from seqexit.casing import CASING_CLASSES, casing_class
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
@@ -76,10 +77,10 @@ def test_missing_casing_ids_is_an_error_not_a_silent_skip(cased):
 def test_save_load_and_compact_round_trip(cased, tmp_path, monkeypatch):
     words = [["Mary", "went", "to", "BERLIN", "."]]
     want = run_policy(cased, words, ExitPolicy()).sentences[0].label_ids
-    loaded = MultiExitTagger.load(cased.save(tmp_path / "full"))
+    loaded = load_model(save_model(cased, tmp_path / "full"))
     assert loaded.config.casing and torch.equal(loaded.encoder.casing_embeddings.weight, cased.encoder.casing_embeddings.weight)
     assert torch.equal(run_policy(loaded, words, ExitPolicy()).sentences[0].label_ids, want)
-    compact = MultiExitTagger.load(cased.save_compact(tmp_path / "compact", str(cased.config.backbone)))
+    compact = load_model(save_model(cased, tmp_path / "compact", compact_against=str(cased.config.backbone)))
     assert torch.equal(compact.encoder.casing_embeddings.weight, cased.encoder.casing_embeddings.weight), "stored whole"
 
 
@@ -96,8 +97,8 @@ def test_saved_weights_are_readable_by_others(cased, tmp_path):
 
     mask = os.umask(0o022)
     try:
-        full = cased.save(tmp_path / "full")
-        compact = cased.save_compact(tmp_path / "compact", str(cased.config.backbone))
+        full = save_model(cased, tmp_path / "full")
+        compact = save_model(cased, tmp_path / "compact", compact_against=str(cased.config.backbone))
     finally:
         os.umask(mask)
     for path in (full / "model.safetensors", compact / "delta.safetensors"):

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from seqexit.compact import COMPACT_FILE, DELTA_FILE
-from seqexit.model import WEIGHTS_FILE, MultiExitTagger
 
+from seqexit.bundle import COMPACT_FILE, DELTA_FILE, WEIGHTS_FILE, load_model, save_model
+from seqexit.model import MultiExitTagger
 
 
 @pytest.fixture()
@@ -26,9 +26,9 @@ def tuned(make_tagger):
 
 
 def test_compact_round_trip_is_close_and_leaves_untrained_tensors_exact(tuned, tmp_path, sentences):
-    folder = tuned.save_compact(tmp_path / "compact", base=tuned.config.backbone)
+    folder = save_model(tuned, tmp_path / "compact", compact_against=tuned.config.backbone)
     assert (folder / COMPACT_FILE).is_file() and (folder / DELTA_FILE).is_file() and not (folder / WEIGHTS_FILE).exists()
-    loaded = MultiExitTagger.load(folder)
+    loaded = load_model(folder)
     original, restored = tuned.state_dict(), loaded.state_dict()
     for key, value in original.items():
         if "word_embeddings" in key:
@@ -38,7 +38,7 @@ def test_compact_round_trip_is_close_and_leaves_untrained_tensors_exact(tuned, t
             assert (row_scale <= 0.01 * 5 / 127).all(), key  # half a step of each row's int8 scale, generously
         else:
             assert torch.allclose(restored[key], value, atol=1e-6), key
-    full = tuned.save(tmp_path / "full")
+    full = save_model(tuned, tmp_path / "full")
     assert sum(p.stat().st_size for p in folder.iterdir()) < (full / WEIGHTS_FILE).stat().st_size / 2
     from seqexit.exits import run_exits
     ours = run_exits(loaded, sentences, all_exits=True)
@@ -49,8 +49,8 @@ def test_compact_round_trip_is_close_and_leaves_untrained_tensors_exact(tuned, t
 
 
 def test_a_compact_folder_refuses_another_backbone(tuned, tiny_backbone, tmp_path):
-    folder = tuned.save_compact(tmp_path / "compact", base=tuned.config.backbone)
+    folder = save_model(tuned, tmp_path / "compact", compact_against=tuned.config.backbone)
     record = (folder / COMPACT_FILE).read_text().replace(tuned.config.backbone, str(tiny_backbone))
     (folder / COMPACT_FILE).write_text(record)
     with pytest.raises(ValueError, match="another version of backbone"):
-        MultiExitTagger.load(folder)
+        load_model(folder)

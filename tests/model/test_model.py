@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from seqexit.bundle import load_model, save_model
 from seqexit.model import MultiExitTagger
 from seqexit.training.forward import exit_logits, scale_grad
 
@@ -36,8 +37,8 @@ def test_static_exit_runs_only_the_layers_it_needs(model, monkeypatch):
 
 def test_save_load_round_trip(model, tmp_path):
     batch = _batch(model, [["the", "united", "nations"]])
-    model.save(tmp_path / "m")
-    loaded = MultiExitTagger.load(tmp_path / "m")
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
     assert loaded.labels == LABELS
     assert torch.equal(loaded(batch), model(batch))
     assert not list((tmp_path / "m").glob("*.bin")), "weights must be safetensors, never pickles"
@@ -45,7 +46,7 @@ def test_save_load_round_trip(model, tmp_path):
 
 def test_load_refuses_a_folder_that_is_not_a_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a seqexit model folder"):
-        MultiExitTagger.load(tmp_path)
+        load_model(tmp_path)
 
 
 def test_scale_grad_scales_only_the_backward():
@@ -93,7 +94,7 @@ def test_a_truncated_backbone_is_its_first_layers_and_round_trips(tiny_backbone,
                                    output_hidden_states=True).hidden_states[2]
         hidden_small = small.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).last_hidden_state
     assert torch.allclose(hidden_full, hidden_small, atol=1e-6)
-    loaded = MultiExitTagger.load(small.save(tmp_path / "small"))
+    loaded = load_model(save_model(small, tmp_path / "small"))
     assert loaded.num_layers == 2
     with torch.no_grad():
         assert torch.equal(loaded(batch), small(batch))

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from seqexit.bundle import save_model
 from seqexit import Tagger
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.exits.halting import exit_batch
@@ -105,13 +106,13 @@ def test_quantize_errors(make_tagger, tmp_path):
     with pytest.raises(ValueError, match="already quantized"):
         quantize_model(quantized)
     with pytest.raises(ValueError, match="cannot be saved"):
-        quantized.save(tmp_path / "int8")
+        save_model(quantized, tmp_path / "int8")
     with pytest.raises(ValueError, match="CPU only"):
         Tagger.load(tmp_path, device="cuda", quantize="int8")
 
 
 def test_tagger_load_with_int8(make_tagger, sentences, tmp_path):
-    folder = make_tagger(4).save(tmp_path / "model")
+    folder = save_model(make_tagger(4), tmp_path / "model")
     tagger = Tagger.load(folder, quantize="int8")
     assert tagger.model.quantized == "int8"
     tagged = tagger.tag(sentences)

@@ -1,0 +1,387 @@
+"""The model bundle: the one place that knows a seqexit model folder.
+
+A folder holds
+- `seqexit.json`: the `TaggerConfig` (labels, task, scheme, backbone config);
+- the weights: `model.safetensors` (all of them), or compact: `delta.safetensors` + `compact.json`
+  (what fine-tuning changed against an installed backbone, see `seqexit.compact`);
+- the tokenizer files (a compact folder may take them from its backbone);
+- optional: `presets.json` (named exit policies, float and int8 sections), `temperatures.json`
+  (per-exit softmax temperatures), `learned_exits.safetensors` (the "learned" criterion's heads),
+  `training.json` (how `seqexit train` made the model).
+
+`find_model` finds a folder by path or by a shipped model's name; `load_model`/`save_model` read
+and write the model with everything it carries; `ModelBundle.open` turns a folder into a ready
+runtime: the model loaded on its device, quantized if asked, and its exit policy resolved.
+Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from .backbones import resolve_backbone
+from .compact import decode_deltas, encode_deltas
+from .exits.learned import LearnedExitHeads
+from .exits.policy import ExitPolicy
+from .exits.presets import SECTIONS, Preset, check_section, presets_payload, read_sections
+from .files import umask_mode
+from .model import MultiExitTagger, TaggerConfig, drop_pooler
+from .quantize import check_quantize, quantize_model
+
+CONFIG_FILE = "seqexit.json"
+WEIGHTS_FILE = "model.safetensors"
+COMPACT_FILE = "compact.json"
+DELTA_FILE = "delta.safetensors"
+PRESETS_FILE = "presets.json"
+TEMPERATURES_FILE = "temperatures.json"
+LEARNED_EXITS_FILE = "learned_exits.safetensors"
+TRAINING_FILE = "training.json"
+FORMAT_VERSION = 1
+
+PresetSections = dict[str | None, dict[str, Preset]]  # quantize (None: float) -> presets by name
+
+
+# --- finding a folder -------------------------------------------------------------------------
+
+
+def shipped_dir() -> Path | None:
+    """The folder holding the shipped models (the repository's `data/models/`, installed as the
+    package `seqexit_models`), editable install or not; None when it is not installed."""
+    try:
+        import seqexit_models
+    except ImportError:
+        return None
+    return Path(seqexit_models.__file__).resolve().parent
+
+
+def shipped_models() -> list[str]:
+    """Names of the shipped models present in this installation."""
+    folder = shipped_dir()
+    if folder is None:
+        return []
+    return sorted(p.name for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def find_model(name_or_path: str | Path) -> Path:
+    """A model folder from a path, or from a shipped model's name (so `en-ner` works offline from
+    any directory); a FileNotFoundError saying what exists otherwise."""
+    path = Path(name_or_path)
+    if path.exists():
+        if not (path / CONFIG_FILE).is_file():
+            raise FileNotFoundError(f"{path} is not a seqexit model folder (no {CONFIG_FILE})")
+        return path
+    folder = shipped_dir()
+    if folder is not None and path.name == str(name_or_path) and (folder / path.name / CONFIG_FILE).is_file():
+        return folder / path.name
+    names = shipped_models()
+    known = f"shipped models: {', '.join(names)}" if names else "no shipped models are installed"
+    raise FileNotFoundError(f"no model folder or shipped model named {str(name_or_path)!r} ({known})")
+
+
+# --- the model and what it carries --------------------------------------------------------------
+
+
+def read_config(folder: str | Path) -> TaggerConfig:
+    """The folder's `TaggerConfig` (labels, task, scheme, backbone config), without any weights."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a seqexit model folder (no {CONFIG_FILE})")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: malformed model config ({err})") from None
+    if raw.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{folder} was saved by a newer seqexit (format {raw['format_version']})")
+    return TaggerConfig(**raw)
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> MultiExitTagger:
+    """The model of a folder (or shipped name), in eval mode on `device`, with its temperatures,
+    learned exit heads and training record."""
+    folder = find_model(name_or_path)
+    config = read_config(folder)
+    backbone_config = dict(config.backbone_config)
+    encoder = AutoModel.from_config(AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config))
+    drop_pooler(encoder)
+    compact = (folder / COMPACT_FILE).is_file()
+    tokenizer_dir = folder
+    if compact and not (folder / "tokenizer_config.json").is_file():
+        tokenizer_dir = resolve_backbone(_read_json(folder / COMPACT_FILE, "compact record")["base"])
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    model = MultiExitTagger(encoder, config, tokenizer)
+    if compact:
+        record = _read_json(folder / COMPACT_FILE, "compact record")
+        model.load_state_dict(decode_deltas(load_file(str(folder / DELTA_FILE)), record, model.state_dict(), folder))
+    else:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=str(device)))
+    model.exit_temperatures = read_temperatures(folder, model.num_layers)
+    model.learned_exits = load_learned_exits(folder, model.adapter.hidden_size, model.num_layers)
+    model.training_record = read_training_record(folder)
+    return model.to(device).eval()
+
+
+def save_model(
+    model: MultiExitTagger, folder: str | Path, *, compact_against: str | None = None, presets: PresetSections | None = None
+) -> Path:
+    """Write `model` as a folder: config, weights, tokenizer, and whatever the model carries
+    (temperatures, learned exit heads, training record); `presets` (by section) when given
+    replace the folder's presets file.
+
+    compact_against: an installed backbone's name or folder: store only what fine-tuning changed
+    against it (int8 per-row deltas, see `seqexit.compact`); the tokenizer then comes from it."""
+    if model.quantized:
+        raise ValueError(f"an {model.quantized} model cannot be saved: save the float model, and quantize after loading")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("learned_exits.")}
+    if compact_against is None:
+        _write_tensors(folder / WEIGHTS_FILE, weights)
+        if model.tokenizer is not None:
+            model.tokenizer.save_pretrained(str(folder))
+    else:
+        tensors, record = encode_deltas(weights, compact_against)
+        _write_tensors(folder / DELTA_FILE, tensors)
+        _write_json(folder / COMPACT_FILE, record, indent=2)
+    _write_json(folder / CONFIG_FILE, asdict(model.config), indent=2)
+    if model.exit_temperatures is not None:
+        write_temperatures(folder, model.exit_temperatures)
+    if model.learned_exits is not None:
+        save_learned_exits(folder, model.learned_exits)
+    if model.training_record is not None:
+        _write_json(folder / TRAINING_FILE, model.training_record, indent=1)
+    if presets is not None:
+        _write_presets_file(folder, presets)
+    return folder
+
+
+def read_training_record(folder: str | Path) -> dict | None:
+    """How the model was trained (`seqexit.training.record`); None when the folder has no record."""
+    file = Path(folder) / TRAINING_FILE
+    return _read_json(file, "training record") if file.is_file() else None
+
+
+def write_temperatures(folder: str | Path, temperatures: list[float]) -> Path:
+    """Store per-exit temperatures (what `seqexit calibrate` fits for the confidence criterion)."""
+    file = Path(folder) / TEMPERATURES_FILE
+    _write_json(file, {"temperatures": [float(t) for t in temperatures]}, indent=2)
+    return file
+
+
+def read_temperatures(folder: str | Path, num_layers: int) -> list[float] | None:
+    """The stored exit temperatures (None when there are none); a malformed file is a
+    ValueError naming it."""
+    file = Path(folder) / TEMPERATURES_FILE
+    if not file.is_file():
+        return None
+    try:
+        values = json.loads(file.read_text())["temperatures"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{file}: malformed temperatures file ({err}); rerun `seqexit calibrate`") from None
+    if (not isinstance(values, list) or len(values) != num_layers
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
+        raise ValueError(f"{file}: expected {num_layers} positive temperatures, one per exit, got {values!r}")
+    return [float(v) for v in values]
+
+
+def save_learned_exits(folder: str | Path, heads: LearnedExitHeads) -> Path:
+    """Store the "learned" criterion's heads beside the model (what `seqexit learn-exits` trains)."""
+    path = Path(folder) / LEARNED_EXITS_FILE
+    _write_tensors(path, {k: v.detach().contiguous() for k, v in heads.state_dict().items()})
+    return path
+
+
+def load_learned_exits(folder: str | Path, hidden_size: int, num_layers: int) -> LearnedExitHeads | None:
+    """The stored learned exit heads, or None when the folder has none."""
+    path = Path(folder) / LEARNED_EXITS_FILE
+    if not path.is_file():
+        return None
+    heads = LearnedExitHeads(hidden_size, num_layers)
+    try:
+        heads.load_state_dict(load_file(str(path)))
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit this model ({num_layers} layers, hidden {hidden_size}): {err}") from None
+    return heads.eval()
+
+
+# --- presets ------------------------------------------------------------------------------------
+
+
+def load_presets(folder: str | Path, *, quantize: str | None = None) -> dict[str, Preset]:
+    """The folder's presets by name, for the float engine or (quantize="int8") the int8 one; {}
+    when there are none. A malformed file is a ValueError that names it."""
+    if quantize not in SECTIONS:
+        raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
+    return load_all_presets(folder)[quantize]
+
+
+def load_all_presets(folder: str | Path) -> PresetSections:
+    """Every section of the folder's presets ({None: float presets, "int8": int8 presets})."""
+    path = Path(folder) / PRESETS_FILE
+    if not path.is_file():
+        return {key: {} for key in SECTIONS}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: malformed presets file ({err}); rerun `seqexit calibrate` to rewrite it") from None
+    return read_sections(raw, str(path))
+
+
+def save_presets(
+    folder: str | Path, presets: Mapping[str, Preset] | Iterable[Preset], *, quantize: str | None = None
+) -> Path:
+    """Write `presets` (exactly these: the section is replaced) as the folder's presets for
+    `quantize` (None: the float presets; "int8": the int8 ones); the other section is kept.
+
+    Written to a temporary file in the same folder and renamed over the old one, so a reader
+    never sees half a file and a crash leaves the previous presets intact."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    if quantize not in SECTIONS:
+        raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
+    sections = load_all_presets(folder)
+    sections[quantize] = check_section(presets, quantize)
+    return _write_presets_file(folder, sections)
+
+
+def _write_presets_file(folder: Path, sections: Mapping[str | None, Mapping[str, Preset]]) -> Path:
+    """Replace the folder's presets file with `sections`, atomically; no sections: no file."""
+    target = folder / PRESETS_FILE
+    if not any(sections.values()):
+        target.unlink(missing_ok=True)
+        return target
+    text = json.dumps(presets_payload(sections), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{PRESETS_FILE}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        umask_mode(temp)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def resolve_preset(folder: str | Path, name: str, *, quantize: str | None = None) -> ExitPolicy:
+    """The policy of preset `name` (an int8 preset for quantize="int8"); a ValueError listing the
+    folder's presets (or saying how to make some) when there is no such preset."""
+    presets = load_presets(folder, quantize=quantize)
+    if name in presets:
+        return presets[name].policy
+    engine = f" {quantize}" if quantize else ""
+    flag = f" --quantize {quantize}" if quantize else ""
+    if not presets:
+        raise ValueError(f"{folder} has no{engine} presets: run `seqexit calibrate {folder} DEV_FILE{flag}` first")
+    raise ValueError(f"unknown{engine} preset {name!r} for {folder}; available: {', '.join(presets)}")
+
+
+# --- opening a folder as a runtime ---------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """A model ready to tag: `runner` tags (the model, or its int8 copy), `model` holds the float
+    weights (what gets saved), `policy` is the exit policy in force."""
+
+    model: MultiExitTagger
+    runner: MultiExitTagger
+    policy: ExitPolicy
+    bundle: ModelBundle
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A model folder, found by path or shipped name; reads are lazy and cheap (JSON) until
+    `load`/`open` builds the model."""
+
+    folder: Path
+
+    @classmethod
+    def find(cls, name_or_path: str | Path) -> ModelBundle:
+        return cls(find_model(name_or_path))
+
+    @cached_property
+    def config(self) -> TaggerConfig:
+        return read_config(self.folder)
+
+    def presets(self, quantize: str | None = None) -> dict[str, Preset]:
+        return load_presets(self.folder, quantize=quantize)
+
+    def all_presets(self) -> PresetSections:
+        return load_all_presets(self.folder)
+
+    def policy(self, preset: str | None = None, policy: ExitPolicy | None = None, quantize: str | None = None) -> ExitPolicy:
+        """`policy`, or the stored preset of that name (an int8 one for quantize="int8"), or full depth."""
+        if preset is None:
+            return policy or ExitPolicy()
+        if policy is not None:
+            raise ValueError("give either a policy or a preset, not both")
+        return resolve_preset(self.folder, preset, quantize=quantize)
+
+    def load(self, device: str | torch.device = "cpu") -> MultiExitTagger:
+        return load_model(self.folder, device)
+
+    def open(
+        self, *, preset: str | None = None, policy: ExitPolicy | None = None, quantize: str | None = None,
+        device: str | torch.device = "cpu", keep_float: bool = False,
+    ) -> Runtime:
+        """Load, quantize and resolve the policy: everything that stands between a folder and
+        tagging. keep_float: keep the float model beside an int8 runner (to save it later);
+        otherwise the model is quantized in place to spare the memory."""
+        quantize = check_engine(quantize, device)
+        chosen = self.policy(preset, policy, quantize)  # before loading: a bad preset fails fast
+        model = self.load(device)
+        runner = quantize_model(model, quantize, inplace=not keep_float)
+        return Runtime(model if keep_float else runner, runner, chosen, self)
+
+
+def check_engine(quantize: str | None, device: str | torch.device) -> str | None:
+    """The quantize setting checked against the choices and the device ('int8' or None)."""
+    quantize = check_quantize(quantize)
+    if quantize and torch.device(device).type != "cpu":
+        raise ValueError(f"quantize={quantize!r} runs on the CPU only (int8 dynamic kernels), not on {device}")
+    return quantize
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: malformed {what} ({err})") from None
+
+
+def _write_json(path: Path, data: Any, *, indent: int) -> None:
+    path.write_text(json.dumps(data, indent=indent) + "\n")
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    umask_mode(path)  # safetensors writes 0600; readable like the folder's other files
+
+
+def resolve_device(device: str) -> str:
+    """The device to open a model on: `auto` -> cuda when available, else cpu; anything else must
+    be a device torch knows and this machine has (a ValueError otherwise)."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a torch device (cpu, cuda, cuda:1, auto)") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA GPU is available here")
+    return device
