@@ -36,7 +36,7 @@ from spacy.training import Corpus
 from seqexit.data import decode_spans, read_conll
 
 HERE = Path(__file__).resolve().parent
-POLICY_KEYS = ("preset", "mode", "threshold", "window", "min_layer", "static_layer")
+POLICY_KEYS = ("mode", "threshold", "window", "min_layer", "static_layer")  # the component's policy block
 
 
 def conll_to_docbin(path: Path, out: Path, vocab, *, chunks: bool, label_column: int, limit: int | None) -> int:
@@ -91,7 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    overrides = {key: getattr(args, key) for key in POLICY_KEYS if getattr(args, key) is not None}
+    policy = {key: getattr(args, key) for key in POLICY_KEYS if getattr(args, key) is not None}
+    overrides = {**({"preset": args.preset} if args.preset else {}), **({"policy": policy} if policy else {})}
     nlp, name = load_pipeline(args.model, overrides, args.batch_size)
     component = nlp.get_pipe(name)
     chunks = component.task == "chunk"

@@ -11,12 +11,10 @@ from seqexit.data.formats import read_file
 from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
 from seqexit.evaluation.calibrate import calibration_grid
 from seqexit.exits import ExitPolicy
-from seqexit.model import MultiExitTagger
-from seqexit.quantize import quantize_model
-from seqexit.shipped import resolve_model
+from seqexit.bundle import ModelBundle
 
 from .errors import UsageError, friendly
-from .output import print_json
+from .json_output import print_json
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
                      pick_device, pick_quantize)
 
@@ -90,10 +88,11 @@ def evaluate(
     if plot is not None and not sweep:
         raise UsageError("--plot draws a sweep: add --sweep")
     quantized = pick_quantize(quantize, device)
-    model_dir = resolve_model(model)
+    bundle = ModelBundle.find(model)
+    model_dir = bundle.folder
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
                           quantize=quantized, criterion=criterion, patience=patience)
-    tagger = quantize_model(MultiExitTagger.load(model_dir, device=pick_device(device)), quantized, inplace=True)
+    tagger = bundle.open(policy=policy, quantize=quantized, device=pick_device(device)).runner
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
     if sweep:
         modes = [m.strip() for m in sweep_modes.split(",") if m.strip()]

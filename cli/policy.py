@@ -1,4 +1,7 @@
-"""Command-line options that pick a model and build its `ExitPolicy`, shared by `tag` and `evaluate`."""
+"""Command-line options that pick a model and build its `ExitPolicy`, shared by `tag` and `evaluate`.
+
+The options are declared here; their defaults, checks and messages are `ExitPolicy`'s
+(`ExitPolicy.from_options`), with the settings named as options."""
 
 from __future__ import annotations
 
@@ -8,20 +11,28 @@ import typer
 
 from seqexit.exits import MODES, ExitPolicy
 from seqexit.exits.criteria import COUNTING, CRITERIA
+from seqexit.exits.policy import PolicyError
 
 from .errors import UsageError
 
-MODE = typer.Option("full", "--mode", help=f"Early exit: {', '.join(MODES)}.")
+DEFAULT = ExitPolicy()
+OPTION_NAMES = {"mode": "--mode", "threshold": "--threshold", "window": "--window", "min_layer": "--min-layer",
+                "static_layer": "--exit-layer", "criterion": "--criterion", "patience": "--patience"}
+
+MODE = typer.Option(DEFAULT.mode, "--mode", help=f"Early exit: {', '.join(MODES)}.")
 THRESHOLD = typer.Option(
-    "0.0", "--threshold", help="tokee/sentee: halt below this normalised entropy (0-1); one value or one per layer, comma-separated."
+    str(DEFAULT.threshold), "--threshold",
+    help="tokee/sentee: one value, or one per layer comma-separated. --criterion entropy: halt below this normalised "
+         "entropy (0 never halts, above 1 always); confidence, learned: halt above this probability (0-1); vote: above "
+         "this share of the vote (0-1); patience, rising: unused.",
 )
-WINDOW = typer.Option(2, "--window", help="tokee/sentee: half-width k of the uncertainty window (words i-k..i+k).")
-MIN_LAYER = typer.Option(1, "--min-layer", help="tokee/sentee: no word halts before this layer.")
+WINDOW = typer.Option(DEFAULT.window, "--window", help="tokee/sentee: half-width k of the uncertainty window (words i-k..i+k).")
+MIN_LAYER = typer.Option(DEFAULT.min_layer, "--min-layer", help="tokee/sentee: no word halts before this layer.")
 EXIT_LAYER = typer.Option(None, "--exit-layer", help="Static exit: stop every word at this layer (implies --mode static).")
 PRESET = typer.Option(None, "--preset", help="A policy stored by `seqexit calibrate` (accurate, balanced, fast...); "
                       "overrides --mode/--threshold/--window.")
-CRITERION = typer.Option("entropy", "--criterion", help=f"tokee/sentee: what makes a word certain: {', '.join(CRITERIA)} "
-                         "(see the README's Exit criteria).")
+CRITERION = typer.Option(DEFAULT.criterion, "--criterion", help=f"tokee/sentee: what makes a word certain: {', '.join(CRITERIA)} "
+                         "(see docs/concepts.md, 'Exit criteria').")
 PATIENCE = typer.Option(None, "--patience", help=f"--criterion {' or '.join(COUNTING)}: exits in a row (N >= 1).")
 QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
                         "--preset then names an int8 preset.")
@@ -32,32 +43,19 @@ def build_policy(
     *, preset: str | None = None, model_dir: Path | None = None, quantize: str | None = None,
     criterion: str = "entropy", patience: int | None = None,
 ) -> ExitPolicy:
-    """An `ExitPolicy` from the option values (or a stored preset, of the int8 engine when
-    `quantize` is "int8"), with clear usage errors."""
+    """An `ExitPolicy` from the option values (`ExitPolicy.from_options`; or a stored preset, of
+    the int8 engine when `quantize` is "int8"); a refused setting is a UsageError naming its option."""
     if preset is not None:
         if model_dir is None:
             raise UsageError("--preset needs a model folder")
-        from seqexit.exits.presets import resolve_preset
+        from seqexit.bundle import resolve_preset
 
         return resolve_preset(model_dir, preset, quantize=quantize)
-    if criterion not in CRITERIA:
-        raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
-    if patience is not None and criterion not in COUNTING:
-        raise UsageError(f"--patience is for --criterion {' or '.join(COUNTING)}, not {criterion}")
-    if criterion in COUNTING and (patience is None or patience < 1):
-        raise UsageError(f"--criterion {criterion} needs --patience N with N >= 1 (exits in a row), got {patience}")
-    if exit_layer is not None:
-        return ExitPolicy.static(exit_layer)
     try:
-        values = [float(v) for v in threshold.split(",")]
-    except ValueError:
-        raise UsageError(f"--threshold must be a number or comma-separated numbers, not {threshold!r}") from None
-    if any(not 0.0 <= v <= 1.0 for v in values):
-        raise UsageError(f"--threshold {threshold} is out of range: thresholds are normalised entropies in [0, 1]")
-    if mode not in MODES:
-        raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    return ExitPolicy(mode=mode, threshold=values[0] if len(values) == 1 else tuple(values), window=window, min_layer=min_layer,
-                      criterion=criterion, patience=patience)
+        return ExitPolicy.from_options(mode=mode, threshold=threshold, window=window, min_layer=min_layer,
+                                       exit_layer=exit_layer, criterion=criterion, patience=patience)
+    except PolicyError as err:
+        raise UsageError(err.worded(OPTION_NAMES)) from None
 
 
 def pick_quantize(quantize: str, device: str) -> str | None:
@@ -76,8 +74,8 @@ def pick_quantize(quantize: str, device: str) -> str | None:
 
 
 def pick_device(device: str) -> str:
-    """The --device option checked by `seqexit.model.resolve_device` (a usage error if bad)."""
-    from seqexit.model import resolve_device
+    """The --device option checked by `seqexit.bundle.resolve_device` (a usage error if bad)."""
+    from seqexit.bundle import resolve_device
 
     try:
         return resolve_device(device)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import typer
 from tqdm.auto import tqdm
 
-from seqexit import Tagger
+from seqexit import open_tagger
+from seqexit.bundle import ModelBundle
 from seqexit.data import SCHEMES
 from seqexit.data.formats import FORMATS, iter_words
 from seqexit.output import OUTPUT_FORMATS, open_writer
 from seqexit.distributed import require_ray, start_ray, tag_on_ray
-from seqexit.model import CONFIG_FILE, TaggerConfig
-from seqexit.shipped import resolve_model
 
 from .errors import UsageError, friendly
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
@@ -77,19 +75,18 @@ def tag(
         except ImportError as err:
             raise UsageError(str(err)) from None
     quantized = pick_quantize(quantize, device)
-    model_dir = resolve_model(model)
+    bundle = ModelBundle.find(model)
+    model_dir, config = bundle.folder, bundle.config
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
                           quantize=quantized, criterion=criterion, patience=patience)
     sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
     if engine == "ray":
-        config = TaggerConfig(**json.loads((model_dir / CONFIG_FILE).read_text()))
         sentences = list(sentences)  # every input read (and checked) before any work is scheduled
         start_ray(address)
         results = tag_on_ray(sentences, str(model_dir), policy=policy, workers=workers, batch_size=batch_size,
                              quantize=quantized)
     else:
-        tagger = Tagger.load(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized)
-        config = tagger.model.config
+        tagger = open_tagger(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized)
         results = tagger.tag_stream(sentences)
     with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task) as writer:
         bar = tqdm(desc="tagging", unit=" sentences", disable=None if progress else True, leave=False)

@@ -5,8 +5,8 @@ every `spacy.blank`/`spacy.load`, so it imports spaCy only: seqexit (torch, tran
 imported when a component is built. The components are thin shells over `seqexit.spacy_docs`.
 
 Lifecycle: the model named in the config is checked when the component is built (task, preset)
-and loaded on first use. `to_disk`/`to_bytes` store the model folder itself (seqexit.json,
-model.safetensors, tokenizer files, presets.json), and `from_disk`/`from_bytes` load from there,
+and loaded on first use. `to_disk`/`to_bytes` store the model folder itself (config, weights,
+tokenizer, presets: `seqexit.bundle.save_model`), and `from_disk`/`from_bytes` load from there,
 so `spacy.load` never needs the original folder (a config whose model cannot be found is left
 unloaded until `from_disk` fills it). Pickling goes through `to_bytes` (safetensors, never
 pickled weights), which is what `nlp.pipe(n_process=...)` needs under spawn/forkserver.
@@ -14,9 +14,9 @@ pickled weights), which is what `nlp.pipe(n_process=...)` needs under spawn/fork
 
 from __future__ import annotations
 
-import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ import srsly
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.tokens import Doc, Span, Token
-from spacy.util import minibatch
+from spacy.util import minibatch, registry
 from spacy.vocab import Vocab
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ class SeqExitPipe(Pipe):
     serialization. Subclasses say which tasks they take (`tasks`) and how labels become
     annotations (`set_annotations`).
 
-    Policy: `preset` (a name in the model's presets.json) when given, else mode/threshold/
-    window/min_layer/static_layer/criterion/patience as in `seqexit.ExitPolicy`. quantize="int8"
+    Policy: `preset` (a name in the model's presets.json) when given, else `policy`: a
+    `seqexit.ExitPolicy` (or its `to_dict` form; None: `ExitPolicy()`). quantize="int8"
     runs the encoder on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
     """
 
@@ -85,20 +85,14 @@ class SeqExitPipe(Pipe):
         *,
         model: str | None,
         preset: str | None = None,
-        mode: str = "full",
-        threshold: float | list[float] = 0.0,
-        window: int = 2,
-        min_layer: int = 1,
-        static_layer: int | None = None,
-        criterion: str = "entropy",
-        patience: int | None = None,
+        policy: ExitPolicy | Mapping[str, Any] | None = None,
         batch_size: int = 32,
         device: str = "cpu",
         quantize: str | None = None,
         scorer: Callable | None = None,
     ) -> None:
         from seqexit.exits import ExitPolicy
-        from seqexit.model import resolve_device
+        from seqexit.bundle import resolve_device
         from seqexit.quantize import check_quantize
 
         self.vocab, self.name, self.scorer = vocab, name, scorer
@@ -110,13 +104,14 @@ class SeqExitPipe(Pipe):
             raise ValueError(f"{self.factory}: {err}") from None
         if self.quantize and self.device != "cpu":
             raise ValueError(f"{self.factory}: quantize={self.quantize!r} runs on the CPU only, not on device {self.device!r}")
-        self.settings: dict[str, Any] = {
-            "mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
-            "criterion": criterion, "patience": patience,
-        }
+        if policy is None or isinstance(policy, Mapping):
+            policy = ExitPolicy.from_dict(policy or {})
+        elif not isinstance(policy, ExitPolicy):
+            raise ValueError(f"{self.factory}: policy must be an ExitPolicy or a dict of its settings, not {type(policy).__name__}")
+        self.configured_policy = policy  # the config's policy, in force when no preset is given
         if batch_size < 1:
             raise ValueError(f"{self.factory}: batch_size must be >= 1, got {batch_size}")
-        self._policy: ExitPolicy | None = None if preset else ExitPolicy(**self.settings)
+        self._policy: ExitPolicy | None = None if preset else policy
         self._model: MultiExitTagger | None = None  # the float model (what to_disk writes)
         self._runner: MultiExitTagger | None = None  # what tags: the model, or its int8 copy
         self._preset_sections: dict[str | None, dict[str, Preset]] = {}  # quantize -> presets
@@ -129,17 +124,16 @@ class SeqExitPipe(Pipe):
         """Find the model folder and check its task and preset now (cheap: JSON files only);
         a model that cannot be found is remembered as missing, since `spacy.load` builds the
         component from a config whose folder may be gone before `from_disk` fills it."""
-        from seqexit.exits import load_presets
-        from seqexit.model import CONFIG_FILE
-        from seqexit.shipped import resolve_model
+        from seqexit.bundle import ModelBundle
 
         try:
-            self._source = resolve_model(name)
+            bundle = ModelBundle.find(name)
         except FileNotFoundError as err:
             self._missing = str(err)
             return
-        self._check_task(json.loads((self._source / CONFIG_FILE).read_text()).get("task", "ner"), self._source)
-        self._resolve_policy(load_presets(self._source, quantize=self.quantize), self._source)
+        self._source = bundle.folder
+        self._check_task(bundle.config.task, self._source)
+        self._resolve_policy(bundle.presets(self.quantize), self._source)
 
     def _check_task(self, task: str, where: Path | str) -> None:
         if task not in self.tasks:
@@ -162,17 +156,14 @@ class SeqExitPipe(Pipe):
 
     def _load(self, folder: Path, where: Path | str) -> None:
         """Load model and presets from a model folder and resolve the policy against them."""
-        from seqexit.exits import load_presets
-        from seqexit.exits.presets import SECTIONS
-        from seqexit.model import MultiExitTagger
-        from seqexit.quantize import quantize_model
+        from seqexit.bundle import ModelBundle
 
-        model = MultiExitTagger.load(folder, device=self.device)
-        self._check_task(model.config.task, where)
-        sections = {key: load_presets(folder, quantize=key) for key in SECTIONS}
+        bundle = ModelBundle(folder)
+        self._check_task(bundle.config.task, where)
+        sections = bundle.all_presets()
         self._resolve_policy(sections[self.quantize], where)
-        self._model, self._preset_sections = model, sections
-        self._runner = quantize_model(model, self.quantize)
+        runtime = bundle.open(policy=self._policy, quantize=self.quantize, device=self.device, keep_float=True)
+        self._model, self._runner, self._preset_sections = runtime.model, runtime.runner, sections
 
     @property
     def seqexit_model(self) -> MultiExitTagger:
@@ -198,15 +189,15 @@ class SeqExitPipe(Pipe):
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """The model's labels; read from seqexit.json (without loading) while the model is not
-        loaded, () while there is none (spaCy asks for labels of every component in `nlp.meta`)."""
+        """The model's labels; read from the model's config (without loading) while the model is
+        not loaded, () while there is none (spaCy asks for labels of every component in `nlp.meta`)."""
         if self._model is not None:
             return tuple(self._model.labels)
         if self._source is None:
             return ()
-        from seqexit.model import CONFIG_FILE
+        from seqexit.bundle import read_config
 
-        return tuple(json.loads((self._source / CONFIG_FILE).read_text())["labels"])
+        return tuple(read_config(self._source).labels)
 
     @property
     def task(self) -> str:
@@ -257,18 +248,11 @@ class SeqExitPipe(Pipe):
             doc.user_data[FLOPS_KEY] = result.flops
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        """Write the model folder: seqexit.json, model.safetensors (float weights, also when
-        the component runs int8), tokenizer files and presets.json (when the model has presets,
-        float and int8)."""
-        from seqexit.exits import PRESETS_FILE, save_presets
+        """Write the model folder (`seqexit.bundle.save_model`): float weights, also when the
+        component runs int8, and the model's presets, float and int8."""
+        from seqexit.bundle import save_model
 
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.seqexit_model.save(path)
-        (path / PRESETS_FILE).unlink(missing_ok=True)
-        for key, presets in self._preset_sections.items():
-            if presets:
-                save_presets(path, presets, quantize=key)
+        save_model(self.seqexit_model, path, presets=self._preset_sections)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
         """Load the model folder that `to_disk` wrote (the config's model is not read)."""
@@ -300,7 +284,7 @@ class SeqExitPipe(Pipe):
 
     def _config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this component (the model comes from bytes)."""
-        return {"model": "", "preset": self.preset, **self.settings, "batch_size": self.batch_size,
+        return {"model": "", "preset": self.preset, "policy": self.configured_policy, "batch_size": self.batch_size,
                 "device": self.device, "quantize": self.quantize, "scorer": self.scorer}
 
     def __reduce__(self):
@@ -364,8 +348,10 @@ class SeqExitTagger(SeqExitPipe):
             set_tags(doc, result.labels)
 
 
-COMMON_CONFIG: dict[str, Any] = {
-    "preset": None,
+POLICY_FUNCTION = "seqexit.exit_policy.v1"
+# `ExitPolicy`'s defaults, written out so that this module imports spaCy only
+# (tests/spacy check that they equal ExitPolicy()'s).
+POLICY_DEFAULTS: dict[str, Any] = {
     "mode": "full",
     "threshold": 0.0,
     "window": 2,
@@ -373,6 +359,66 @@ COMMON_CONFIG: dict[str, Any] = {
     "static_layer": None,
     "criterion": "entropy",
     "patience": None,
+}
+
+
+@registry.misc(POLICY_FUNCTION)
+def make_exit_policy(
+    mode: str = "full",
+    threshold: float | list[float] = 0.0,
+    window: int = 2,
+    min_layer: int = 1,
+    static_layer: int | None = None,
+    criterion: str = "entropy",
+    patience: int | None = None,
+) -> ExitPolicy:
+    """The components' `policy` block: a `seqexit.ExitPolicy` (see it for the settings), checked
+    when the pipeline is built. In config.cfg:
+
+        [components.seqexit_ner.policy]
+        @misc = "seqexit.exit_policy.v1"
+        mode = "tokee"
+        threshold = 0.2
+        window = 2
+
+    and in Python `config={"policy": {"mode": "tokee", "threshold": 0.2}}` (spaCy merges the
+    dict into the default block, "@misc" included; the keys left out take their defaults)."""
+    from seqexit.exits import ExitPolicy
+
+    return ExitPolicy(mode=mode, threshold=threshold, window=window, min_layer=min_layer, static_layer=static_layer,
+                      criterion=criterion, patience=patience)
+
+
+def _exit_policy(factory: str, name: str, policy: Any, flat: dict[str, Any]) -> ExitPolicy:
+    """The component's policy: the `policy` block, or, for configs saved before it existed, the
+    flat keys (mode, threshold, ...) at the top of the component's config, with a warning. Flat
+    keys beside a policy block that is not the default one are an error: which one was meant?"""
+    from seqexit.exits import ExitPolicy
+
+    if policy is None or isinstance(policy, Mapping):
+        policy = ExitPolicy.from_dict(policy or {})
+    given = {key: value for key, value in flat.items() if value is not None}
+    if not given:
+        return policy
+    keys = ", ".join(given)
+    if policy != ExitPolicy():
+        raise ValueError(
+            f"{factory} {name!r}: the exit policy is given twice, as flat keys ({keys}) in [components.{name}] and as "
+            f"the block [components.{name}.policy]; keep the policy block only"
+        )
+    warnings.warn(
+        f"{factory} {name!r}: exit policy keys at the top of the component's config ({keys}) are deprecated; "
+        f"move them into its policy block: [components.{name}.policy] with @misc = \"{POLICY_FUNCTION}\" "
+        f"(in Python: config={{\"policy\": {{...}}}})",
+        UserWarning,
+        stacklevel=2,
+    )
+    return ExitPolicy.from_dict({**POLICY_DEFAULTS, **given})
+
+
+COMMON_CONFIG: dict[str, Any] = {
+    "preset": None,
+    "policy": {"@misc": POLICY_FUNCTION, **POLICY_DEFAULTS},
     "batch_size": 32,
     "device": "cpu",
     "quantize": None,
@@ -390,26 +436,29 @@ def make_ner(
     name: str,
     model: str | None,
     preset: str | None,
-    mode: str,
-    threshold: float | list[float],
-    window: int,
-    min_layer: int,
-    static_layer: int | None,
-    criterion: str,
-    patience: int | None,
+    policy: Any,
     batch_size: int,
     device: str,
     quantize: str | None,
     overwrite: bool,
     scorer: Callable | None,
+    mode: str | None = None,
+    threshold: float | list[float] | None = None,
+    window: int | None = None,
+    min_layer: int | None = None,
+    static_layer: int | None = None,
+    criterion: str | None = None,
+    patience: int | None = None,
 ) -> SeqExitNER:
-    """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`; add
-    `"quantize": "int8"` for the int8 engine."""
+    """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`, or
+    `config={"model": ..., "policy": {"mode": "tokee", "threshold": 0.2}}` (`make_exit_policy`);
+    add `"quantize": "int8"` for the int8 engine. mode ... patience: the flat policy keys of
+    pipelines saved before the policy block (null: not given; deprecated)."""
+    flat = {"mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
+            "criterion": criterion, "patience": patience}
     return SeqExitNER(
-        nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, criterion=criterion, patience=patience, batch_size=batch_size, device=device,
-        quantize=quantize, overwrite=overwrite,
-        scorer=scorer,
+        nlp.vocab, name, model=model, preset=preset, policy=_exit_policy("seqexit_ner", name, policy, flat),
+        batch_size=batch_size, device=device, quantize=quantize, overwrite=overwrite, scorer=scorer,
     )
 
 
@@ -424,21 +473,23 @@ def make_tagger(
     name: str,
     model: str | None,
     preset: str | None,
-    mode: str,
-    threshold: float | list[float],
-    window: int,
-    min_layer: int,
-    static_layer: int | None,
-    criterion: str,
-    patience: int | None,
+    policy: Any,
     batch_size: int,
     device: str,
     quantize: str | None,
     scorer: Callable | None,
+    mode: str | None = None,
+    threshold: float | list[float] | None = None,
+    window: int | None = None,
+    min_layer: int | None = None,
+    static_layer: int | None = None,
+    criterion: str | None = None,
+    patience: int | None = None,
 ) -> SeqExitTagger:
-    """`nlp.add_pipe("seqexit_tagger", config={"model": PATH_OR_NAME})`."""
+    """`nlp.add_pipe("seqexit_tagger", config={"model": PATH_OR_NAME})`; the policy as for `make_ner`."""
+    flat = {"mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
+            "criterion": criterion, "patience": patience}
     return SeqExitTagger(
-        nlp.vocab, name, model=model, preset=preset, mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-        static_layer=static_layer, criterion=criterion, patience=patience, batch_size=batch_size, device=device,
-        quantize=quantize, scorer=scorer,
+        nlp.vocab, name, model=model, preset=preset, policy=_exit_policy("seqexit_tagger", name, policy, flat),
+        batch_size=batch_size, device=device, quantize=quantize, scorer=scorer,
     )

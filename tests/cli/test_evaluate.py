@@ -42,6 +42,13 @@ def test_json_is_one_object_with_the_contract_keys(ner_model, gold):
         assert set(scores) == {"precision", "recall", "f1", "support"}
 
 
+def test_json_policy_of_another_criterion_with_the_default_window(ner_model, gold):
+    result = evaluate(ner_model, gold, "--mode", "tokee", "--criterion", "confidence", "--threshold", "0.9", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["policy"] == {"mode": "tokee", "threshold": 0.9, "window": 2, "static_layer": None,
+                                                   "min_layer": 1, "criterion": "confidence", "patience": None}
+
+
 def test_full_depth_json_adds_every_exit_and_matches_the_report(ner_model, gold):
     record = json.loads(evaluate(ner_model, gold, "--json").stdout)
     assert [e["layer"] for e in record["exits"]] == [1, 2, 3, 4]
@@ -58,6 +65,7 @@ def test_pos_json_reports_accuracy(pos_model, tmp_path):
     assert record["exit_layer_histogram"] == [0, 3, 0, 0]
 
 
+@pytest.mark.slow
 def test_sweep_rows_and_plot(ner_model, gold, tmp_path):
     plot = tmp_path / "tradeoff.png"
     result = evaluate(ner_model, gold, "--sweep", "--thresholds", "0.1,0.5", "--windows", "0,1", "--plot", plot, "--json")
@@ -76,6 +84,9 @@ def test_sweep_rows_and_plot(ner_model, gold, tmp_path):
     (["--sweep", "--sweep-modes", "fast"], 2, "--sweep-modes"),
     (["--sweep", "--thresholds", "a,b"], 2, "--thresholds must be"),
     (["--preset", "fast"], 2, "seqexit calibrate"),
+    (["--mode", "tokee", "--criterion", "vote", "--threshold", "2"], 2,
+     "--threshold 2 is out of range for --criterion vote: it is a share of the total vote weight of all exits, in [0, 1]"),
+    (["--mode", "sentee", "--criterion", "rising", "--patience", "0"], 2, "--criterion rising needs --patience >= 1"),
 ])
 def test_bad_options(ner_model, gold, args, code, message):
     result = evaluate(ner_model, gold, *args)

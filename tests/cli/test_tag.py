@@ -128,7 +128,18 @@ def test_bad_content_is_one_line_naming_file_and_line_and_leaves_no_output(ner_m
     (["missing.conll", "-m", "MODEL"], "missing.conll: no such file"),
     (["IN", "-m", "NOT_A_MODEL"], "is not a seqexit model folder"),
     (["IN", "-m", "no-such-model-name"], "no model folder or shipped model named 'no-such-model-name'"),
-    (["IN", "-m", "MODEL", "--mode", "tokee", "--threshold", "1.5"], "out of range"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--threshold", "-0.1"], "--threshold -0.1 is out of range for --criterion entropy"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--criterion", "confidence", "--threshold", "1.5"],
+     "--threshold 1.5 is out of range for --criterion confidence: it is a probability in [0, 1]"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--criterion", "vote", "--threshold", "0.2,1.2,0.2,0.2"], "--criterion vote"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--criterion", "patience", "--patience", "2", "--threshold", "0.3"],
+     "--threshold is not used by --criterion patience"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--criterion", "rising"], "--criterion rising needs --patience >= 1"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--patience", "2"], "--patience is for the criteria patience and rising"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--window", "-1"], "--window must be >= 0"),
+    (["IN", "-m", "MODEL", "--min-layer", "0"], "--min-layer must be >= 1"),
+    (["IN", "-m", "MODEL", "--mode", "static"], "--mode static needs --exit-layer"),
+    (["IN", "-m", "MODEL", "--mode", "tokee", "--exit-layer", "2"], "--exit-layer 2 is a static exit: it cannot go with --mode tokee"),
     (["IN", "-m", "MODEL", "--mode", "fastest"], "--mode must be one of"),
     (["IN", "-m", "MODEL", "--format", "xml"], "unknown output format 'xml'"),
     (["IN", "-m", "MODEL", "--scheme", "bio"], "--scheme must be one of"),
@@ -142,6 +153,16 @@ def test_usage_errors_exit_2_with_one_line(ner_model, tmp_path, args, message):
     result = tag(*[names.get(a, a) for a in args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_takes_the_thresholds_the_library_takes(ner_model, tmp_path):
+    (tmp_path / "in.conll").write_text(CONLL)
+    always = tag(tmp_path / "in.conll", "-m", ner_model, "-f", "jsonl", "--mode", "tokee", "--threshold", "1.5")
+    first = tag(tmp_path / "in.conll", "-m", ner_model, "-f", "jsonl", "--exit-layer", "1")
+    assert always.exit_code == 0, always.output
+    assert always.stdout == first.stdout  # entropy above 1: every word halts at the first exit
+    confident = tag(tmp_path / "in.conll", "-m", ner_model, "--mode", "tokee", "--criterion", "confidence", "--threshold", "1")
+    assert confident.exit_code == 0, confident.output  # a probability of 1: never halts
 
 
 def test_tag_stream_keeps_order_across_chunks(make_tagger, sentences):
@@ -195,6 +216,8 @@ def test_output_files_get_the_umask_mode_not_mkstemps_0600(ner_model, tmp_path):
     assert (tmp_path / "out.conll").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_reader_that_stops_early_ends_tagging_quietly(ner_model, tmp_path):
     """`seqexit tag big.txt | head -1`: exit 141 (as a SIGPIPE'd Unix tool), nothing on stderr."""
     import subprocess

@@ -7,10 +7,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from seqexit.bundle import LEARNED_EXITS_FILE, TEMPERATURES_FILE, load_model, save_model
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.exits.criteria import CRITERIA, criterion_step
 from seqexit.evaluation.temperature import expected_calibration_error, fit_temperature, fit_temperatures
-from seqexit.model import TEMPERATURES_FILE, MultiExitTagger
+from seqexit.model import MultiExitTagger
 from seqexit.data import Sentence
 
 LAYERS = 4
@@ -135,34 +136,33 @@ def test_fit_temperatures_on_a_tiny_model_and_save_load(make_tagger, tmp_path):
     assert all(after <= before + 1e-6 for before, after in zip(fit.nll_before, fit.nll_after))
     model.exit_temperatures = fit.temperatures
     try:
-        folder = model.save(tmp_path / "model")
+        folder = save_model(model, tmp_path / "model")
     finally:
         model.exit_temperatures = None
-    assert MultiExitTagger.load(folder).exit_temperatures == pytest.approx(fit.temperatures)
+    assert load_model(folder).exit_temperatures == pytest.approx(fit.temperatures)
     (folder / TEMPERATURES_FILE).write_text(json.dumps({"temperatures": [1.0, -2.0]}))
     with pytest.raises(ValueError, match="expected 4 positive temperatures"):
-        MultiExitTagger.load(folder)
+        load_model(folder)
 
 
 @pytest.mark.parametrize("args, message", [
     (["--criterion", "bogus"], "--criterion must be one of entropy, confidence, patience, rising, vote, learned"),
-    (["--criterion", "patience", "--patience", "0"], "needs --patience N with N >= 1"),
-    (["--criterion", "patience"], "needs --patience N with N >= 1"),
-    (["--patience", "2"], "--patience is for --criterion patience or rising"),
+    (["--criterion", "patience", "--patience", "0"], "--criterion patience needs --patience >= 1"),
+    (["--criterion", "patience"], "--criterion patience needs --patience >= 1"),
+    (["--patience", "2"], "--patience is for the criteria patience and rising"),
 ])
 def test_bad_criterion_options_are_usage_errors(make_tagger, tmp_path, args, message):
     from cli.main import app
 
-    folder = make_tagger(LAYERS).save(tmp_path / "model")
+    folder = save_model(make_tagger(LAYERS), tmp_path / "model")
     (tmp_path / "in.txt").write_text("john smith was in berlin .\n")
     for command in (["tag", str(tmp_path / "in.txt"), "-m", str(folder)], ["evaluate", str(folder), str(tmp_path / "in.txt")]):
         result = CliRunner().invoke(app, [*command, "--mode", "tokee", *args])
         assert result.exit_code == 2 and message in result.output, (command, result.output)
 
 
-
 def test_learned_exit_heads_train_save_load_and_halt(make_tagger, sentences, tmp_path):
-    from seqexit.exits.learned import LEARNED_EXITS_FILE
+
     from seqexit.training.learned_exits import train_learned_exits
 
     model = make_tagger(LAYERS)
@@ -177,11 +177,11 @@ def test_learned_exit_heads_train_save_load_and_halt(make_tagger, sentences, tmp
         assert exits_of(never) == exits_of(run_policy(model, sentences, ExitPolicy(), batch_size=2))
         eager = run_policy(model, sentences, ExitPolicy.tokee(0.0, window=0, criterion="learned"), batch_size=2)
         assert int(torch.cat([r.exit_layer for r in eager.sentences]).max()) == 1, "probability > 0 always: all halt at 1"
-        folder = model.save(tmp_path / "model")
+        folder = save_model(model, tmp_path / "model")
     finally:
         model.learned_exits = None
     assert (folder / LEARNED_EXITS_FILE).is_file()
-    loaded = MultiExitTagger.load(folder)
+    loaded = load_model(folder)
     assert all(torch.equal(a, b) for a, b in zip(loaded.learned_exits.state_dict().values(), result.heads.state_dict().values()))
     from safetensors import safe_open
 
@@ -194,11 +194,11 @@ def test_learned_exit_heads_train_save_load_and_halt(make_tagger, sentences, tmp
 def test_learn_exits_command(make_tagger, tmp_path):
     from cli.main import app
 
-    folder = make_tagger(LAYERS).save(tmp_path / "model")
+    folder = save_model(make_tagger(LAYERS), tmp_path / "model")
     (tmp_path / "text.txt").write_text("john smith was in berlin .\nthe european union said it was new .\n")
     result = CliRunner().invoke(app, ["learn-exits", str(folder), str(tmp_path / "text.txt"), "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    assert "exit heads written to" in result.output and MultiExitTagger.load(folder).learned_exits is not None
+    assert "exit heads written to" in result.output and load_model(folder).learned_exits is not None
     tagged = CliRunner().invoke(app, ["tag", str(tmp_path / "text.txt"), "-m", str(folder), "--mode", "tokee",
                                       "--criterion", "learned", "--threshold", "0.5", "-f", "jsonl"])
     assert tagged.exit_code == 0, tagged.output

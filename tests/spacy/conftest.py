@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from seqexit.bundle import save_model
 from seqexit.model import MultiExitTagger
 
 # Universal POS tags and Penn Treebank tags side by side: pos_ must get only the former.
@@ -29,19 +30,19 @@ def _tiny(backbone: Path, labels: list[str], task: str, scheme: str | None) -> M
 @pytest.fixture(scope="session")
 def spacy_ner_model(make_tagger, tmp_path_factory) -> Path:
     """A saved 4-layer NER tagger (labels O, B-/I- PER, LOC, ORG; max 64 word pieces)."""
-    return make_tagger(4).save(tmp_path_factory.mktemp("spacy-ner-model"))
+    return save_model(make_tagger(4), tmp_path_factory.mktemp("spacy-ner-model"))
 
 
 @pytest.fixture(scope="session")
 def spacy_pos_model(tiny_backbone, tmp_path_factory) -> Path:
     """A saved 4-layer POS tagger whose labels mix UPOS and PTB tags."""
-    return _tiny(tiny_backbone, MIXED_POS, "pos", None).save(tmp_path_factory.mktemp("spacy-pos-model"))
+    return save_model(_tiny(tiny_backbone, MIXED_POS, "pos", None), tmp_path_factory.mktemp("spacy-pos-model"))
 
 
 @pytest.fixture(scope="session")
 def spacy_chunk_model(tiny_backbone, tmp_path_factory) -> Path:
     """A saved 4-layer chunker (task "chunk", IOB2 NP/VP)."""
-    return _tiny(tiny_backbone, CHUNKS, "chunk", "iob2").save(tmp_path_factory.mktemp("spacy-chunk-model"))
+    return save_model(_tiny(tiny_backbone, CHUNKS, "chunk", "iob2"), tmp_path_factory.mktemp("spacy-chunk-model"))
 
 
 @pytest.fixture()

@@ -17,8 +17,9 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.training import Example
 from spacy.util import filter_spans
 
+from seqexit.bundle import load_model, save_presets
 from seqexit import ExitPolicy, Tagger
-from seqexit.exits import Preset, run_policy, save_presets
+from seqexit.exits import Preset, run_policy
 from seqexit.model import MultiExitTagger
 from seqexit.spacy_docs import UPOS_TAGS, entity_spans
 
@@ -35,8 +36,7 @@ LONG_WORDS = (" ".join(w for s in EXIT_SENTENCES for w in s) + " ") * 6  # ~200 
 
 
 def policy_config(policy: ExitPolicy) -> dict:
-    config = {"mode": policy.mode, "threshold": policy.threshold, "window": policy.window}
-    return {**config, "static_layer": policy.static_layer} if policy.mode == "static" else config
+    return {"policy": policy.to_dict()}
 
 
 def ner_pipe(model: Path | str, **config):
@@ -71,7 +71,7 @@ def without_confidence(annotated: tuple) -> tuple:
 def test_ner_labels_equal_the_taggers(spacy_ner_model, policy):
     nlp = ner_pipe(spacy_ner_model, batch_size=2, **policy_config(policy))
     docs = list(nlp.pipe(word_docs(nlp, EXIT_SENTENCES)))
-    tagger = Tagger(MultiExitTagger.load(spacy_ner_model), policy=policy, batch_size=2)
+    tagger = Tagger(load_model(spacy_ner_model), policy=policy, batch_size=2)
     for doc, expected in zip(docs, tagger.tag(EXIT_SENTENCES)):
         assert ents(doc) == [(s.start, s.end, s.label) for s in expected.spans]
         assert [t._.exit_layer for t in doc] == expected.exit_layers
@@ -88,7 +88,7 @@ def test_extensions_and_flops_per_doc(spacy_ner_model, policy):
         assert all(1 <= t._.exit_layer <= LAYERS and 0.0 < t._.exit_confidence <= 1.0 for t in doc)
         spent, full = doc._.seqexit_flops
         assert 0 < spent <= full
-    run = run_policy(MultiExitTagger.load(spacy_ner_model), EXIT_SENTENCES, policy, batch_size=3)
+    run = run_policy(load_model(spacy_ner_model), EXIT_SENTENCES, policy, batch_size=3)
     assert sum(d._.seqexit_flops[0] for d in docs) == run.flops.spent  # the docs' shares add up to the engine's count
     assert sum(d._.seqexit_flops[1] for d in docs) == run.flops.full
     if policy.mode == "full":
@@ -134,7 +134,7 @@ def test_long_doc_is_windowed_not_truncated(spacy_ner_model, spacy_pos_model):
     nlp = ner_pipe(spacy_ner_model)
     nlp.add_pipe("seqexit_tagger", config={"model": str(spacy_pos_model)})
     doc = nlp(LONG_WORDS)
-    model = MultiExitTagger.load(spacy_ner_model)
+    model = load_model(spacy_ner_model)
     words = [t.text for t in doc if not t.is_space]
     assert len(model.pieces.encode([words])[0]) > 1  # really longer than the encoder's 64 positions
     assert all(1 <= t._.exit_layer <= LAYERS and t.tag_ for t in doc if not t.is_space)
@@ -178,10 +178,12 @@ def test_task_must_fit_the_factory(spacy_ner_model, spacy_pos_model):
 
 
 def test_bad_settings_are_refused_early(spacy_ner_model, tmp_path):
-    with pytest.raises(ValueError, match="exit mode"):
-        ner_pipe(spacy_ner_model, mode="fastest")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        ner_pipe(spacy_ner_model, policy={"mode": "fastest"})
     with pytest.raises(ValueError, match="static_layer"):
-        ner_pipe(spacy_ner_model, mode="static")
+        ner_pipe(spacy_ner_model, policy={"mode": "static"})
+    with pytest.raises(ValueError, match="threshold 1.5 is out of range for criterion confidence: it is a probability"):
+        ner_pipe(spacy_ner_model, policy={"mode": "tokee", "criterion": "confidence", "threshold": 1.5})
     with pytest.raises(ValueError, match="not a torch device"):
         ner_pipe(spacy_ner_model, device="tpu:x")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
@@ -197,7 +199,7 @@ def test_preset_from_the_model_folder(spacy_ner_model, model_copy, tmp_path):
     folder = model_copy(spacy_ner_model)
     fast = ExitPolicy.tokee(0.6, window=1)
     save_presets(folder, [Preset("fast", fast, "f1", 80.0, 81.0, 2.0, 2.5)])
-    nlp = ner_pipe(folder, preset="fast", mode="full")  # the preset wins over mode/threshold/window
+    nlp = ner_pipe(folder, preset="fast", policy={"mode": "full"})  # the preset wins over the policy block
     component = nlp.get_pipe("seqexit_ner")
     assert component.policy == fast and set(component.presets) == {"fast"}
     docs = list(nlp.pipe(word_docs(nlp, EXIT_SENTENCES)))
@@ -212,14 +214,14 @@ def test_preset_from_the_model_folder(spacy_ner_model, model_copy, tmp_path):
     assert loaded.get_pipe("seqexit_ner").policy == fast
     assert [annotations(d) for d in loaded.pipe(word_docs(loaded, EXIT_SENTENCES))] == [annotations(d) for d in docs]
     switched = spacy.load(tmp_path / "pipeline", config={"components": {"seqexit_ner": {"preset": None}}})
-    assert switched.get_pipe("seqexit_ner").policy == ExitPolicy(window=2)  # the config's mode "full"
+    assert switched.get_pipe("seqexit_ner").policy == ExitPolicy()  # the config's policy block
 
 
 TEXTS = ["John Smith was in Berlin on Monday.", "Reuters", "", "Mary  met\nthe United Nations in Paris. " * 3, LONG_WORDS]
 
 
 def full_pipeline(ner: Path, pos: Path):
-    nlp = ner_pipe(ner, mode="tokee", threshold=0.5, window=1, batch_size=4)
+    nlp = ner_pipe(ner, policy={"mode": "tokee", "threshold": 0.5, "window": 1}, batch_size=4)
     nlp.add_pipe("seqexit_tagger", config={"model": str(pos)})
     return nlp
 
@@ -245,7 +247,7 @@ def test_bytes_round_trip(spacy_ner_model, spacy_pos_model):
     before = [annotations(d) for d in nlp.pipe(TEXTS)]
     data = nlp.to_bytes()
     fresh = spacy.blank("en")  # placeholders: model "" until from_bytes fills them
-    fresh.add_pipe("seqexit_ner", config={"model": "", "mode": "tokee", "threshold": 0.5, "window": 1, "batch_size": 4})
+    fresh.add_pipe("seqexit_ner", config={"model": "", "policy": {"mode": "tokee", "threshold": 0.5, "window": 1}, "batch_size": 4})
     fresh.add_pipe("seqexit_tagger", config={"model": ""})
     assert fresh.get_pipe("seqexit_ner").labels == ()
     fresh.from_bytes(data)
@@ -275,6 +277,8 @@ def run_python(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_n_process_2_under_spawn(spacy_ner_model, spacy_pos_model):
     """Under spawn spaCy pickles the pipeline into each worker."""
     done = run_python(f"""
@@ -292,12 +296,14 @@ def test_n_process_2_under_spawn(spacy_ner_model, spacy_pos_model):
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_factories_found_through_entry_points(spacy_ner_model, spacy_pos_model):
     done = run_python(f"""
         import sys, spacy
         nlp = spacy.blank("en")
         assert "seqexit" not in sys.modules  # discovering the factories imports spaCy only
-        nlp.add_pipe("seqexit_ner", config={{"model": {str(spacy_ner_model)!r}, "mode": "tokee", "threshold": 0.3}})
+        nlp.add_pipe("seqexit_ner", config={{"model": {str(spacy_ner_model)!r}, "policy": {{"mode": "tokee", "threshold": 0.3}}}})
         nlp.add_pipe("seqexit_tagger", config={{"model": {str(spacy_pos_model)!r}}})
         doc = nlp("John Smith was in Berlin.")
         assert all(t._.exit_layer >= 1 and t.tag_ for t in doc)
@@ -382,6 +388,7 @@ def test_extensions_register_idempotently():
     assert doc._.seqexit_flops is None and doc[0]._.exit_layer is None and doc[:1]._.confidence is None
 
 
+@pytest.mark.slow
 def test_int8_setting_with_its_own_presets_and_round_trip(spacy_ner_model, model_copy, tmp_path):
     folder = model_copy(spacy_ner_model)
     fast, fast_int8 = ExitPolicy.tokee(0.6, window=1), ExitPolicy.tokee(0.4, window=0)
@@ -412,3 +419,101 @@ def test_int8_setting_errors(spacy_ner_model):
         ner_pipe(spacy_ner_model, quantize="int8", device="cuda")
     with pytest.raises(ValueError, match="unknown int8 preset 'fast'.*no int8 presets.*--quantize int8"):
         ner_pipe(spacy_ner_model, preset="fast", quantize="int8")
+
+
+# The exit policy block: [components.NAME.policy] with @misc = "seqexit.exit_policy.v1".
+
+FLAT_KEYS = ("mode", "threshold", "window", "min_layer", "static_layer", "criterion", "patience")
+
+
+def test_policy_block_defaults_are_exit_policys():
+    from spacy_plugin.component import COMMON_CONFIG, POLICY_DEFAULTS, make_exit_policy
+
+    assert tuple(POLICY_DEFAULTS) == FLAT_KEYS
+    assert ExitPolicy.from_dict(POLICY_DEFAULTS) == make_exit_policy() == ExitPolicy()
+    assert ExitPolicy().window == 2 and COMMON_CONFIG["policy"]["@misc"] == "seqexit.exit_policy.v1"
+    assert not set(FLAT_KEYS) & set(COMMON_CONFIG)  # no policy setting at the top of the config
+
+
+def test_policy_block_in_the_config(spacy_ner_model, spacy_pos_model):
+    ner = ExitPolicy.tokee([0.6, 0.5, 0.4, 0.3], window=1, min_layer=2, criterion="confidence")
+    nlp = ner_pipe(spacy_ner_model, policy={"mode": "tokee", "threshold": [0.6, 0.5, 0.4, 0.3], "window": 1, "min_layer": 2,
+                                            "criterion": "confidence"})  # a plain dict: spaCy adds the default block's @misc
+    nlp.add_pipe("seqexit_tagger", config={"model": str(spacy_pos_model), "policy": {"mode": "sentee", "threshold": 0.2}})
+    assert nlp.get_pipe("seqexit_ner").policy == ner and nlp.get_pipe("seqexit_tagger").policy == ExitPolicy.sentee(0.2)
+    block = nlp.config["components"]["seqexit_ner"]
+    assert dict(block["policy"]) == {"@misc": "seqexit.exit_policy.v1", **ner.to_dict()}
+    assert all(block[key] is None for key in FLAT_KEYS)  # the flat keys of older pipelines: unset
+    text = nlp.config.to_str()
+    assert "[components.seqexit_ner.policy]\n" in text and '@misc = "seqexit.exit_policy.v1"' in text
+    again = spacy.util.load_model_from_config(spacy.util.load_config_from_str(text))  # config.cfg's form, parsed back
+    assert again.get_pipe("seqexit_ner").policy == ner and again.get_pipe("seqexit_tagger").policy == ExitPolicy.sentee(0.2)
+    docs = list(nlp.get_pipe("seqexit_ner").pipe(word_docs(nlp, EXIT_SENTENCES)))  # the tagger would overwrite exit_layer
+    expected = Tagger.load(spacy_ner_model, policy=ner).tag(EXIT_SENTENCES)
+    assert [[t._.exit_layer for t in d] for d in docs] == [e.exit_layers for e in expected]
+    assert pickle.loads(pickle.dumps(nlp.get_pipe("seqexit_ner"))).policy == ner
+
+
+def flat_policy_config(folder: Path) -> None:
+    """Rewrite a saved pipeline's config.cfg the way the release before the policy block saved
+    it: the policy's settings as flat keys at the top of each seqexit component, no block."""
+    config = spacy.util.load_config(folder / "config.cfg", interpolate=False)
+    for block in config["components"].values():
+        policy = dict(block.pop("policy"))
+        policy.pop("@misc")
+        block.update(policy)
+    config.to_disk(folder / "config.cfg")
+
+
+def test_pipeline_saved_with_flat_policy_keys_loads_the_same(spacy_ner_model, spacy_pos_model, tmp_path):
+    nlp = ner_pipe(spacy_ner_model, policy={"mode": "tokee", "threshold": 0.5, "window": 1, "min_layer": 2}, batch_size=4)
+    nlp.add_pipe("seqexit_tagger", config={"model": str(spacy_pos_model),
+                                           "policy": {"mode": "sentee", "threshold": 0.3, "criterion": "confidence"}})
+    before = [annotations(d) for d in nlp.pipe(TEXTS)]
+    nlp.to_disk(tmp_path / "new")
+    shutil.copytree(tmp_path / "new", tmp_path / "old")
+    flat_policy_config(tmp_path / "old")
+    text = (tmp_path / "old" / "config.cfg").read_text()
+    assert ".policy]" not in text and "@misc" not in text
+    ner_block = text.split("[components.seqexit_ner]")[1].split("\n[")[0]
+    assert all(f"\n{key} = " in ner_block for key in FLAT_KEYS) and 'mode = "tokee"' in ner_block and "window = 1" in ner_block
+
+    with pytest.warns(UserWarning, match=r"exit policy keys at the top of the component's config .* are deprecated") as seen:
+        old = spacy.load(tmp_path / "old")
+    messages = [str(w.message) for w in seen if "deprecated" in str(w.message)]
+    assert len(messages) == 2 and "[components.seqexit_tagger.policy]" in messages[1]
+    assert '@misc = "seqexit.exit_policy.v1"' in messages[0]
+    new = spacy.load(tmp_path / "new")
+    for name in ("seqexit_ner", "seqexit_tagger"):
+        assert old.get_pipe(name).policy == new.get_pipe(name).policy == nlp.get_pipe(name).policy
+    assert old.get_pipe("seqexit_ner").policy == ExitPolicy.tokee(0.5, window=1, min_layer=2)
+    assert [annotations(d) for d in old.pipe(TEXTS)] == [annotations(d) for d in new.pipe(TEXTS)] == before
+
+    mixed = spacy.util.load_config(tmp_path / "old" / "config.cfg", interpolate=False)
+    mixed["components"]["seqexit_ner"]["policy"] = {"@misc": "seqexit.exit_policy.v1", "mode": "sentee"}
+    mixed.to_disk(tmp_path / "old" / "config.cfg")
+    with pytest.raises(ValueError, match=r"given twice, as flat keys \(mode, threshold, window, min_layer, criterion\) in "
+                                         r"\[components.seqexit_ner\] and as the block \[components.seqexit_ner.policy\]"):
+        spacy.load(tmp_path / "old")
+
+
+def test_flat_policy_keys_in_python(spacy_ner_model):
+    with pytest.warns(UserWarning, match="deprecated"):
+        nlp = ner_pipe(spacy_ner_model, mode="tokee", threshold=0.4)
+    assert nlp.get_pipe("seqexit_ner").policy == ExitPolicy.tokee(0.4)  # the others: the defaults (window 2)
+    with pytest.raises(ValueError, match="given twice"):
+        ner_pipe(spacy_ner_model, window=1, policy={"mode": "tokee"})
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_saved_policy_block_loads_in_a_fresh_process(spacy_ner_model, tmp_path):
+    ner_pipe(spacy_ner_model, policy={"mode": "tokee", "threshold": 0.3, "window": 1}).to_disk(tmp_path / "pipeline")
+    done = run_python(f"""
+        import sys, warnings, spacy
+        warnings.simplefilter("error", UserWarning)
+        nlp = spacy.load({str(tmp_path / "pipeline")!r})  # finds seqexit.exit_policy.v1 with no import of the plugin
+        print(nlp.get_pipe("seqexit_ner").policy)
+    """)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "tokee threshold 0.3 window 1"
