@@ -9,7 +9,7 @@ import typer
 from seqexit.data.stats import STATS_FORMATS, CorpusStats, corpus_stats
 
 from .errors import UsageError, friendly
-from .output import print_json
+from .json_output import print_json
 
 
 @friendly

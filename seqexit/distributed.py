@@ -12,15 +12,15 @@ Ray is an optional extra (`pip install "seqexit[ray]"`); nothing else in seqexit
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
-from .data import decode_spans
-from .exits import ExitPolicy, resolve_preset
+from .data import Span
+from .bundle import ModelBundle
+from .exits import ExitPolicy
+from .output import entity_records
 from .quantize import check_quantize
-from .shipped import resolve_model
-from .tagger import TaggedSentence
+from .tagger import TaggedSentence, open_tagger
 
 INSTALL_HINT = 'the Ray engine needs Ray Data: pip install "seqexit[ray]"'
 RESULT_COLUMNS = ("labels", "exit_layers", "confidences", "entities", "node")
@@ -42,10 +42,8 @@ class SentenceTagger:
     def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int, quantize: str | None = None) -> None:
         import torch
 
-        from .tagger import Tagger
-
         torch.set_num_threads(max(1, threads))
-        self.tagger = Tagger.load(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size, quantize=quantize)
+        self.tagger = open_tagger(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size, quantize=quantize)
         try:
             import ray
 
@@ -67,9 +65,9 @@ class SentenceTagger:
         out["exit_layers"] = [t.exit_layers for t in tagged]
         out["confidences"] = [t.confidence for t in tagged]
         out["node"] = [self.node] * len(tagged)  # which machine tagged it (provenance)
-        out["entities"] = [
-            [{"start": s.start, "end": s.end, "label": s.label} for s in (t.spans or [])] for t in tagged
-        ]
+        # the spans Tagger.tag decoded, as seqexit.output's entity objects; the driver of
+        # tag_on_ray rebuilds its Spans from these instead of decoding the labels again
+        out["entities"] = [entity_records(t) for t in tagged]
         return out
 
 
@@ -110,7 +108,7 @@ def tag_dataset(
     if preset is not None:
         if policy is not None:
             raise ValueError("give an exit policy or a preset, not both")
-        policy = resolve_preset(resolve_model(model), preset, quantize=quantize)
+        policy = ModelBundle.find(model).policy(preset, quantize=quantize)
     policy = policy or ExitPolicy()
     with warnings.catch_warnings():
         # Ray 2.60 deprecates ray_remote_args_fn (gone in 2.64; the extra pins ray<2.61): it is the
@@ -160,7 +158,7 @@ def tag_on_ray(
     equals the local engine's to the last bit. dataset_options go to `tag_dataset`."""
     ray = require_ray()
     sentences = list(sentences)
-    scheme = json.loads((resolve_model(model) / "seqexit.json").read_text()).get("scheme")
+    scheme = ModelBundle.find(model).config.scheme
     per_file: dict[str, int] = {}
     rows = []
     for seq, sentence in enumerate(sentences):
@@ -183,7 +181,8 @@ def tag_on_ray(
         labels = [str(label) for label in row["labels"]]
         if len(labels) != len(sentence.words):
             raise RuntimeError(f"{row['id']}: {len(labels)} labels for {len(sentence.words)} words")
-        spans = decode_spans(labels, scheme) if scheme else None
+        entities = row["entities"] if row["entities"] is not None else []
+        spans = [Span(str(e["label"]), int(e["start"]), int(e["end"])) for e in entities] if scheme else None
         yield TaggedSentence(list(sentence.words), labels, [float(c) for c in row["confidences"]],
                              [int(layer) for layer in row["exit_layers"]], spans, sentence)
         expected += 1

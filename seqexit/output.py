@@ -1,9 +1,45 @@
-"""Tagged sentences -> files: CoNLL columns, JSONL records or a spaCy DocBin, one sentence at a time.
+"""Every writer of labelled sentences: CoNLL columns, JSONL records, a spaCy DocBin or pretty text.
 
-The last step of the flow (labels per word -> spans/tags -> a file). Writers stream: each
-`write` goes out at once, except the DocBin, which spaCy serialises whole at `close`. A writer to
-a path writes a temporary file beside it and renames it only when closed without an error, so a
-failed run never leaves a half-written output behind.
+The last step of the flow (labels per word -> spans/tags -> a file). Two entry points:
+
+* streaming writers of `TaggedSentence`s (what a `Tagger` returns), opened by `open_writer`:
+  each `write` goes out at once, except the DocBin, which spaCy serialises whole at `close`;
+* `write_conll` / `write_jsonl`: lists of `Sentence`s with a label list each (gold or predicted
+  data, no exit information), checked whole before the first byte is written.
+
+Either way, a writer to a path writes a temporary file beside it and renames it only when closed
+without an error, so a failed run never leaves a half-written output behind; the file gets the
+umask's mode.
+
+Labels. seqexit holds span labels in IOB2. Writers convert span labels to the `scheme` asked for
+(iob1, iob2, iobes, bilou; default iob2); per-word tags (POS: a model with no span scheme, or
+`scheme=None` in `write_conll`/`write_jsonl`) are written as they are.
+
+CoNLL: one `word<TAB>label` line per word, a blank line after each sentence.
+
+JSONL: one JSON object per line, per sentence, UTF-8, keys in this order (`tagged_record`):
+
+    tokens       list[str]   the words, as read or as split from raw text
+    labels       list[str]   one label per token, in `scheme` for span tasks
+    exit_layers  list[int]   per token, the 1-based encoder layer whose exit labelled it
+    confidences  list[float] per token, the probability of its label at that exit, rounded to 4 places
+    text         str         only for raw-text input: the sentence as it stood in the input
+    entities     list[obj]   only for span tasks (NER, chunking); one object per span, in order:
+        start       int      first token of the span (0-based)
+        end         int      one past its last token (end exclusive: tokens[start:end])
+        label       str      the span's type, without a B-/I- prefix (PER, NP, ...)
+        text        str      the span's text: text[start_char:end_char] when the record has
+                             `text`, else its tokens joined by single spaces
+        start_char  int      only with `text`: the span's first character in `text`
+        end_char    int      only with `text`: one past its last character (exclusive)
+
+Labelled data without exit information (`write_jsonl`, `labelled_record`) writes only `tokens`
+and `labels`, plus any extra fields given per sentence. `seqexit.data.read_jsonl` reads every
+such file back: `tokens` and `labels` (also `words` and the older `tags`); the other keys land in
+the sentence's `meta`. The Ray engine's rows (`seqexit.distributed.tag_dataset`) carry the same
+`labels`, `exit_layers`, `confidences` (not rounded) and `entities` (start, end, label, text).
+
+DocBin: see `DocBinWriter`. Pretty: see `PrettyWriter` (for people, not a contract).
 """
 
 from __future__ import annotations
@@ -12,11 +48,11 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .data import INTERNAL_SCHEME, convert
-from .data.writers import conll_block
+from .data import INTERNAL_SCHEME, Sentence, convert
 from .files import umask_mode
 from .tagger import TaggedSentence
 
@@ -29,39 +65,53 @@ def output_format_for(path: str | Path | None) -> str:
     return {".jsonl": "jsonl", ".json": "jsonl", ".spacy": "spacy"}.get(suffix, "conll")
 
 
+def labelled_record(words: Sequence[str], labels: Sequence[str]) -> dict:
+    """The JSONL object of a labelled sentence without exit information: tokens and labels."""
+    return {"tokens": list(words), "labels": list(labels)}
+
+
 def tagged_record(tagged: TaggedSentence, *, scheme: str | None = INTERNAL_SCHEME) -> dict:
-    """The JSONL object of one sentence (a stable contract): tokens, labels (span labels in
-    `scheme`), exit_layers, confidences and, for span tasks, entities with token offsets (end
-    exclusive). Raw-text input adds `text` (the sentence) and the entities' `start_char`/`end_char`
-    in it."""
-    record = {
-        "tokens": tagged.words,
-        "labels": _labels(tagged, scheme),
-        "exit_layers": tagged.exit_layers,
-        "confidences": [round(c, 4) for c in tagged.confidence],
-    }
+    """The JSONL object of one tagged sentence (a stable contract; the module docstring lists
+    its keys): tokens, labels (span labels in `scheme`), exit_layers, confidences and, for span
+    tasks, entities with token offsets (end exclusive). Raw-text input adds `text` (the sentence)
+    and the entities' `start_char`/`end_char` in it."""
+    record = labelled_record(tagged.words, _labels(tagged, scheme))
+    record["exit_layers"] = tagged.exit_layers
+    record["confidences"] = [round(c, 4) for c in tagged.confidence]
     meta = tagged.source.meta if tagged.source is not None else {}
     offsets = meta.get("char_offsets")
     if offsets:
         record["text"] = meta.get("text", "")
     if tagged.spans is not None:
-        base = offsets[0][0] if offsets else 0
-        entities = []
-        for span in tagged.spans:
-            entity = {"start": span.start, "end": span.end, "label": span.label,
-                      "text": " ".join(tagged.words[span.start : span.end])}
-            if offsets:
-                entity["start_char"], entity["end_char"] = offsets[span.start][0] - base, offsets[span.end - 1][1] - base
-                entity["text"] = record["text"][entity["start_char"] : entity["end_char"]]
-            entities.append(entity)
-        record["entities"] = entities
+        record["entities"] = entity_records(tagged, record.get("text"), offsets)
     return record
 
 
+def entity_records(
+    tagged: TaggedSentence, text: str | None = None, offsets: Sequence[tuple[int, int]] | None = None
+) -> list[dict]:
+    """`tagged`'s spans as `entities` objects: start, end (exclusive), label, text; with the
+    sentence's `text` and its words' character `offsets` (from raw text), also start_char and
+    end_char in `text`."""
+    base = offsets[0][0] if offsets else 0
+    entities = []
+    for span in tagged.spans or []:
+        entity = {"start": span.start, "end": span.end, "label": span.label,
+                  "text": " ".join(tagged.words[span.start : span.end])}
+        if offsets:
+            entity["start_char"], entity["end_char"] = offsets[span.start][0] - base, offsets[span.end - 1][1] - base
+            entity["text"] = (text or "")[entity["start_char"] : entity["end_char"]]
+        entities.append(entity)
+    return entities
+
+
+def _in_scheme(labels: Sequence[str], scheme: str | None) -> list[str]:
+    """IOB2 span labels in `scheme`; None: as they are."""
+    return convert(labels, INTERNAL_SCHEME, scheme) if scheme else list(labels)
+
+
 def _labels(tagged: TaggedSentence, scheme: str | None) -> list[str]:
-    if tagged.spans is None or scheme is None:
-        return list(tagged.labels)
-    return convert(tagged.labels, INTERNAL_SCHEME, scheme)
+    return _in_scheme(tagged.labels, scheme) if tagged.spans is not None else list(tagged.labels)
 
 
 class TaggedWriter:
@@ -114,14 +164,22 @@ class ConllWriter(TaggedWriter):
     """`word<TAB>label` lines, a blank line after each sentence."""
 
     def write(self, tagged: TaggedSentence) -> None:
-        self.stream.write(conll_block(tagged.words, _labels(tagged, self.scheme)))
+        self.write_labels(tagged.words, _labels(tagged, self.scheme))
+
+    def write_labels(self, words: Sequence[str], labels: Sequence[str]) -> None:
+        """One sentence's words with the labels given, as they are."""
+        self.stream.write("".join(f"{w}\t{t}\n" for w, t in zip(words, labels)) + "\n")
 
 
 class JsonlWriter(TaggedWriter):
     """One `tagged_record` per line."""
 
     def write(self, tagged: TaggedSentence) -> None:
-        self.stream.write(json.dumps(tagged_record(tagged, scheme=self.scheme), ensure_ascii=False) + "\n")
+        self.write_record(tagged_record(tagged, scheme=self.scheme))
+
+    def write_record(self, record: dict) -> None:
+        """Any JSON object, as one line."""
+        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 class DocBinWriter(TaggedWriter):
@@ -204,3 +262,48 @@ def open_writer(
     if format == "pretty":
         return PrettyWriter(out, scheme=scheme)
     raise ValueError(f"unknown output format {format!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+
+
+def write_conll(
+    sentences: Sequence[Sentence], labels: Sequence[Sequence[str]], out: str | Path | IO[str], *,
+    scheme: str | None = INTERNAL_SCHEME,
+) -> None:
+    """`word<TAB>label` lines, a blank line after each sentence. scheme=None writes labels as
+    they are (POS); otherwise IOB2 labels are converted to `scheme`."""
+    pairs = _checked(sentences, labels, scheme)
+    with ConllWriter(out) as writer:
+        for sentence, tags in pairs:
+            writer.write_labels(sentence.words, tags)
+
+
+def write_jsonl(
+    sentences: Sequence[Sentence],
+    labels: Sequence[Sequence[str]],
+    out: str | Path | IO[str],
+    *,
+    scheme: str | None = INTERNAL_SCHEME,
+    extra: Sequence[dict] | None = None,
+) -> None:
+    """One `{"tokens", "labels", **extra[i]}` object per line (`labelled_record`); labels
+    converted as in `write_conll`."""
+    if extra is not None and len(extra) != len(sentences):
+        raise ValueError(f"{len(sentences)} sentences but {len(extra)} extra field dicts")
+    pairs = _checked(sentences, labels, scheme)
+    with JsonlWriter(out) as writer:
+        for i, (sentence, tags) in enumerate(pairs):
+            writer.write_record({**labelled_record(sentence.words, tags), **(extra[i] if extra else {})})
+
+
+def _checked(
+    sentences: Sequence[Sentence], labels: Sequence[Sequence[str]], scheme: str | None
+) -> list[tuple[Sentence, list[str]]]:
+    """Pair each sentence with its labels in the output scheme; every check runs before any
+    byte is written, so a refused call leaves no file behind."""
+    if len(sentences) != len(labels):
+        raise ValueError(f"{len(sentences)} sentences but {len(labels)} label lists")
+    pairs = []
+    for sentence, tags in zip(sentences, labels):
+        if len(tags) != len(sentence.words):
+            raise ValueError(f"{sentence.where()}: {len(sentence.words)} words but {len(tags)} labels")
+        pairs.append((sentence, _in_scheme(tags, scheme)))
+    return pairs

@@ -1,4 +1,5 @@
-"""Data layer: files -> `Sentence`s (words + tags in the internal IOB2 scheme) and back."""
+"""Data layer: files -> `Sentence`s (words + tags in the internal IOB2 scheme); the writers that
+turn them back into files are in `seqexit.output`."""
 
 from .conll import read_conll
 from .conllu import read_conllu
@@ -11,7 +12,6 @@ from .schemes import INTERNAL_SCHEME, SCHEMES, Span, convert, decode_spans, dete
 from .sentence import Sentence
 from .stats import CorpusStats, corpus_stats
 from .text import read_text, sentences_from_text
-from .writers import write_conll, write_jsonl
 
 __all__ = [
     "CorpusStats",
@@ -35,6 +35,4 @@ __all__ = [
     "read_text",
     "sentences_from_text",
     "to_hf_dataset",
-    "write_conll",
-    "write_jsonl",
 ]

@@ -1,4 +1,5 @@
-"""JSONL: one `{"tokens": [...], "tags": [...]}` object per line (`words`/`labels` also read)."""
+"""JSONL: one `{"tokens": [...], "labels": [...]}` object per line, the schema `seqexit.output`
+writes (`words` for tokens and `tags` for labels, as older files have them, also read)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def iter_jsonl(path: str | Path) -> Iterator[Sentence]:
         if not isinstance(row, dict):
             raise DataError(source, number, "each line must be a JSON object with a 'tokens' list")
         tokens = _field(row, "tokens", "words")
-        tags = _field(row, "tags", "labels")
+        tags = _field(row, "labels", "tags")
         if not isinstance(tokens, list) or not tokens:
             raise DataError(source, number, "'tokens' must be a non-empty list of strings")
         for i, token in enumerate(tokens):

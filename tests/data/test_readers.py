@@ -4,9 +4,8 @@ import logging
 
 import pytest
 
-from seqexit.data import (
-    DataError, read_conll, read_conllu, read_file, read_jsonl, read_text, sentences_from_text, write_conll, write_jsonl,
-)
+from seqexit.data import DataError, read_conll, read_conllu, read_file, read_jsonl, read_text, sentences_from_text
+from seqexit.output import write_conll, write_jsonl
 
 CONLL2003 = """\
 -DOCSTART- -X- O O
@@ -154,6 +153,27 @@ def test_writers_pos_as_is_and_extra_fields(tmp_path):
     assert [(s.words, s.tags) for s in back] == [(["I", "run"], ["PRON", "VERB"]), (["Go"], ["VERB"])]
     write_jsonl(sentences, [["PRON", "VERB"], ["VERB"]], tmp_path / "pos.jsonl", scheme=None, extra=[{"id": 1}, {"id": 2}])
     assert [s.meta for s in read_jsonl(tmp_path / "pos.jsonl", scheme=None)] == [{"id": 1}, {"id": 2}]
+
+
+@pytest.mark.parametrize("scheme", ["iob1", "iob2", "iobes", "bilou", None])
+def test_jsonl_round_trip_writer_to_reader(tmp_path, scheme):
+    import json
+
+    from seqexit.data import Sentence
+
+    sentences = [Sentence(["John", "Smith", "in", "Paris", "Berlin"]), Sentence(["Hi", "you"]), Sentence(["Bonn"])]
+    labels = [["B-PER", "I-PER", "O", "B-LOC", "B-LOC"], ["O", "O"], ["B-LOC"]]
+    write_jsonl(sentences, labels, tmp_path / "out.jsonl", scheme=scheme)
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [set(row) for row in rows] == [{"tokens", "labels"}] * 3  # the one schema: no "tags"
+    back = read_jsonl(tmp_path / "out.jsonl", scheme=scheme or "auto")
+    assert [(s.words, s.tags) for s in back] == [(s.words, l) for s, l in zip(sentences, labels)]
+
+
+def test_jsonl_reader_still_reads_tags_written_before(tmp_path):
+    path = write(tmp_path, "old.jsonl", '{"tokens": ["John", "Smith"], "tags": ["B-PER", "I-PER"], "id": 3}\n')
+    [sentence] = read_jsonl(path)
+    assert sentence.words == ["John", "Smith"] and sentence.tags == ["B-PER", "I-PER"] and sentence.meta == {"id": 3}
 
 
 @pytest.mark.parametrize(

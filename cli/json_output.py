@@ -1,4 +1,6 @@
-"""Machine-readable output: exactly one JSON object on stdout (`--json`)."""
+"""`--json` (stats, info, calibrate, evaluate): print exactly one JSON object on stdout.
+
+Not the tagged-output files (CoNLL, JSONL, DocBin): those are `seqexit.output`'s."""
 
 from __future__ import annotations
 
