@@ -16,7 +16,7 @@ class TrainConfig:
     exit_grad_scale: how much of the gradient of exits 1..L-1 reaches the encoder. 1.0 is
         plain joint training; 0.0 lets only the last exit shape the encoder while the other
         exits learn on its layers, which keeps full depth at the ordinary fine-tune's accuracy
-        (see README, "Training").
+        (see docs/training.md).
     train_encoder: False trains only the exits below the last, on the features of an encoder
         (and last exit) that stay exactly as they are: the second stage of the two-stage recipe
         (an ordinary fine-tune first), whose full depth is that fine-tune by construction. The

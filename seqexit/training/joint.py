@@ -29,6 +29,7 @@ from ..casing import LEARNING_RATE_SCALE, is_casing_parameter
 from ..data import Sentence
 from ..evaluation import evaluate_exits
 from ..evaluation.exits import check_labels
+from ..bundle import load_model, save_model
 from ..model import MultiExitTagger
 from ..pieces import EncodedChunk
 from .checkpoint import load_checkpoint, replace_dir, save_checkpoint
@@ -198,7 +199,7 @@ def train_joint(
         message = f"epoch {epoch + 1}: dev {what} {score:.2f}"
         if score > state["best"]:
             state.update(best=score, best_epoch=epoch + 1)
-            replace_dir(lambda folder: model.save(folder), output_dir / "model")
+            replace_dir(lambda folder: save_model(model, folder), output_dir / "model")
             message += " (best so far, saved)"
         log.info(message)
         if progress:
@@ -209,7 +210,7 @@ def train_joint(
     result = TrainResult(state["best"], state["best_epoch"], state["history"], state["seconds"], str(output_dir / "model"),
                          run_config)
     (output_dir / "train_result.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-    best = MultiExitTagger.load(output_dir / "model", device=next(model.parameters()).device)
+    best = load_model(output_dir / "model", device=next(model.parameters()).device)
     model.load_state_dict(best.state_dict())
     model.eval()
     return result

@@ -4,23 +4,14 @@ import torch
 import seqexit.training.joint as joint
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.evaluation import evaluate_exits
-from seqexit.model import MultiExitTagger
+from seqexit.bundle import load_model
 from seqexit.training import SelfSamplingConfig, TrainConfig, train_joint, train_self_sampling
-from seqexit.training.joint import IGNORE, JointObjective
+from seqexit.training.joint import JointObjective
 from seqexit.training.self_sampling import SelfSamplingObjective
-from test_joint import CONFIG, corpus, fresh
 
 
-def labelled_batch(model, sentences):
-    batch = model.pieces.collate([c[0] for c in model.pieces.encode([s.words for s in sentences])])
-    labels = torch.full(batch.word_mask.shape, IGNORE)
-    for row, s in enumerate(sentences):
-        labels[row, : len(s.tags)] = torch.tensor([model.labels.index(t) for t in s.tags])
-    return batch, labels
-
-
-def test_sampled_settings_keep_the_full_and_aggressive_shares(tiny_backbone):
-    objective = SelfSamplingObjective(fresh(tiny_backbone), TrainConfig(), SelfSamplingConfig(max_threshold=0.4))
+def test_sampled_settings_keep_the_full_and_aggressive_shares(fresh):
+    objective = SelfSamplingObjective(fresh(), TrainConfig(), SelfSamplingConfig(max_threshold=0.4))
     thresholds, windows = objective.sample_settings(4000)
     assert abs((thresholds == 0).float().mean() - 0.25) < 0.03
     aggressive = thresholds == 0.4
@@ -28,16 +19,16 @@ def test_sampled_settings_keep_the_full_and_aggressive_shares(tiny_backbone):
     assert thresholds.max() <= 0.4 and set(windows.tolist()) == {0, 1, 2}
 
 
-def test_at_full_depth_the_loss_is_the_joint_loss(tiny_backbone):
-    model = fresh(tiny_backbone).eval()  # no dropout: both objectives see the same forward
+def test_at_full_depth_the_loss_is_the_joint_loss(corpus, fresh, labelled_batch):
+    model = fresh().eval()  # no dropout: both objectives see the same forward
     batch, labels = labelled_batch(model, corpus(6, 11))
     ssft = SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(full_share=1.0, aggressive_share=0.0))
     joint_loss = JointObjective(model, TrainConfig(exit_grad_scale=1.0))(model, batch, labels)
     assert torch.allclose(ssft(model, batch, labels), joint_loss, atol=1e-5)
 
 
-def test_a_word_is_trained_only_on_layers_it_reaches(tiny_backbone, monkeypatch):
-    model = fresh(tiny_backbone).eval()
+def test_a_word_is_trained_only_on_layers_it_reaches(corpus, fresh, labelled_batch, monkeypatch):
+    model = fresh().eval()
     batch, labels = labelled_batch(model, corpus(6, 12))
     ssft = SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(max_threshold=2.0, full_share=0.0, aggressive_share=1.0))
     # threshold 2 halts every word at layer 1: only exit 1 has anything to learn
@@ -47,13 +38,14 @@ def test_a_word_is_trained_only_on_layers_it_reaches(tiny_backbone, monkeypatch)
     assert all(e.linear.weight.grad is None or e.linear.weight.grad.abs().sum() == 0 for e in model.exits[1:])
 
 
-def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(tiny_backbone, tmp_path):
+@pytest.mark.slow
+def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(corpus, fresh, small_config, tmp_path):
     train, dev = corpus(96, 1), corpus(24, 2)
-    model = fresh(tiny_backbone)
-    train_joint(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 6}, exit_grad_scale=1.0), tmp_path / "joint", progress=False)
+    model = fresh()
+    train_joint(model, train, dev, small_config(epochs=6, exit_grad_scale=1.0), tmp_path / "joint", progress=False)
     before = evaluate_exits(model, dev)[-1].score
-    base = MultiExitTagger.load(tmp_path / "joint" / "model")
-    config = TrainConfig(**{**CONFIG, "epochs": 2, "learning_rate": 1e-3})
+    base = load_model(tmp_path / "joint" / "model")
+    config = small_config(epochs=2, learning_rate=1e-3)
     sampling = SelfSamplingConfig(max_threshold=0.6)
     train_self_sampling(model, train, dev, config, tmp_path / "ssft", sampling=sampling, progress=False)
     assert not all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
@@ -61,7 +53,7 @@ def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(tiny_backbone
     run = run_policy(model, [s.words for s in dev], ExitPolicy.tokee(0.3, window=1))
     assert sum(run.words_per_layer) == sum(len(s.words) for s in dev)
 
-    again = MultiExitTagger.load(tmp_path / "joint" / "model")
+    again = load_model(tmp_path / "joint" / "model")
     real_step, calls = joint._step, []
 
     def crash_after_7(*args):
@@ -76,21 +68,22 @@ def test_self_sampling_fine_tuning_runs_resumes_and_keeps_accuracy(tiny_backbone
             train_self_sampling(again, train, dev, config, tmp_path / "resume", sampling=sampling, progress=False)
     finally:
         joint._step = real_step
-    resumed = MultiExitTagger.load(tmp_path / "joint" / "model")
+    resumed = load_model(tmp_path / "joint" / "model")
     train_self_sampling(resumed, train, dev, config, tmp_path / "resume", sampling=sampling, progress=False)
     assert all(torch.equal(x, y) for x, y in zip(model.state_dict().values(), resumed.state_dict().values()))
 
 
-def test_ssft_after_two_stage_in_one_process_trains_the_encoder(tiny_backbone, tmp_path):
+@pytest.mark.slow
+def test_ssft_after_two_stage_in_one_process_trains_the_encoder(corpus, fresh, small_config, tmp_path):
     """`seqexit train` runs two-stage then SSFT on one model object: the second stage's frozen
     encoder must not stay frozen (it did once, and SSFT then trained only the lower exits)."""
     from seqexit.training import train_two_stage
 
-    model = fresh(tiny_backbone)
+    model = fresh()
     train, dev = corpus(24, 1), corpus(8, 2)
-    train_two_stage(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 1}), tmp_path / "first", progress=False)
+    train_two_stage(model, train, dev, small_config(epochs=1), tmp_path / "first", progress=False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    train_self_sampling(model, train, dev, TrainConfig(**{**CONFIG, "epochs": 1}), tmp_path / "ssft", progress=False)
+    train_self_sampling(model, train, dev, small_config(epochs=1), tmp_path / "ssft", progress=False)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert any(k.startswith("encoder.encoder.layer.") for k in changed), "SSFT must move the encoder"
