@@ -13,6 +13,8 @@ pytest.importorskip("onnxruntime", reason="the benchmark extra: pip install -e '
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from onnx_runtime import FullDepthGraph, OnnxTagger, export_onnx, quantize_onnx  # noqa: E402
 
+pytestmark = pytest.mark.slow  # ONNX export and int8 quantization of the benchmark baseline
+
 
 def test_onnx_graph_labels_equal_seqexit_full_depth(make_tagger, sentences, tmp_path):
     model = make_tagger(4)

@@ -9,11 +9,12 @@ from typer.testing import CliRunner
 
 from cli.calibrate import calibrate
 from cli.info import info
+from seqexit.bundle import PRESETS_FILE, load_presets
 from seqexit.data import Sentence
 from seqexit.evaluation import PolicyScore
 from seqexit.evaluation.calibrate import NAMED_DROPS, pick_at_speedup, pick_within_drop
 from seqexit.evaluation.calibrate import calibrate as run_calibration
-from seqexit.exits import PRESETS_FILE, ExitPolicy, load_presets, run_policy
+from seqexit.exits import ExitPolicy, run_policy
 
 runner = CliRunner()
 app = typer.Typer(pretty_exceptions_enable=False)
@@ -188,6 +189,7 @@ def test_a_stored_preset_drives_tag_and_evaluate(trained, calibrated):
     assert unknown.exit_code == 2 and "fast" in unknown.output
 
 
+@pytest.mark.slow
 def test_int8_calibration_stores_int8_presets_beside_the_float_ones(trained, calibrated):
     from cli.main import app as main_app
 

@@ -12,7 +12,8 @@ ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pi
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from seqexit.distributed import tag_dataset, tag_on_ray  # noqa: E402
-from test_ray_engine import corpus  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def two_nodes():
     cluster.shutdown()
 
 
-def test_both_nodes_tag_and_the_output_equals_the_local_engine(two_nodes, ner_model):
+def test_both_nodes_tag_and_the_output_equals_the_local_engine(two_nodes, ner_model, corpus):
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     sentences = corpus(120)
     policy = ExitPolicy.sentee(0.3)

@@ -8,15 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from seqexit.bundle import save_presets
 from seqexit import Tagger
-from seqexit.data import Sentence
 from seqexit.exits import ExitPolicy
 
 ray = pytest.importorskip("ray", reason="the Ray engine is an optional extra: pip install 'seqexit[ray]'")
 from seqexit.distributed import SentenceTagger, start_ray, tag_on_ray  # noqa: E402
 
 runner = CliRunner()
-WORDS = ["john", "smith", "was", "in", "berlin", "on", "monday", ".", "mary", "said", "paris", "london", "reuters"]
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +25,9 @@ def local_ray():
     ray.shutdown()
 
 
-def corpus(n: int) -> list[Sentence]:
-    return [Sentence([WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(1 + (i * 5) % 17)], source=f"f{i % 2}.txt")
-            for i in range(n)]
-
-
-def test_tag_on_ray_equals_the_local_engine_in_order(local_ray, ner_model):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tag_on_ray_equals_the_local_engine_in_order(local_ray, ner_model, corpus):
     sentences = corpus(150)
     policy = ExitPolicy.tokee(0.3, window=1)
     got = list(tag_on_ray(sentences, str(ner_model), policy=policy, workers=2, rows_per_call=16, batch_size=8))
@@ -43,6 +39,8 @@ def test_tag_on_ray_equals_the_local_engine_in_order(local_ray, ner_model):
         assert [(x.start, x.end, x.label) for x in g.spans] == [(x.start, x.end, x.label) for x in w.spans]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_raw_text_rows_are_split_into_words_and_tagged_like_the_local_engine(local_ray, ner_model):
     from seqexit.distributed import tag_dataset
 
@@ -57,7 +55,9 @@ def test_raw_text_rows_are_split_into_words_and_tagged_like_the_local_engine(loc
     assert [r["text"] for r in rows] == texts
 
 
-def test_cli_ray_engine_writes_what_the_local_engine_writes(local_ray, ner_model, tmp_path):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_cli_ray_engine_writes_what_the_local_engine_writes(local_ray, ner_model, tmp_path, corpus):
     conll = "\n\n".join("\n".join(f"{w} O" for w in s.words) for s in corpus(60)) + "\n"
     (tmp_path / "in.conll").write_text(conll)
     local = runner.invoke(app, ["tag", str(tmp_path / "in.conll"), "-m", str(ner_model), "--mode", "tokee",
@@ -106,7 +106,10 @@ class DiesOnce(SentenceTagger):
         return super().__call__(batch)
 
 
-def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(local_ray, ner_model, tmp_path, monkeypatch):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(local_ray, ner_model, tmp_path, monkeypatch,
+                                                                             corpus):
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
@@ -122,11 +125,13 @@ def test_a_worker_that_dies_mid_run_is_replaced_and_the_output_is_complete(local
     assert [(g.labels, g.exit_layers) for g in got] == [(w.labels, w.exit_layers) for w in want]
 
 
-def test_tag_dataset_takes_a_policy_or_a_calibrated_preset(local_ray, ner_model, tmp_path):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tag_dataset_takes_a_policy_or_a_calibrated_preset(local_ray, ner_model, tmp_path, corpus):
     import shutil
 
     from seqexit.distributed import tag_dataset
-    from seqexit.exits import Preset, save_presets
+    from seqexit.exits import Preset
 
     dataset = ray.data.from_items([{"words": s.words} for s in corpus(40)])
     with pytest.raises(ValueError, match="not both"):

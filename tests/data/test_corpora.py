@@ -9,6 +9,7 @@ from seqexit.data import decode_spans, read_conll, read_conllu
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason=f"{DATA} not found: the benchmark corpora live beside the repo")
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # reads the full benchmark corpora from disk
 
 
 @needs_data
