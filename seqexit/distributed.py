@@ -94,7 +94,7 @@ def tag_dataset(
     quantize: str | None = None,
 ):
     """`dataset` (rows with `words` or `text`) plus each row's labels, exit layers, confidences and
-    entities (token offsets, end exclusive), tagged by `workers` actors that each load `model`
+    entities (token offsets, end exclusive, and their text), tagged by `workers` actors that each load `model`
     (a folder or a shipped name, resolvable on every node) once, under `policy` or the model's
     calibrated `preset` (default: full depth).
 
