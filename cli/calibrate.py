@@ -15,7 +15,7 @@ from seqexit.bundle import load_model, load_presets, save_presets, write_tempera
 from seqexit.exits import Preset, check_preset_name
 from seqexit.exits.criteria import CRITERIA
 
-from .errors import UsageError, friendly
+from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
 from .policy import QUANTIZE, pick_quantize
 
@@ -32,6 +32,7 @@ def calibrate(
     format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
     label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
     xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
+    on_bad_line: str = ON_BAD_LINE,
     batch_size: int = typer.Option(32),
     quantize: str = QUANTIZE,
     criterion: str = typer.Option("entropy", "--criterion", help=f"Calibrate presets of this exit criterion ({', '.join(CRITERIA)}); "
@@ -66,7 +67,10 @@ def calibrate(
         raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
     tagger = load_model(model)
-    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
+    bad = bad_lines(on_bad_line)
+    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos,
+                          bad_lines=bad)
+    bad.finish()
     if not json_output:
         typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
     if criterion == "learned" and tagger.learned_exits is None:
@@ -78,12 +82,12 @@ def calibrate(
                              data=str(data), progress=True, quantize=quantized, criterion=criterion)
 
     try:
-        stored = load_presets(model, quantize=quantized)
+        load_presets(model, quantize=quantized)
+        merge = True  # read, update and write under save_presets' lock: a concurrent run's presets stay
     except ValueError as err:
         typer.secho(f"warning: replacing unreadable presets: {err}", fg=typer.colors.YELLOW, err=True)
-        stored = {}
-    stored.update(result.presets)
-    path = save_presets(model, stored, quantize=quantized)
+        merge = False
+    path = save_presets(model, result.presets, quantize=quantized, merge=merge)
 
     if json_output:
         print_json({

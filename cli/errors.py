@@ -4,14 +4,18 @@
 model, a threshold out of range). 1: a runtime failure (bad content in an input file, reported
 as `file:line: message`, or anything else that went wrong while running). 141: the reader of
 standard output went away (`seqexit tag ... | head`): the command stops quietly, as Unix tools
-killed by SIGPIPE do.
+killed by SIGPIPE do. 130: interrupted (Ctrl-C); 143: terminated (SIGTERM); either way after the
+command's cleanup (no half-written output, no temporary file left).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 
 import typer
 
@@ -20,6 +24,23 @@ from seqexit.data import DataError
 
 class UsageError(ValueError):
     """The command was called wrongly: exit code 2."""
+
+
+ON_BAD_LINE = typer.Option(
+    "error", "--on-bad-line", metavar="[error|warn|skip]",
+    help="A malformed input line: error (stop, exit 1); warn (skip its whole sentence and print each "
+    "skipped line as file:line: why on stderr as it goes); skip (the same, every skipped line printed at the end). "
+    "Either way the count of skipped lines ends the run on stderr.",
+)
+
+
+def bad_lines(policy: str):
+    """The `BadLines` collector of --on-bad-line; the command calls its `finish()` when done."""
+    from seqexit.data.errors import BAD_LINE_POLICIES, BadLines
+
+    if policy not in BAD_LINE_POLICIES:
+        raise UsageError(f"--on-bad-line must be one of {', '.join(BAD_LINE_POLICIES)}, not {policy!r}")
+    return BadLines(policy)
 
 
 def fail(message: str, code: int) -> typer.Exit:
@@ -38,15 +59,42 @@ def _quiet_after_broken_pipe() -> typer.Exit:
     return typer.Exit(BROKEN_PIPE_EXIT)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a command: raised where the command is, so that everything that cleans up
+    after Ctrl-C (an output's temporary file, say) runs for it too; exit code 143 (128 + 15)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """While the command runs, SIGTERM raises `Terminated` instead of killing the process
+    without cleanup (Python's default); the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def friendly(command):
-    """Run `command`, turning its errors into one red line on stderr and exit code 1 or 2."""
+    """Run `command`, turning its errors into one red line on stderr and exit code 1 or 2
+    (130 for Ctrl-C, 143 for SIGTERM, both after the command's cleanup)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return command(*args, **kwargs)
         except typer.Exit:
             raise
+        except Terminated:
+            raise fail("terminated", 143) from None
         except BrokenPipeError:
             raise _quiet_after_broken_pipe() from None
         except DataError as err:

@@ -13,7 +13,7 @@ from seqexit.evaluation.calibrate import calibration_grid
 from seqexit.exits import ExitPolicy
 from seqexit.bundle import ModelBundle
 
-from .errors import UsageError, friendly
+from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
                      pick_device, pick_quantize)
@@ -55,6 +55,7 @@ def evaluate(
     format: str = typer.Option("auto", help="Input format: auto, conll, conllu, jsonl."),
     label_column: int = typer.Option(-1, help="Tag column of CoNLL files (default: last)."),
     xpos: bool = typer.Option(False, help="CoNLL-U: score XPOS instead of UPOS."),
+    on_bad_line: str = ON_BAD_LINE,
     batch_size: int = typer.Option(32, min=1),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     preset: str | None = PRESET,
@@ -93,7 +94,10 @@ def evaluate(
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
                           quantize=quantized, criterion=criterion, patience=patience)
     tagger = bundle.open(policy=policy, quantize=quantized, device=pick_device(device)).runner
-    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos)
+    bad = bad_lines(on_bad_line)
+    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos,
+                          bad_lines=bad)
+    bad.finish()
     if sweep:
         modes = [m.strip() for m in sweep_modes.split(",") if m.strip()]
         if unknown := [m for m in modes if m not in SWEEP_MODES]:

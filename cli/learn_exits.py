@@ -11,7 +11,7 @@ from seqexit.data.formats import FORMATS, iter_words
 from seqexit.bundle import load_model, save_learned_exits
 from seqexit.training.learned_exits import train_learned_exits
 
-from .errors import UsageError, friendly
+from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 
 
 @friendly
@@ -23,6 +23,7 @@ def learn_exits(
     lr: float = typer.Option(1e-3, help="Learning rate of the heads (the model stays frozen)."),
     batch_size: int = typer.Option(32, min=1),
     limit: int = typer.Option(0, min=0, help="Use the first N sentences only (0: all)."),
+    on_bad_line: str = ON_BAD_LINE,
 ) -> None:
     """Train the exit heads of `--criterion learned` (BERxiT) on DATA; the model stays frozen.
 
@@ -37,7 +38,9 @@ def learn_exits(
     if not data.is_file():
         raise UsageError(f"{data}: no such file")
     tagger = load_model(model)
-    sentences = [s.words for s in itertools.islice(iter_words(data, input_format), limit or None) if s.words]
+    bad = bad_lines(on_bad_line)
+    sentences = [s.words for s in itertools.islice(iter_words(data, input_format, bad_lines=bad), limit or None) if s.words]
+    bad.finish()
     if not sentences:
         raise UsageError(f"{data} holds no sentences")
     typer.echo(f"{len(sentences)} sentences from {data}")

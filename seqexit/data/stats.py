@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .conll import read_conll
-from .conllu import read_conllu
-from .errors import DataError
+from .conll import iter_conll
+from .conllu import iter_conllu
+from .errors import BadLines, DataError
 from .formats import guess_format
-from .jsonl import read_jsonl
+from .jsonl import iter_jsonl
 from .schemes import SchemeViolation, UnknownTagError, decode_spans, detect_scheme, violations
 from .sentence import Sentence
 
@@ -58,15 +58,21 @@ class CorpusStats:
 
 
 def corpus_stats(
-    path: str | Path, format: str = "auto", *, label_column: int = -1, upos: bool = True
+    path: str | Path, format: str = "auto", *, label_column: int = -1, upos: bool = True,
+    bad_lines: str | BadLines = "error",
 ) -> CorpusStats:
     """Count sentences, tokens, labels and entities of a CoNLL, CoNLL-U or JSONL file and list
     every tag its detected scheme forbids.
 
     label_column: the tag column of a CoNLL file; upos: UPOS (else XPOS) from CoNLL-U.
     A file that cannot be parsed at all raises `DataError` (file:line); scheme problems do not.
+    bad_lines: as in `read_file`; the counts are then of the sentences kept. An empty file (or
+    one whose every sentence was skipped) has all counts zero and no scheme.
     """
-    sentences = _read_raw(path, format, label_column=label_column, upos=upos)
+    bad = BadLines.of(bad_lines)
+    sentences = _read_raw(path, format, label_column=label_column, upos=upos, bad=bad)
+    if not isinstance(bad_lines, BadLines):
+        bad.finish()
     tag_lists = [s.tags for s in sentences if s.tags is not None]
     scheme = detect_scheme(tag_lists)
     problems: list[Problem] = []
@@ -85,19 +91,24 @@ def corpus_stats(
     )
 
 
-def _read_raw(path: str | Path, format: str, *, label_column: int, upos: bool) -> list[Sentence]:
+def _read_raw(path: str | Path, format: str, *, label_column: int, upos: bool, bad: BadLines) -> list[Sentence]:
     """Sentences with their tags exactly as written (no scheme conversion, no repair)."""
     if format == "auto":
         format = guess_format(path, labelled=True)
     if format not in STATS_FORMATS:
         raise ValueError(f"unknown format {format!r} for stats; choose one of {', '.join(STATS_FORMATS)}")
     if format == "conll":
-        return read_conll(path, label_column=label_column, scheme=None)
+        return list(iter_conll(path, label_column=label_column, bad_lines=bad))
     if format == "conllu":
-        return read_conllu(path, tag="upos" if upos else "xpos")
-    sentences = read_jsonl(path, scheme=None)
-    if sentences[0].tags is None:
-        raise DataError(path, sentences[0].lines[0], "no tags: stats needs a labelled file ('tags' on every line)")
+        return list(iter_conllu(path, tag="upos" if upos else "xpos", bad_lines=bad))
+    sentences = []
+    for sentence in iter_jsonl(path, bad_lines=bad):
+        if sentence.tags is None:
+            error = DataError(path, sentence.lines[0], "no tags: stats needs a labelled file ('tags' on every line)")
+            bad.check(error)
+            bad.drop([error], sentence.lines[0])
+        else:
+            sentences.append(sentence)
     return sentences
 
 

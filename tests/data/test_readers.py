@@ -225,3 +225,16 @@ def test_lenient_repair_keeps_every_token_and_warns(tmp_path, caplog):
     assert [len(s) for s in sentences] == [2, 3]
     assert sentences[1].tags == ["O", "B-LOC", "O"]
     assert f"{path}:5" in caplog.text
+
+
+def test_the_default_text_pipeline_is_rebuilt_before_its_vocabulary_grows_without_bound(monkeypatch):
+    """spaCy keeps every new word it sees; the default pipeline is replaced past a limit, with
+    the same words out."""
+    from seqexit.data import text
+
+    monkeypatch.setattr(text, "VOCAB_LIMIT", len(text.default_nlp().vocab.strings) + 50)
+    first = text.default_nlp()
+    words = [w for i in range(40) for w in sentences_from_text(f"Word{i} number {i * 7919} here.")[0].words]
+    assert text.default_nlp() is not first  # the new strings pushed it past the limit
+    again = [w for i in range(40) for w in sentences_from_text(f"Word{i} number {i * 7919} here.")[0].words]
+    assert again == words and len(text.default_nlp().vocab.strings) <= text.VOCAB_LIMIT + 10
