@@ -11,11 +11,11 @@ from tqdm.auto import tqdm
 from seqexit import open_tagger
 from seqexit.bundle import ModelBundle
 from seqexit.data import SCHEMES
-from seqexit.data.formats import FORMATS, iter_words
-from seqexit.output import OUTPUT_FORMATS, open_writer
+from seqexit.data.formats import FORMATS, guess_format, iter_words
+from seqexit.output import OUTPUT_FORMATS, open_writer, output_format_for
 from seqexit.distributed import require_ray, start_ray, tag_on_ray
 
-from .errors import UsageError, friendly
+from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
                      pick_device, pick_quantize)
 
@@ -28,7 +28,12 @@ def tag(
     format: str = typer.Option("auto", "--format", "--output-format", "-f",
                                help=f"Output: {', '.join(OUTPUT_FORMATS)}; auto: from -o's extension (.jsonl, .spacy), else conll."),
     input_format: str = typer.Option("auto", help=f"Input: {', '.join(FORMATS)}; auto: from the extension (.txt and stdin: text)."),
+    on_bad_line: str = ON_BAD_LINE,
     scheme: str = typer.Option("iob2", help=f"Span scheme to write: {', '.join(SCHEMES)}."),
+    keep_columns: bool = typer.Option(False, "--keep-columns", help="CoNLL out from CoNLL or CoNLL-U in: every input "
+                                      "line as it is, with the prediction appended (CoNLL: a last column, `word ... gold "
+                                      "pred` as conlleval reads it; -DOCSTART- lines repeat their last column; CoNLL-U: "
+                                      "SeqexitLabel=PRED in MISC). Raw text and JSONL input are refused."),
     preset: str | None = PRESET,
     quantize: str = QUANTIZE,
     mode: str = MODE,
@@ -55,6 +60,8 @@ def tag(
       cat news.txt | seqexit tag - -m MODEL --preset fast -f jsonl > news.jsonl
 
       seqexit tag news.txt -m en-ner --preset balanced --quantize int8
+
+      seqexit tag eng.testb -m en-ner --keep-columns -o out.conll   # then: conlleval < out.conll
     """
     if scheme not in SCHEMES:
         raise UsageError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
@@ -65,6 +72,14 @@ def tag(
     for name in inputs:
         if name != "-" and not Path(name).is_file():
             raise UsageError(f"{name}: no such file")
+    if keep_columns:
+        if (format if format != "auto" else output_format_for(output)) != "conll":
+            raise UsageError("--keep-columns writes CoNLL: leave -f/--format at conll (or auto with a CoNLL -o)")
+        for name in inputs:
+            read_as = input_format if input_format != "auto" else guess_format(name, labelled=False)
+            if read_as not in ("conll", "conllu"):
+                raise UsageError(f"--keep-columns needs CoNLL or CoNLL-U input: {name} is read as {read_as}, which has "
+                                 "no columns to keep" + (" (give --input-format conll or conllu)" if name == "-" else ""))
     if engine not in ("local", "ray"):
         raise UsageError(f"--engine must be local or ray, not {engine!r}")
     if engine == "ray":
@@ -79,7 +94,9 @@ def tag(
     model_dir, config = bundle.folder, bundle.config
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
                           quantize=quantized, criterion=criterion, patience=patience)
-    sentences = itertools.chain.from_iterable(iter_words(name, input_format) for name in inputs)
+    bad = bad_lines(on_bad_line)  # a bad line's whole sentence is skipped (and reported): no word goes untagged
+    sentences = itertools.chain.from_iterable(iter_words(name, input_format, bad_lines=bad, keep_lines=keep_columns)
+                                              for name in inputs)
     if engine == "ray":
         sentences = list(sentences)  # every input read (and checked) before any work is scheduled
         start_ray(address)
@@ -88,9 +105,11 @@ def tag(
     else:
         tagger = open_tagger(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized)
         results = tagger.tag_stream(sentences)
-    with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task) as writer:
+    with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task,
+                     keep_columns=keep_columns) as writer:
         bar = tqdm(desc="tagging", unit=" sentences", disable=None if progress else True, leave=False)
         for tagged in results:
             writer.write(tagged)
             bar.update()
         bar.close()
+    bad.finish()

@@ -141,17 +141,30 @@ class TaggedWriter:
         """Anything a format writes once, at the end."""
 
     def close(self, ok: bool = True) -> None:
-        if ok:
-            self.finish()
+        """Finish and flush; to a path: rename the temporary file into place when `ok`, else
+        delete it. A failure here too (a full disk at the last flush) deletes it and raises."""
         if self._temp is None:
+            if ok:
+                self.finish()
             self.stream.flush()
             return
-        self.stream.close()
-        if ok:
-            umask_mode(self._temp)
-            os.replace(self._temp, self.path)
-        else:
-            self._temp.unlink(missing_ok=True)
+        try:
+            if ok:
+                self.finish()
+            self.stream.close()
+            if ok:
+                umask_mode(self._temp)
+                os.replace(self._temp, self.path)
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            if not ok:
+                try:
+                    self.stream.close()
+                except OSError:
+                    pass
+                self._temp.unlink(missing_ok=True)
 
     def __enter__(self) -> TaggedWriter:
         return self
@@ -161,10 +174,29 @@ class TaggedWriter:
 
 
 class ConllWriter(TaggedWriter):
-    """`word<TAB>label` lines, a blank line after each sentence."""
+    """`word<TAB>label` lines, a blank line after each sentence.
+
+    keep_columns: write each input line with its columns and the prediction appended instead
+    (sentences read with `keep_lines=True`: `seqexit.data.iter_conll`/`iter_conllu`; see
+    `keep_columns_lines`)."""
+
+    def __init__(self, out: str | Path | IO[str] | None, *, scheme: str | None = INTERNAL_SCHEME,
+                 keep_columns: bool = False) -> None:
+        super().__init__(out, scheme=scheme)
+        self.keep_columns = keep_columns
+        self._sentences = 0
 
     def write(self, tagged: TaggedSentence) -> None:
-        self.write_labels(tagged.words, _labels(tagged, self.scheme))
+        labels = _labels(tagged, self.scheme)
+        if not self.keep_columns:
+            self.write_labels(tagged.words, labels)
+            return
+        raw = tagged.source.meta.get("raw") if tagged.source is not None else None
+        if raw is None:
+            where = tagged.source.where() if tagged.source is not None else "<input>"
+            raise ValueError(f"{where}: keep_columns needs the input lines: read CoNLL or CoNLL-U with keep_lines=True")
+        self.stream.write(keep_columns_lines(raw, labels, first=self._sentences == 0))
+        self._sentences += 1
 
     def write_labels(self, words: Sequence[str], labels: Sequence[str]) -> None:
         """One sentence's words with the labels given, as they are."""
@@ -239,6 +271,40 @@ class PrettyWriter(TaggedWriter):
         self.stream.write("\n".join(lines) + "\n\n")
 
 
+def keep_columns_lines(raw: dict, labels: Sequence[str], *, first: bool = True) -> str:
+    """One sentence's input lines (`Sentence.meta["raw"]`) with the predicted `labels` added.
+
+    CoNLL: every token line as read plus the prediction as a last column, joined by the file's
+    own separator (tab, or a space for space-separated files): `word ... gold pred`, what
+    conlleval reads. -DOCSTART- lines get their own last column repeated (`-DOCSTART- -X- -X- O
+    O`), so every line has as many columns and conlleval counts them as O; blank lines stay
+    blank; one blank line follows each sentence (the input's blank after the previous sentence
+    is that one unless `first`).
+    CoNLL-U: the sentence's comment and token lines as read, each word's MISC field gaining
+    `SeqexitLabel=PRED` (`_` replaced, else appended after a `|`), so the output stays valid
+    CoNLL-U with the gold UPOS/XPOS intact; then a blank line."""
+    if raw["format"] == "conllu":
+        lines = list(raw["lines"])
+        for index, label in zip(raw["words"], labels):
+            columns = lines[index].split("\t")
+            misc = columns[9]
+            columns[9] = f"SeqexitLabel={label}" if misc in ("", "_") else f"{misc}|SeqexitLabel={label}"
+            lines[index] = "\t".join(columns)
+        return "".join(f"{line}\n" for line in lines) + "\n"
+    separator, before = raw["separator"], list(raw["before"])
+    if not first and before and not before[0].strip():
+        before = before[1:]
+    out = [line.rstrip() + separator + _docstart_label(line) if line.strip() else "" for line in before]
+    out += [line.rstrip() + separator + label for line, label in zip(raw["tokens"], labels)]
+    return "".join(f"{line}\n" for line in out) + "\n"
+
+
+def _docstart_label(line: str) -> str:
+    """A -DOCSTART- line's prediction: its own last column (O in CoNLL-2003), or O if it has one."""
+    columns = line.split()
+    return columns[-1] if len(columns) > 1 else "O"
+
+
 def _spaces(tagged: TaggedSentence) -> list[bool]:
     """Whether each word is followed by a space: from raw text's offsets, else every word but the last."""
     offsets = tagged.source.meta.get("char_offsets") if tagged.source is not None else None
@@ -248,13 +314,17 @@ def _spaces(tagged: TaggedSentence) -> list[bool]:
 
 
 def open_writer(
-    out: str | Path | IO[str] | None, format: str = "auto", *, scheme: str | None = INTERNAL_SCHEME, task: str = "ner"
+    out: str | Path | IO[str] | None, format: str = "auto", *, scheme: str | None = INTERNAL_SCHEME, task: str = "ner",
+    keep_columns: bool = False,
 ) -> TaggedWriter:
-    """A writer for `format` (auto: from the output file's extension; stdout: CoNLL)."""
+    """A writer for `format` (auto: from the output file's extension; stdout: CoNLL);
+    keep_columns: CoNLL only, see `ConllWriter`."""
     if format == "auto":
         format = output_format_for(out if isinstance(out, (str, Path)) else None)
     if format == "conll":
-        return ConllWriter(out, scheme=scheme)
+        return ConllWriter(out, scheme=scheme, keep_columns=keep_columns)
+    if keep_columns:
+        raise ValueError(f"keep_columns writes CoNLL columns, not {format}")
     if format == "jsonl":
         return JsonlWriter(out, scheme=scheme)
     if format == "spacy":

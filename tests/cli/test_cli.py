@@ -45,6 +45,24 @@ def test_train_reports_every_exit(trained):
         "exit 1", "exit 2", "exit 3", "exit 4"]
 
 
+def test_train_defaults_are_distill_and_casing_on_an_uncased_backbone(trained, tiny_backbone):
+    record = json.loads((trained / "run" / "model" / "training.json").read_text())
+    assert record["recipe"] == "distill" and [s["stage"] for s in record["stages"]] == [
+        "ordinary fine-tune", "self-distillation"]
+    assert record["train_options"][0]["casing"] is True  # auto, resolved: the tiny backbone lowercases
+    info = json.loads(runner.invoke(app, ["info", str(trained / "run" / "model"), "--json"]).stdout)
+    assert info["casing"] is True
+    result = runner.invoke(app, [
+        "train", "--train", str(trained / "train.conll"), "--dev", str(trained / "train.conll"), "--output",
+        str(trained / "explicit"), "--backbone", str(tiny_backbone), "--recipe", "two-stage", "--no-casing",
+        "--epochs", "1", "--batch-size", "2", "--no-ssft",
+    ])
+    assert result.exit_code == 0, result.output
+    record = json.loads((trained / "explicit" / "model" / "training.json").read_text())
+    assert record["recipe"] == "two-stage" and record["train_options"][0]["casing"] is False
+    assert json.loads(runner.invoke(app, ["info", str(trained / "explicit" / "model"), "--json"]).stdout)["casing"] is False
+
+
 def test_tag_writes_one_label_per_word(trained):
     out = trained / "tagged.jsonl"
     result = runner.invoke(app, ["tag", str(trained / "train.conll"), "--model", str(trained / "run" / "model"),
