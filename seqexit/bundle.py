@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel
 
-from .backbones import resolve_backbone
+from .backbones import (PICKLED_WEIGHTS, backbone_weights, check_backbone_config, check_fits, load_tokenizer,
+                        read_json, resolve_backbone, stored_parameters)
 from .compact import decode_deltas, encode_deltas
 from .exits.learned import LearnedExitHeads
 from .exits.policy import ExitPolicy
@@ -93,42 +97,142 @@ def find_model(name_or_path: str | Path) -> Path:
 
 
 def read_config(folder: str | Path) -> TaggerConfig:
-    """The folder's `TaggerConfig` (labels, task, scheme, backbone config), without any weights."""
+    """The folder's `TaggerConfig` (labels, task, scheme, backbone config), without any weights;
+    every field is checked (types, sizes, see `seqexit.backbones.check_backbone_config`), and a
+    bad one is a ValueError naming the file and the field."""
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a seqexit model folder (no {CONFIG_FILE})")
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: malformed model config ({err})") from None
-    if raw.get("format_version", 0) > FORMAT_VERSION:
+    raw = read_json(path, "model config")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: malformed model config (a JSON object expected, not {type(raw).__name__})")
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise ValueError(f"{folder} was saved by a newer seqexit (format {raw['format_version']})")
-    return TaggerConfig(**raw)
+    raw = _check_config_fields(raw, path)
+    try:
+        return TaggerConfig(**raw)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+MAX_LABELS = 100_000  # far more than any tag set (fine-grained NER, XPOS, morphological tags)
+MAX_PIECES = 1_048_576
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "labels": (list,), "task": (str,), "scheme": (str, type(None)), "backbone": (str,), "exit_dropout": (int, float),
+    "max_pieces": (int,), "casing": (bool,), "backbone_config": (dict,), "format_version": (int,),
+}
+
+
+def _check_config_fields(raw: dict, path: Path) -> dict:
+    """The fields of a seqexit.json checked before anything is built (a copy, with the backbone
+    config's code-fetching keys dropped)."""
+    unknown = sorted(set(raw) - set(_CONFIG_TYPES))
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {', '.join(unknown)}")
+    for key, types in _CONFIG_TYPES.items():
+        if key in raw and (not isinstance(raw[key], types) or (isinstance(raw[key], bool) and bool not in types)):
+            raise ValueError(f"{path}: {key} must be {' or '.join(t.__name__ for t in types)}, not {type(raw[key]).__name__}")
+    labels = raw.get("labels")
+    if labels is None:
+        raise ValueError(f"{path}: labels is missing")
+    if not 1 <= len(labels) <= MAX_LABELS:
+        raise ValueError(f"{path}: labels must list 1..{MAX_LABELS:,} labels, got {len(labels):,}")
+    if not all(isinstance(label, str) and 0 < len(label) <= 1000 for label in labels):
+        raise ValueError(f"{path}: labels must be non-empty strings (at most 1000 characters)")
+    if not 0 <= raw.get("exit_dropout", 0.1) < 1:
+        raise ValueError(f"{path}: exit_dropout must be in [0, 1), got {raw['exit_dropout']!r}")
+    if not 1 <= raw.get("max_pieces", 512) <= MAX_PIECES:
+        raise ValueError(f"{path}: max_pieces must be in 1..{MAX_PIECES:,}, got {raw['max_pieces']!r}")
+    backbone_config = check_backbone_config(raw.get("backbone_config", {}), str(path), "backbone_config.")
+    return {**raw, "backbone_config": backbone_config}
 
 
 def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> MultiExitTagger:
     """The model of a folder (or shipped name), in eval mode on `device`, with its temperatures,
-    learned exit heads and training record."""
+    learned exit heads and training record.
+
+    Folders are untrusted: nothing is unpickled and no code from the folder runs; the config's
+    sizes are checked against the weights files' headers before the encoder is built; damaged
+    or mismatched files are a ValueError (a missing one a FileNotFoundError) naming the file."""
     folder = find_model(name_or_path)
     config = read_config(folder)
-    backbone_config = dict(config.backbone_config)
-    encoder = AutoModel.from_config(AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config))
-    drop_pooler(encoder)
+    config_file = folder / CONFIG_FILE
     compact = (folder / COMPACT_FILE).is_file()
+    record = _read_compact_record(folder) if compact else None
+    base = resolve_backbone(record["base"]) if record else None
+    weights_file = folder / (DELTA_FILE if compact else WEIGHTS_FILE)
+    if not weights_file.is_file():
+        raise FileNotFoundError(f"{folder}: no {weights_file.name}{_pickle_hint(folder)}")
+    stored = stored_parameters(weights_file, *([backbone_weights(base)] if base else []))  # headers only
+    bc = config.backbone_config
+    exits = bc["num_hidden_layers"] * (bc["hidden_size"] + 1) * len(config.labels)
+    check_fits(bc, stored, str(config_file), str(weights_file), "backbone_config.")
+    if exits > stored:
+        raise ValueError(f"{config_file}: labels: {len(config.labels):,} labels at {bc['num_hidden_layers']} exits need "
+                         f"{exits:,} parameters but {weights_file} holds only {stored:,}")
+    encoder = _build_encoder(config, config_file)
     tokenizer_dir = folder
-    if compact and not (folder / "tokenizer_config.json").is_file():
-        tokenizer_dir = resolve_backbone(_read_json(folder / COMPACT_FILE, "compact record")["base"])
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    if base is not None and not (folder / "tokenizer_config.json").is_file():
+        tokenizer_dir = base
+    tokenizer = load_tokenizer(tokenizer_dir, str(weights_file), encoder.config.vocab_size)
     model = MultiExitTagger(encoder, config, tokenizer)
-    if compact:
-        record = _read_json(folder / COMPACT_FILE, "compact record")
-        model.load_state_dict(decode_deltas(load_file(str(folder / DELTA_FILE)), record, model.state_dict(), folder))
-    else:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE), device=str(device)))
+    try:
+        if record is not None:
+            state = decode_deltas(_load_tensors(weights_file), record, model.state_dict(), folder)
+        else:
+            state = _load_tensors(weights_file, device=str(device))
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, IndexError) as err:
+        raise ValueError(f"{weights_file} does not match {config_file} ({_first_lines(err)})") from None
     model.exit_temperatures = read_temperatures(folder, model.num_layers)
     model.learned_exits = load_learned_exits(folder, model.adapter.hidden_size, model.num_layers)
-    model.training_record = read_training_record(folder)
+    try:
+        model.training_record = read_training_record(folder)
+    except (UnicodeDecodeError, RecursionError) as err:
+        raise ValueError(f"{folder / TRAINING_FILE}: malformed training record ({_first_lines(err)})") from None
     return model.to(device).eval()
+
+
+def _build_encoder(config: TaggerConfig, config_file: Path) -> torch.nn.Module:
+    """The (random) encoder the checked backbone config describes: a built-in class only."""
+    backbone_config = dict(config.backbone_config)
+    try:
+        encoder = AutoModel.from_config(
+            AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config), trust_remote_code=False
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, AssertionError, RuntimeError) as err:
+        raise ValueError(f"{config_file}: backbone_config does not describe a buildable encoder ({_first_lines(err)})") from None
+    drop_pooler(encoder)
+    return encoder
+
+
+def _read_compact_record(folder: Path) -> dict:
+    path = folder / COMPACT_FILE
+    record = read_json(path, "compact record")
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("base", "base_sha256")):
+        raise ValueError(f"{path}: malformed compact record (base and base_sha256 must be strings)")
+    return record
+
+
+def _load_tensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; a ValueError naming it when it is truncated or damaged."""
+    try:
+        return load_file(str(path), device=device)
+    except SafetensorError as err:
+        raise ValueError(f"{path}: not a readable safetensors file, truncated or damaged ({err})") from None
+
+
+def _pickle_hint(folder: Path) -> str:
+    pickled = [name for name in PICKLED_WEIGHTS if (folder / name).is_file()]
+    return f" ({', '.join(pickled)} is never read: seqexit loads safetensors only)" if pickled else ""
+
+
+def _first_lines(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[:limit] + " ..."
 
 
 def save_model(
@@ -139,10 +243,33 @@ def save_model(
     replace the folder's presets file.
 
     compact_against: an installed backbone's name or folder: store only what fine-tuning changed
-    against it (int8 per-row deltas, see `seqexit.compact`); the tokenizer then comes from it."""
+    against it (int8 per-row deltas, see `seqexit.compact`); the tokenizer then comes from it.
+
+    A folder that does not exist yet is written as a hidden temporary folder beside it and
+    renamed into place when complete, so a failure (a full disk, an interrupt) leaves no folder;
+    into an existing folder the files are written in place, one by one."""
     if model.quantized:
         raise ValueError(f"an {model.quantized} model cannot be saved: save the float model, and quantize after loading")
     folder = Path(folder)
+    if folder.exists() or folder.is_symlink():
+        return _save_model_files(model, folder, compact_against, presets)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temp, 0o777 & ~mask)  # mkdtemp's 0700 -> what a plain mkdir gives
+        _save_model_files(model, temp, compact_against, presets)
+        os.rename(temp, folder)  # fails (nothing replaced) if the folder appeared meanwhile
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return folder
+
+
+def _save_model_files(
+    model: MultiExitTagger, folder: Path, compact_against: str | None, presets: PresetSections | None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("learned_exits.")}
     if compact_against is None:
@@ -186,10 +313,10 @@ def read_temperatures(folder: str | Path, num_layers: int) -> list[float] | None
         return None
     try:
         values = json.loads(file.read_text())["temperatures"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError) as err:
         raise ValueError(f"{file}: malformed temperatures file ({err}); rerun `seqexit calibrate`") from None
     if (not isinstance(values, list) or len(values) != num_layers
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in values)):
         raise ValueError(f"{file}: expected {num_layers} positive temperatures, one per exit, got {values!r}")
     return [float(v) for v in values]
 
@@ -208,9 +335,9 @@ def load_learned_exits(folder: str | Path, hidden_size: int, num_layers: int) ->
         return None
     heads = LearnedExitHeads(hidden_size, num_layers)
     try:
-        heads.load_state_dict(load_file(str(path)))
+        heads.load_state_dict(_load_tensors(path))
     except RuntimeError as err:
-        raise ValueError(f"{path} does not fit this model ({num_layers} layers, hidden {hidden_size}): {err}") from None
+        raise ValueError(f"{path} does not fit this model ({num_layers} layers, hidden {hidden_size}): {_first_lines(err)}") from None
     return heads.eval()
 
 
@@ -238,21 +365,51 @@ def load_all_presets(folder: str | Path) -> PresetSections:
 
 
 def save_presets(
-    folder: str | Path, presets: Mapping[str, Preset] | Iterable[Preset], *, quantize: str | None = None
+    folder: str | Path, presets: Mapping[str, Preset] | Iterable[Preset], *, quantize: str | None = None,
+    merge: bool = False,
 ) -> Path:
-    """Write `presets` (exactly these: the section is replaced) as the folder's presets for
-    `quantize` (None: the float presets; "int8": the int8 ones); the other section is kept.
+    """Write `presets` (exactly these: the section is replaced; merge=True: added to the
+    section, replacing presets of the same names) as the folder's presets for `quantize` (None:
+    the float presets; "int8": the int8 ones); the other section is kept.
 
     Written to a temporary file in the same folder and renamed over the old one, so a reader
-    never sees half a file and a crash leaves the previous presets intact."""
+    never sees half a file and a crash leaves the previous presets intact. The read, update and
+    write hold an exclusive lock on the folder (`flock`, where the OS has it), so two processes
+    saving presets at once (two `seqexit calibrate` runs) both keep their changes."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
     if quantize not in SECTIONS:
         raise ValueError(f"quantize must be one of {', '.join(map(str, SECTIONS))}, not {quantize!r}")
-    sections = load_all_presets(folder)
-    sections[quantize] = check_section(presets, quantize)
-    return _write_presets_file(folder, sections)
+    section = check_section(presets, quantize)
+    with _folder_lock(folder):
+        sections = load_all_presets(folder)
+        sections[quantize] = {**sections[quantize], **section} if merge else section
+        return _write_presets_file(folder, sections)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive `flock` on the folder itself (no lock file left behind), held while the body
+    runs; a no-op where there is no fcntl (Windows) or the folder cannot be locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def _write_presets_file(folder: Path, sections: Mapping[str | None, Mapping[str, Preset]]) -> Path:

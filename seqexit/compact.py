@@ -15,26 +15,29 @@ import hashlib
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load
 
-from .backbones import resolve_backbone
+from .backbones import backbone_weights, resolve_backbone
 
 ENCODER_PREFIX = "encoder."
 
 
 def base_weights_file(base: str) -> Path:
-    folder = resolve_backbone(base)
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).is_file():
-            return folder / name
-    raise FileNotFoundError(f"{folder}: no model.safetensors in the backbone folder")
+    """The backbone's model.safetensors (a pytorch_model.bin is a pickle: never read)."""
+    return backbone_weights(resolve_backbone(base))
 
 
 def base_state(base: str, model_state: dict[str, torch.Tensor]) -> tuple[str, dict[str, torch.Tensor]]:
     """(SHA-256 of the backbone's weights file, its weights under the tagger's names:
     `encoder.` + the Hugging Face name), from one read of the file."""
-    raw = base_weights_file(base).read_bytes()
-    names = {k.removeprefix("bert."): v for k, v in load(raw).items()}
+    file = base_weights_file(base)
+    raw = file.read_bytes()
+    try:
+        loaded = load(raw)
+    except SafetensorError as err:
+        raise ValueError(f"{file}: not a readable safetensors file, truncated or damaged ({err})") from None
+    names = {k.removeprefix("bert."): v for k, v in loaded.items()}
     state = {key: names[key[len(ENCODER_PREFIX):]] for key in model_state
              if key.startswith(ENCODER_PREFIX) and key[len(ENCODER_PREFIX):] in names}
     return hashlib.sha256(raw).hexdigest(), state

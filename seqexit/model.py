@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
 
-from .backbones import resolve_backbone
+from .backbones import load_backbone, resolve_backbone
 from .casing import add_casing_embeddings
 from .encoders import adapter_for
 from .pieces import Batch, WordPieceEncoder, at_word_starts, piece_words
@@ -111,11 +110,10 @@ class MultiExitTagger(nn.Module):
         num_layers: keep only the backbone's first k layers (a smaller static model, the way
             DistilBERT-style compression would; saved and loaded as a k-layer encoder)."""
         folder = str(resolve_backbone(backbone))  # a name like "minilm-l6" is recorded as the name
-        encoder = AutoModel.from_pretrained(folder, local_files_only=True)
+        encoder, tokenizer = load_backbone(folder)  # safetensors only, no remote code, sizes checked
         drop_pooler(encoder)
         if num_layers is not None:
             _truncate(encoder, num_layers)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         config = TaggerConfig(
             labels=list(labels), task=task, scheme=scheme, backbone=str(backbone), exit_dropout=exit_dropout, casing=casing,
             max_pieces=min(encoder.config.max_position_embeddings, tokenizer.model_max_length, 512),

@@ -5,10 +5,17 @@ windows for long docs, nothing truncated) and maps the results back to every tok
 doc's own FLOPs. Whitespace tokens ("\\n", "  ") never reach the encoder: they get the outside
 label ("O", or no tag), confidence 1.0 and exit layer 0. `entity_spans`, `merge_spans` and
 `set_tags` turn the labels into spaCy annotations with spaCy's own IOB/BILUO helpers.
+
+`fork_safe_torch` keeps `nlp.pipe(n_process=...)` from hanging under the fork start method: a
+process forked after torch has run an OpenMP parallel region (any tagging, or loading a model)
+inherits the parent's OpenMP thread pool without its threads, and the child's first parallel
+region waits on them forever (a futex). The components call it when they are built; it makes
+every forked child run torch on one intra-op thread (the worker processes are the parallelism).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +29,28 @@ from .exits import ExitPolicy, run_policy
 from .model import MultiExitTagger
 
 UPOS_TAGS = frozenset(IDS) - {"", "EOL"}  # what `token.pos_` accepts: Universal POS tags (and spaCy's SPACE)
+
+
+_fork_hook_installed = False
+
+
+def _one_thread_after_fork() -> None:
+    """In a forked child: one intra-op thread, so torch never enters the parent's OpenMP pool,
+    whose threads did not survive the fork (GNU OpenMP is not fork-safe once used)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def fork_safe_torch() -> None:
+    """Make every process forked from now on run torch on one intra-op thread (idempotent; a
+    no-op where `os.register_at_fork` does not exist). Spawned and forkserver workers start
+    fresh and keep torch's default thread count."""
+    global _fork_hook_installed
+    if _fork_hook_installed or not hasattr(os, "register_at_fork"):
+        return
+    os.register_at_fork(after_in_child=_one_thread_after_fork)
+    _fork_hook_installed = True
 
 
 def is_blank(text: str) -> bool:

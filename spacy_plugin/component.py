@@ -9,7 +9,9 @@ and loaded on first use. `to_disk`/`to_bytes` store the model folder itself (con
 tokenizer, presets: `seqexit.bundle.save_model`), and `from_disk`/`from_bytes` load from there,
 so `spacy.load` never needs the original folder (a config whose model cannot be found is left
 unloaded until `from_disk` fills it). Pickling goes through `to_bytes` (safetensors, never
-pickled weights), which is what `nlp.pipe(n_process=...)` needs under spawn/forkserver.
+pickled weights), which is what `nlp.pipe(n_process=...)` needs under spawn/forkserver; under fork
+the workers inherit the component, and building one registers `seqexit.spacy_docs.fork_safe_torch`
+(forked workers run torch on one thread: the parent's OpenMP pool would hang them).
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ class SeqExitPipe(Pipe):
         from seqexit.exits import ExitPolicy
         from seqexit.bundle import resolve_device
         from seqexit.quantize import check_quantize
+        from seqexit.spacy_docs import fork_safe_torch
 
+        fork_safe_torch()  # before any fork: nlp.pipe(n_process=...) under fork would hang otherwise
         self.vocab, self.name, self.scorer = vocab, name, scorer
         self.model_name = model or ""
         self.preset, self.batch_size, self.device = preset, batch_size, resolve_device(device)
