@@ -149,3 +149,51 @@ def test_bucket_rows_round_up_to_few_sizes():
     assert all(b - n < 16 for n, b in zip(range(1, 257), sizes))
     assert all(b <= n * 1.125 for n, b in zip(range(257, 20000), sizes[256:]))
     assert len(set(sizes[:4096])) <= 16 + 120, "few enough shapes for oneDNN's kernel cache"
+
+
+def test_int8_linear_quantizes_each_row_on_its_own(make_tagger):
+    """A row's int8 output does not depend on the other rows of the call (their number, their
+    values or their order): activation scales are per row, not per call."""
+    linear = quantize_model(make_tagger(4)).adapter.layers[0].ffn_in
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, linear.in_features, generator=generator) * torch.rand(300, 1, generator=generator) * 5
+    x[7] = 0.0  # an all-zero row
+    with torch.inference_mode():
+        full = linear(x)
+        for rows in (1, 2, 7, 8, 15, 16, 17, 100, 255):
+            assert torch.equal(linear(x[:rows]), full[:rows]), rows
+        order = torch.randperm(300, generator=generator)
+        assert torch.equal(linear(x[order]), full[order])
+        assert torch.equal(linear(x[None, :5]), full[None, :5]), "any leading shape"
+        louder = x.clone()
+        louder[1:] *= 100.0  # the other rows' range changes nothing for row 0
+        assert torch.equal(linear(louder)[0], full[0])
+
+
+def _mixed_sentences(sentences: list[list[str]], count: int = 40) -> list[list[str]]:
+    from tests.conftest import WORDS
+
+    generator = torch.Generator().manual_seed(1)
+    words = WORDS + [w for s in sentences for w in s]
+    return sentences + [
+        [words[i] for i in torch.randint(len(words), (int(torch.randint(1, 30, (1,), generator=generator)),), generator=generator)]
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("policy", [ExitPolicy(), ExitPolicy.tokee(0.3), ExitPolicy.tokee(0.3, window=0)],
+                         ids=["full-depth", "tokee", "tokee-window0"])
+def test_int8_labels_and_exit_layers_do_not_depend_on_the_batch(make_tagger, sentences, policy):
+    """Each sentence gets the same int8 labels and exit layers alone (batch 1), in batches of 8, and
+    among other sentences (a different order, so other batch neighbours and packed rows)."""
+    quantized = quantize_model(make_tagger(4))
+    inputs = _mixed_sentences(sentences)
+    alone = run_policy(quantized, inputs, policy, batch_size=1).sentences
+    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(2)).tolist()
+    for batch_size, order in ((8, list(range(len(inputs)))), (8, order), (32, order)):
+        batched = run_policy(quantized, [inputs[i] for i in order], policy, batch_size=batch_size).sentences
+        for result, i in zip(batched, order):
+            assert torch.equal(result.label_ids, alone[i].label_ids), (batch_size, i)
+            assert torch.equal(result.exit_layer, alone[i].exit_layer), (batch_size, i)
+            # float attention over differently padded batches: equal up to summation order
+            assert (result.confidence - alone[i].confidence).abs().max() <= INT8_TOLERANCE, (batch_size, i)
