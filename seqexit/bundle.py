@@ -457,7 +457,6 @@ class Runtime:
     model: MultiExitTagger
     runner: MultiExitTagger
     policy: ExitPolicy
-    bundle: ModelBundle
 
 
 @dataclass(frozen=True)
@@ -503,7 +502,7 @@ class ModelBundle:
         chosen = self.policy(preset, policy, quantize)  # before loading: a bad preset fails fast
         model = self.load(device)
         runner = quantize_model(model, quantize, inplace=not keep_float)
-        return Runtime(model if keep_float else runner, runner, chosen, self)
+        return Runtime(model if keep_float else runner, runner, chosen)
 
 
 def check_engine(quantize: str | None, device: str | torch.device) -> str | None:
