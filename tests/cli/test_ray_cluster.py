@@ -33,9 +33,18 @@ def test_both_nodes_tag_and_the_output_equals_the_local_engine(two_nodes, ner_mo
     sentences = corpus(120)
     policy = ExitPolicy.sentee(0.3)
     rows = [{"seq": i, "words": s.words} for i, s in enumerate(sentences)]
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    dataset = ray.data.from_items(rows, override_num_blocks=12)
-    tagged = list(tag_dataset(dataset, str(ner_model), policy=policy, workers=2, cpus_per_worker=1, rows_per_call=10).iter_rows())
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True
+    # Ray starts a pool's actors asynchronously and hands blocks to whichever is ready: the first
+    # actor up could tag all 12 blocks before the second loads the model. Wait for both, so the
+    # assertion below is about placement and dispatch, not about which node loaded faster.
+    waited, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 300
+    try:
+        dataset = ray.data.from_items(rows, override_num_blocks=12)
+        tagged = list(tag_dataset(dataset, str(ner_model), policy=policy, workers=2, cpus_per_worker=1,
+                                  rows_per_call=10).iter_rows())
+    finally:
+        context.wait_for_min_actors_s = waited
     assert len({row["node"] for row in tagged}) == 2, "one actor per node, both at work"
     want = Tagger.load(ner_model, policy=policy).tag(sentences)
     assert [int(r["seq"]) for r in tagged] == list(range(120))
