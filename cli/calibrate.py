@@ -10,14 +10,12 @@ import typer
 
 from seqexit.data.formats import read_file
 from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
-from seqexit.evaluation.temperature import fit_temperatures
-from seqexit.bundle import load_model, load_presets, save_presets, write_temperatures
 from seqexit.exits import Preset, check_preset_name
 from seqexit.exits.criteria import CRITERIA
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
-from .policy import QUANTIZE, pick_quantize
+from .policy import QUANTIZE, RUNTIME, pick_quantize, pick_runtime_option
 
 
 @friendly
@@ -35,6 +33,7 @@ def calibrate(
     on_bad_line: str = ON_BAD_LINE,
     batch_size: int = typer.Option(32),
     quantize: str = QUANTIZE,
+    runtime: str = RUNTIME,
     criterion: str = typer.Option("entropy", "--criterion", help=f"Calibrate presets of this exit criterion ({', '.join(CRITERIA)}); "
                                   "other than entropy they are named accurate-CRITERION, balanced-CRITERION, ..."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
@@ -49,6 +48,9 @@ def calibrate(
 
     Example: seqexit calibrate runs/conll/model data/dev.conll --max-drop 0.5 --name strict
     """
+    from seqexit.bundle import load_model, load_presets, save_presets, write_temperatures
+    from seqexit.evaluation.temperature import fit_temperatures
+
     if max_drop is not None and speedup is not None:
         raise UsageError("give either --max-drop or --speedup, not both")
     if max_drop is not None and not max_drop >= 0:
@@ -63,6 +65,7 @@ def calibrate(
     if speedup is None and max_drop is None:
         max_drop = DEFAULT_MAX_DROP
     quantized = pick_quantize(quantize, "cpu")
+    runtime = pick_runtime_option(runtime, "cpu")
     if criterion not in CRITERIA:
         raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
@@ -79,7 +82,8 @@ def calibrate(
     write_temperatures(model, fit.temperatures)
     tagger.exit_temperatures = fit.temperatures
     result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
-                             data=str(data), progress=True, quantize=quantized, criterion=criterion)
+                             data=str(data), progress=True, quantize=quantized, criterion=criterion,
+                             runtime=runtime)
 
     try:
         load_presets(model, quantize=quantized)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from seqexit.bundle import ModelBundle, save_model
-
 from .errors import UsageError, friendly
 
 
@@ -23,6 +21,8 @@ def compact(
 
     Example: seqexit compact runs/ner/model my-ner
     """
+    from seqexit.bundle import ModelBundle, save_model
+
     source = ModelBundle.find(model)
     if output.exists() and any(output.iterdir()):
         raise UsageError(f"{output} exists and is not empty")

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from tqdm.auto import tqdm
 
 from seqexit.data.formats import read_file
-from seqexit.evaluation import PolicyScore, evaluate_exits, evaluate_policy
-from seqexit.evaluation.calibrate import calibration_grid
 from seqexit.exits import ExitPolicy
-from seqexit.bundle import ModelBundle
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
-from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
-                     pick_device, pick_quantize)
+from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, RUNTIME, THRESHOLD, WINDOW,
+                     build_policy, pick_device, pick_quantize, pick_runtime_option)
+
+if TYPE_CHECKING:
+    from seqexit.evaluation import PolicyScore
 
 SWEEP_MODES = ("tokee", "sentee")
 
@@ -60,6 +61,7 @@ def evaluate(
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     preset: str | None = PRESET,
     quantize: str = QUANTIZE,
+    runtime: str = RUNTIME,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
@@ -86,14 +88,19 @@ def evaluate(
 
       seqexit evaluate en-ner ../shared/data/conll2003/eng.testb --preset fast --quantize int8
     """
+    from seqexit.bundle import ModelBundle
+    from seqexit.evaluation import evaluate_exits, evaluate_policy
+    from seqexit.evaluation.calibrate import calibration_grid
+
     if plot is not None and not sweep:
         raise UsageError("--plot draws a sweep: add --sweep")
     quantized = pick_quantize(quantize, device)
+    runtime = pick_runtime_option(runtime, device)
     bundle = ModelBundle.find(model)
     model_dir = bundle.folder
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
                           quantize=quantized, criterion=criterion, patience=patience)
-    tagger = bundle.open(policy=policy, quantize=quantized, device=pick_device(device)).runner
+    tagger = bundle.open(policy=policy, quantize=quantized, device=pick_device(device), runtime=runtime).runner
     bad = bad_lines(on_bad_line)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos,
                           bad_lines=bad)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from seqexit.bundle import ModelBundle
-from seqexit.training.record import describe as describe_training
-
 from .calibrate import preset_table
 from .errors import friendly
 from .json_output import print_json
@@ -23,6 +20,9 @@ def info(
 
     Example: seqexit info runs/conll/model --json
     """
+    from seqexit.bundle import ModelBundle
+    from seqexit.training.record import describe as describe_training
+
     bundle = ModelBundle.find(model)
     model, tagger = bundle.folder, bundle.load()
     presets, int8_presets = bundle.presets(), bundle.presets("int8")

@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from seqexit.data.formats import FORMATS, iter_words
-from seqexit.bundle import load_model, save_learned_exits
-from seqexit.training.learned_exits import train_learned_exits
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 
@@ -33,6 +31,9 @@ def learn_exits(
 
     Example: seqexit learn-exits runs/ner/model ../shared/data/conll2003/eng.train --limit 5000
     """
+    from seqexit.bundle import load_model, save_learned_exits
+    from seqexit.training.learned_exits import train_learned_exits
+
     if input_format not in ("auto", *FORMATS):
         raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
     if not data.is_file():

@@ -36,6 +36,8 @@ CRITERION = typer.Option(DEFAULT.criterion, "--criterion", help=f"tokee/sentee: 
 PATIENCE = typer.Option(None, "--patience", help=f"--criterion {' or '.join(COUNTING)}: exits in a row (N >= 1).")
 QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
                         "--preset then names an int8 preset.")
+RUNTIME = typer.Option("auto", "--runtime", help="What runs the encoder's layers: auto (the fastest installed on this "
+                       "CPU, measured once), torch, or onnx (ONNX Runtime, CPU). Same labels either way; see docs/runtime.md.")
 
 
 def build_policy(
@@ -56,6 +58,22 @@ def build_policy(
                                        exit_layer=exit_layer, criterion=criterion, patience=patience)
     except PolicyError as err:
         raise UsageError(err.worded(OPTION_NAMES)) from None
+
+
+def pick_runtime_option(runtime: str, device: str) -> str:
+    """The --runtime option checked: a known choice, installed, and able to run on `device`."""
+    from seqexit.runtime import check_runtime
+    from seqexit.runtime.select import INSTALL_HINT, onnx_installed
+
+    try:
+        value = check_runtime(runtime)
+    except ValueError as err:
+        raise UsageError(f"--runtime: {err}") from None
+    if value == "onnx" and not onnx_installed():
+        raise UsageError(f"--runtime onnx needs ONNX Runtime, which is not installed: {INSTALL_HINT}")
+    if value == "onnx" and device != "cpu":
+        raise UsageError(f"--runtime onnx runs on the CPU only: leave --device at cpu, not {device!r}")
+    return value
 
 
 def pick_quantize(quantize: str, device: str) -> str | None:

@@ -8,16 +8,13 @@ from pathlib import Path
 import typer
 from tqdm.auto import tqdm
 
-from seqexit import open_tagger
-from seqexit.bundle import ModelBundle
 from seqexit.data import SCHEMES
 from seqexit.data.formats import FORMATS, guess_format, iter_words
 from seqexit.output import OUTPUT_FORMATS, open_writer, output_format_for
-from seqexit.distributed import require_ray, start_ray, tag_on_ray
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
-from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, THRESHOLD, WINDOW, build_policy,
-                     pick_device, pick_quantize)
+from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, RUNTIME, THRESHOLD, WINDOW,
+                     build_policy, pick_device, pick_quantize, pick_runtime_option)
 
 
 @friendly
@@ -36,6 +33,7 @@ def tag(
                                       "SeqexitLabel=PRED in MISC). Raw text and JSONL input are refused."),
     preset: str | None = PRESET,
     quantize: str = QUANTIZE,
+    runtime: str = RUNTIME,
     mode: str = MODE,
     threshold: str = THRESHOLD,
     window: int = WINDOW,
@@ -63,6 +61,10 @@ def tag(
 
       seqexit tag eng.testb -m en-ner --keep-columns -o out.conll   # then: conlleval < out.conll
     """
+    from seqexit import open_tagger
+    from seqexit.bundle import ModelBundle
+    from seqexit.distributed import require_ray, start_ray, tag_on_ray
+
     if scheme not in SCHEMES:
         raise UsageError(f"--scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
     if input_format not in ("auto", *FORMATS):
@@ -90,6 +92,7 @@ def tag(
         except ImportError as err:
             raise UsageError(str(err)) from None
     quantized = pick_quantize(quantize, device)
+    runtime = pick_runtime_option(runtime, device)
     bundle = ModelBundle.find(model)
     model_dir, config = bundle.folder, bundle.config
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
@@ -101,9 +104,10 @@ def tag(
         sentences = list(sentences)  # every input read (and checked) before any work is scheduled
         start_ray(address)
         results = tag_on_ray(sentences, str(model_dir), policy=policy, workers=workers, batch_size=batch_size,
-                             quantize=quantized)
+                             quantize=quantized, runtime=runtime)
     else:
-        tagger = open_tagger(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized)
+        tagger = open_tagger(model_dir, device=pick_device(device), policy=policy, batch_size=batch_size, quantize=quantized,
+                             runtime=runtime)
         results = tagger.tag_stream(sentences)
     with open_writer(output, format, scheme=scheme if config.scheme else None, task=config.task,
                      keep_columns=keep_columns) as writer:

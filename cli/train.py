@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 import typer
 
-from seqexit import training
 from seqexit.backbones import DEFAULT_BACKBONE
-from seqexit.bundle import load_model, save_model
-from seqexit.data.formats import read_file
-from seqexit.evaluation import evaluate_exits
 from seqexit.model import TASKS
-from seqexit.training import RECIPES, SelfSamplingConfig, TrainConfig
-from seqexit.training.checkpoint import replace_dir
-from seqexit.training.distill import DEFAULT_TEMPERATURE
-from seqexit.training.learned_weights import DEFAULT_MUTUAL
-from seqexit.training.recipes import DEFAULT_RECIPE, SSFT_EPOCHS, SSFT_LEARNING_RATE
-from seqexit.training.self_sampling import DEFAULT_FULL_DEPTH_TOLERANCE
+from seqexit.training_defaults import (DEFAULT_FULL_DEPTH_TOLERANCE, DEFAULT_MUTUAL, DEFAULT_RECIPE, DEFAULT_TEMPERATURE,
+                                       EPOCHS, LEARNING_RATE, RECIPES, SSFT_EPOCHS, SSFT_LEARNING_RATE)
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 
@@ -51,8 +42,8 @@ def train(
                                        "only). Default auto: on for an uncased backbone (its tokenizer lowercases, as "
                                        "all-MiniLM-L6-v2's does: +2.05 dev F1 on CoNLL-2003), off for a cased one "
                                        "(docs/training.md, 'Casing features')."),
-    epochs: int = typer.Option(TrainConfig.epochs, min=1, help="First stage epochs."),
-    lr: float = typer.Option(TrainConfig.learning_rate, "--lr", help="First stage peak learning rate (10% warm-up, linear decay)."),
+    epochs: int = typer.Option(EPOCHS, min=1, help="First stage epochs."),
+    lr: float = typer.Option(LEARNING_RATE, "--lr", help="First stage peak learning rate (10% warm-up, linear decay)."),
     ssft_epochs: int = typer.Option(SSFT_EPOCHS, min=1, help="SSFT epochs."),
     ssft_lr: float = typer.Option(SSFT_LEARNING_RATE, help="SSFT peak learning rate."),
     max_threshold: float = typer.Option(0.5, help="SSFT: sampled TOKEE thresholds lie in [0, this]."),
@@ -84,6 +75,15 @@ def train(
 
       seqexit train --train eng.train --dev eng.testa -o runs/ner-ssft --init runs/ner/joint/model
     """
+    import torch
+
+    from seqexit import training
+    from seqexit.bundle import load_model, save_model
+    from seqexit.data.formats import read_file
+    from seqexit.evaluation import evaluate_exits
+    from seqexit.training import SelfSamplingConfig, TrainConfig
+    from seqexit.training.checkpoint import replace_dir
+
     if threads:
         torch.set_num_threads(threads)
     if task not in TASKS:  # it decides how the files are read

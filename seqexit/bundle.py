@@ -17,6 +17,7 @@ Loading never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,7 +42,7 @@ from .exits.policy import ExitPolicy
 from .exits.presets import SECTIONS, Preset, check_section, presets_payload, read_sections
 from .files import umask_mode
 from .model import MultiExitTagger, TaggerConfig, drop_pooler
-from .quantize import check_quantize, quantize_model
+from .quantize import check_quantize
 
 CONFIG_FILE = "seqexit.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -51,6 +52,7 @@ PRESETS_FILE = "presets.json"
 TEMPERATURES_FILE = "temperatures.json"
 LEARNED_EXITS_FILE = "learned_exits.safetensors"
 TRAINING_FILE = "training.json"
+CACHE_DIR = ".cache"  # built runtime graphs (`seqexit.runtime`), rebuilt from the weights whenever missing
 FORMAT_VERSION = 1
 
 PresetSections = dict[str | None, dict[str, Preset]]  # quantize (None: float) -> presets by name
@@ -450,13 +452,15 @@ def resolve_preset(folder: str | Path, name: str, *, quantize: str | None = None
 
 
 @dataclass
-class Runtime:
-    """A model ready to tag: `runner` tags (the model, or its int8 copy), `model` holds the float
-    weights (what gets saved), `policy` is the exit policy in force."""
+class OpenModel:
+    """A model ready to tag: `runner` tags (the model, or its int8 / ONNX Runtime copy), `model`
+    holds the float weights (what gets saved), `policy` is the exit policy in force and
+    `runtime` the engine that runs the layers ('torch' or 'onnx')."""
 
     model: MultiExitTagger
     runner: MultiExitTagger
     policy: ExitPolicy
+    runtime: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -493,16 +497,31 @@ class ModelBundle:
 
     def open(
         self, *, preset: str | None = None, policy: ExitPolicy | None = None, quantize: str | None = None,
-        device: str | torch.device = "cpu", keep_float: bool = False,
-    ) -> Runtime:
-        """Load, quantize and resolve the policy: everything that stands between a folder and
-        tagging. keep_float: keep the float model beside an int8 runner (to save it later);
-        otherwise the model is quantized in place to spare the memory."""
+        device: str | torch.device = "cpu", keep_float: bool = False, runtime: str | None = "auto",
+    ) -> OpenModel:
+        """Load, pick the runtime, quantize and resolve the policy: everything that stands
+        between a folder and tagging. runtime: 'auto' (the fastest installed here, see
+        `seqexit.runtime.pick_runtime`), 'torch' or 'onnx'. keep_float: keep the float model
+        beside the runner (to save it later); otherwise the model is converted in place to
+        spare the memory."""
+        from .runtime import apply_runtime, check_runtime
+
         quantize = check_engine(quantize, device)
+        runtime = check_runtime(runtime)
         chosen = self.policy(preset, policy, quantize)  # before loading: a bad preset fails fast
         model = self.load(device)
-        runner = quantize_model(model, quantize, inplace=not keep_float)
-        return Runtime(model if keep_float else runner, runner, chosen)
+        runner = apply_runtime(model, runtime, quantize=quantize, inplace=not keep_float, cache_dir=self.graph_cache())
+        return OpenModel(model if keep_float else runner, runner, chosen, runner.runtime)
+
+    def graph_cache(self) -> Path:
+        """Where built runtime graphs are kept: `.cache/` in the folder when it is writable (a
+        model and its graphs travel together), else the user cache, one folder per model."""
+        inside = self.folder / CACHE_DIR
+        if os.access(inside if inside.is_dir() else self.folder, os.W_OK):
+            return inside
+        from .runtime.cache import user_cache_dir
+
+        return user_cache_dir() / "graphs" / hashlib.blake2b(str(self.folder.resolve()).encode(), digest_size=8).hexdigest()
 
 
 def check_engine(quantize: str | None, device: str | torch.device) -> str | None:

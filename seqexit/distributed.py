@@ -20,6 +20,7 @@ from .bundle import ModelBundle
 from .exits import ExitPolicy
 from .output import entity_records
 from .quantize import check_quantize
+from .runtime import check_runtime
 from .tagger import TaggedSentence, open_tagger
 
 INSTALL_HINT = 'the Ray engine needs Ray Data: pip install "seqexit[ray]"'
@@ -39,11 +40,13 @@ def require_ray():
 class SentenceTagger:
     """A Ray Data actor: one model per worker process, loaded once, tagging batch after batch."""
 
-    def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int, quantize: str | None = None) -> None:
+    def __init__(self, model: str, policy: dict[str, Any], threads: int, batch_size: int, quantize: str | None = None,
+                 runtime: str = "auto") -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.tagger = open_tagger(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size, quantize=quantize)
+        self.tagger = open_tagger(model, policy=ExitPolicy.from_dict(policy), batch_size=batch_size, quantize=quantize,
+                                  runtime=runtime)
         try:
             import ray
 
@@ -92,6 +95,7 @@ def tag_dataset(
     max_retries: int = 3,
     tagger_class: type[SentenceTagger] = SentenceTagger,
     quantize: str | None = None,
+    runtime: str = "auto",
 ):
     """`dataset` (rows with `words` or `text`) plus each row's labels, exit layers, confidences and
     entities (token offsets, end exclusive, and their text), tagged by `workers` actors that each load `model`
@@ -102,9 +106,11 @@ def tag_dataset(
     rows_per_call: sentences per actor call (the engine batches them by `batch_size` inside,
     length-sorted); None: one call per dataset block. A failed call is retried up to `max_retries` times, on a restarted actor if
     its process died. tagger_class: the actor (a subclass may add work around each batch).
-    quantize="int8": every actor runs the int8 engine, and `preset` names an int8 preset."""
+    quantize="int8": every actor runs the int8 engine, and `preset` names an int8 preset.
+    runtime: what runs each actor's layers ('auto': the fastest installed on that node)."""
     ray = require_ray()
     quantize = check_quantize(quantize)
+    runtime = check_runtime(runtime)
     if preset is not None:
         if policy is not None:
             raise ValueError("give an exit policy or a preset, not both")
@@ -118,7 +124,7 @@ def tag_dataset(
             tagger_class,
             fn_constructor_kwargs={"model": str(model), "policy": policy.to_dict(),
                                    "threads": int(round(cpus_per_worker)), "batch_size": batch_size,
-                                   "quantize": quantize},
+                                   "quantize": quantize, "runtime": runtime},
             batch_size=rows_per_call,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),

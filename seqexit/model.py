@@ -81,6 +81,7 @@ class MultiExitTagger(nn.Module):
             add_casing_embeddings(encoder, self.adapter.hidden_size)
         self.tokenizer = tokenizer
         self.quantized: str | None = None  # "int8" once `seqexit.quantize.quantize_model` has run
+        self.runtime = "torch"  # what runs the layers; "onnx" after `seqexit.runtime.apply_runtime`
         # one softmax temperature per exit, fitted on dev for the "confidence" criterion
         # (`seqexit.evaluation.temperature`); None: 1.0 everywhere
         self.exit_temperatures: list[float] | None = None

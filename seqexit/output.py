@@ -50,11 +50,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .data import INTERNAL_SCHEME, Sentence, convert
 from .files import umask_mode
-from .tagger import TaggedSentence
+
+if TYPE_CHECKING:  # the writers need no torch: the CLI reads OUTPUT_FORMATS before any model loads
+    from .tagger import TaggedSentence
 
 OUTPUT_FORMATS = ("conll", "jsonl", "spacy", "pretty")
 

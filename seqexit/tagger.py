@@ -12,6 +12,7 @@ import torch
 from .data import Sentence, Span, decode_spans, sentences_from_text
 from .bundle import ModelBundle, check_engine
 from .exits import ExitPolicy, run_policy
+from .runtime import check_runtime
 from .model import MultiExitTagger
 
 
@@ -42,10 +43,11 @@ class Tagger:
     @classmethod
     def load(
         cls, path: str | Path, *, device: str | torch.device = "cpu", policy: ExitPolicy | None = None,
-        batch_size: int = 32, quantize: str | None = None, preset: str | None = None,
+        batch_size: int = 32, quantize: str | None = None, preset: str | None = None, runtime: str | None = "auto",
     ) -> Tagger:
         """`open_tagger` as a constructor: `Tagger.load("en-ner", preset="balanced")`."""
-        return open_tagger(path, device=device, policy=policy, batch_size=batch_size, quantize=quantize, preset=preset)
+        return open_tagger(path, device=device, policy=policy, batch_size=batch_size, quantize=quantize, preset=preset,
+                           runtime=runtime)
 
     @property
     def labels(self) -> list[str]:
@@ -103,13 +105,16 @@ class Tagger:
 
 def open_tagger(
     name_or_path: str | Path, *, preset: str | None = None, policy: ExitPolicy | None = None,
-    quantize: str | None = None, device: str | torch.device = "cpu", batch_size: int = 32,
+    quantize: str | None = None, device: str | torch.device = "cpu", batch_size: int = 32, runtime: str | None = "auto",
 ) -> Tagger:
     """A `Tagger` for a model folder or a shipped model's name (`open_tagger("en-ner")`).
 
     preset: a calibrated policy by name (from the int8 presets when quantize="int8"); or give a
     `policy`; neither: full depth. quantize="int8" runs the encoder on int8 kernels (CPU only;
-    see `seqexit.quantize`)."""
+    see `seqexit.quantize`). runtime: what runs the layers, 'auto' (the fastest installed on
+    this CPU), 'torch' or 'onnx' (see `seqexit.runtime`)."""
     check_engine(quantize, device)  # before looking for the model: a usage error comes first
-    runtime = ModelBundle.find(name_or_path).open(preset=preset, policy=policy, quantize=quantize, device=device)
-    return Tagger(runtime.runner, policy=runtime.policy, batch_size=batch_size)
+    check_runtime(runtime)
+    opened = ModelBundle.find(name_or_path).open(preset=preset, policy=policy, quantize=quantize, device=device,
+                                                 runtime=runtime)
+    return Tagger(opened.runner, policy=opened.policy, batch_size=batch_size)

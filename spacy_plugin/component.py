@@ -75,6 +75,7 @@ class SeqExitPipe(Pipe):
     Policy: `preset` (a name in the model's presets.json) when given, else `policy`: a
     `seqexit.ExitPolicy` (or its `to_dict` form; None: `ExitPolicy()`). quantize="int8"
     runs the encoder on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
+    runtime: what runs the layers, "auto" (the fastest installed on this CPU), "torch" or "onnx".
     """
 
     factory: str = ""
@@ -92,10 +93,12 @@ class SeqExitPipe(Pipe):
         device: str = "cpu",
         quantize: str | None = None,
         scorer: Callable | None = None,
+        runtime: str = "auto",
     ) -> None:
         from seqexit.exits import ExitPolicy
         from seqexit.bundle import resolve_device
         from seqexit.quantize import check_quantize
+        from seqexit.runtime import check_runtime
         from seqexit.spacy_docs import fork_safe_torch
 
         fork_safe_torch()  # before any fork: nlp.pipe(n_process=...) under fork would hang otherwise
@@ -108,6 +111,10 @@ class SeqExitPipe(Pipe):
             raise ValueError(f"{self.factory}: {err}") from None
         if self.quantize and self.device != "cpu":
             raise ValueError(f"{self.factory}: quantize={self.quantize!r} runs on the CPU only, not on device {self.device!r}")
+        try:
+            self.runtime = check_runtime(runtime)
+        except ValueError as err:
+            raise ValueError(f"{self.factory}: {err}") from None
         if policy is None or isinstance(policy, Mapping):
             policy = ExitPolicy.from_dict(policy or {})
         elif not isinstance(policy, ExitPolicy):
@@ -166,8 +173,9 @@ class SeqExitPipe(Pipe):
         self._check_task(bundle.config.task, where)
         sections = bundle.all_presets()
         self._resolve_policy(sections[self.quantize], where)
-        runtime = bundle.open(policy=self._policy, quantize=self.quantize, device=self.device, keep_float=True)
-        self._model, self._runner, self._preset_sections = runtime.model, runtime.runner, sections
+        opened = bundle.open(policy=self._policy, quantize=self.quantize, device=self.device, keep_float=True,
+                             runtime=self.runtime)
+        self._model, self._runner, self._preset_sections = opened.model, opened.runner, sections
 
     @property
     def seqexit_model(self) -> MultiExitTagger:
@@ -289,7 +297,7 @@ class SeqExitPipe(Pipe):
     def _config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this component (the model comes from bytes)."""
         return {"model": "", "preset": self.preset, "policy": self.configured_policy, "batch_size": self.batch_size,
-                "device": self.device, "quantize": self.quantize, "scorer": self.scorer}
+                "device": self.device, "quantize": self.quantize, "scorer": self.scorer, "runtime": self.runtime}
 
     def __reduce__(self):
         """Pickle as settings + `to_bytes` (safetensors inside), never as torch objects."""
@@ -426,6 +434,7 @@ COMMON_CONFIG: dict[str, Any] = {
     "batch_size": 32,
     "device": "cpu",
     "quantize": None,
+    "runtime": "auto",
 }
 
 
@@ -444,6 +453,7 @@ def make_ner(
     batch_size: int,
     device: str,
     quantize: str | None,
+    runtime: str,
     overwrite: bool,
     scorer: Callable | None,
     mode: str | None = None,
@@ -456,13 +466,14 @@ def make_ner(
 ) -> SeqExitNER:
     """`nlp.add_pipe("seqexit_ner", config={"model": PATH_OR_NAME, "preset": "balanced"})`, or
     `config={"model": ..., "policy": {"mode": "tokee", "threshold": 0.2}}` (`make_exit_policy`);
-    add `"quantize": "int8"` for the int8 engine. mode ... patience: the flat policy keys of
+    add `"quantize": "int8"` for the int8 engine, `"runtime": "onnx"` or `"torch"` to fix what
+    runs the layers (default "auto"). mode ... patience: the flat policy keys of
     pipelines saved before the policy block (null: not given; deprecated)."""
     flat = {"mode": mode, "threshold": threshold, "window": window, "min_layer": min_layer, "static_layer": static_layer,
             "criterion": criterion, "patience": patience}
     return SeqExitNER(
         nlp.vocab, name, model=model, preset=preset, policy=_exit_policy("seqexit_ner", name, policy, flat),
-        batch_size=batch_size, device=device, quantize=quantize, overwrite=overwrite, scorer=scorer,
+        batch_size=batch_size, device=device, quantize=quantize, overwrite=overwrite, scorer=scorer, runtime=runtime,
     )
 
 
@@ -481,6 +492,7 @@ def make_tagger(
     batch_size: int,
     device: str,
     quantize: str | None,
+    runtime: str,
     scorer: Callable | None,
     mode: str | None = None,
     threshold: float | list[float] | None = None,
@@ -495,5 +507,5 @@ def make_tagger(
             "criterion": criterion, "patience": patience}
     return SeqExitTagger(
         nlp.vocab, name, model=model, preset=preset, policy=_exit_policy("seqexit_tagger", name, policy, flat),
-        batch_size=batch_size, device=device, quantize=quantize, scorer=scorer,
+        batch_size=batch_size, device=device, quantize=quantize, scorer=scorer, runtime=runtime,
     )

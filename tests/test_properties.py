@@ -71,8 +71,13 @@ def conll_token(token: str) -> bool:
     return "\n" not in token and "\t" not in token and token.strip() != "-DOCSTART-"
 
 
+# line breaks and tabs mapped away rather than filtered: a filter rejected too many long tokens
+# for Hypothesis's health check on some seeds
+CONLL_TOKEN = TOKEN.map(lambda t: t.replace("\n", " ").replace("\t", " ")).filter(conll_token)
+
+
 @QUICK
-@given(st.lists(st.lists(TOKEN.filter(conll_token), min_size=1, max_size=6), min_size=1, max_size=5))
+@given(st.lists(st.lists(CONLL_TOKEN, min_size=1, max_size=6), min_size=1, max_size=5))
 def test_conll_round_trip_keeps_every_token_or_names_the_line(sentences):
     lines, expected_bad = [""], []  # a blank first line: a BOM opening line 1 is an encoding mark, not text
     for sentence in sentences:

@@ -3,6 +3,7 @@ part (so that a later layer can run on a subset of tokens). One adapter per enco
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,6 +75,10 @@ class EncoderAdapter:
     @property
     def training(self) -> bool:
         return self.encoder.training
+
+    def running(self) -> contextlib.AbstractContextManager:
+        """A context the engine holds around a run (batches of layers); torch needs none."""
+        return contextlib.nullcontext()
 
     @property
     def num_layers(self) -> int:

@@ -18,7 +18,8 @@ from ..data import Sentence
 from ..exits import ExitPolicy, Preset, check_preset_name
 from ..exits.criteria import COUNTING, CRITERIA
 from ..model import MultiExitTagger
-from ..quantize import check_quantize, quantize_model
+from ..quantize import check_quantize
+from ..runtime import apply_runtime
 from .exits import PolicyScore, evaluate_policy
 
 ACCURATE_DROP = 0.1  # points of score the "accurate" preset may lose against full depth
@@ -124,6 +125,7 @@ def calibrate(
     progress: bool = False,
     quantize: str | None = None,
     criterion: str = "entropy",
+    runtime: str | None = "auto",
 ) -> CalibrationResult:
     """Score full depth and every policy of the grid on gold-tagged `sentences`, then pick:
 
@@ -142,6 +144,9 @@ def calibrate(
 
     criterion: the exit criterion of the grid; the built-in names then carry it as a suffix
     ("balanced-confidence"), so presets of several criteria live side by side.
+
+    runtime: what runs the grid's layers ('torch', 'onnx' or 'auto', see `seqexit.runtime`);
+    fp32 gives the same labels on either, int8 nearly (its rounding differs by kernel).
     """
     if max_drop is not None and speedup is not None:
         raise ValueError("give either max_drop or speedup, not both")
@@ -167,7 +172,7 @@ def calibrate(
         raise ValueError("the calibration grid is empty: give at least one threshold and window (or mode 'static')")
 
     quantize = check_quantize(quantize)
-    runner = quantize_model(model, quantize)
+    runner = apply_runtime(model, runtime, quantize=quantize)
     policies = [ExitPolicy()] + grid
     rows = [
         evaluate_policy(runner, sentences, policy, batch_size=batch_size)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2, IOBES, BILOU
-
-_SEQEVAL_SCHEMES = {"iob2": IOB2, "iobes": IOBES, "bilou": BILOU}
+# seqeval's scheme classes by name: seqeval (and scikit-learn under it) loads only when a score is computed
+_SEQEVAL_SCHEMES = {"iob2": "IOB2", "iobes": "IOBES", "bilou": "BILOU"}
 
 
 @dataclass
@@ -38,8 +36,11 @@ def span_scores(
     Default mode reads ill-formed predictions the way conlleval does (an I- after O starts a
     span); strict=True counts only spans well-formed in `scheme` (seqeval's strict mode).
     """
+    from seqeval import scheme as schemes
+    from seqeval.metrics import classification_report
+
     _check_lengths(gold, predicted)
-    kwargs = {"mode": "strict", "scheme": _SEQEVAL_SCHEMES[scheme]} if strict else {}
+    kwargs = {"mode": "strict", "scheme": getattr(schemes, _SEQEVAL_SCHEMES[scheme])} if strict else {}
     if not strict and scheme != "iob2":
         raise ValueError("default (conlleval) mode reads IOB tags; convert to iob2 or pass strict=True")
     report = classification_report(

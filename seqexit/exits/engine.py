@@ -109,26 +109,12 @@ def run_policy(
     collecting = gc.isenabled()
     gc.disable()  # tokenizing builds many small objects; a full collection mid-run costs ~0.2 s
     try:
-        layer_major = policy.mode in ("tokee", "sentee") and batch_size > 1
-        for group, batch in length_sorted_batches(model, sentences, batch_size, groups=LAYER_MAJOR_GROUPS if layer_major else 1):
-            exits = exit_batch(model, batch, policy, group_size=batch_size)
-            counter.merge(exits.flops)
-            label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
-            spent, full = (t.tolist() for t in exits.row_flops)
-            for row, (sentence, chunk) in enumerate(group):
-                if chunk.owned is None:  # the sentence's only chunk: views into the batch's results
-                    n = chunk.n_words
-                    results[sentence] = WordExits(label_ids[row, :n], confidence[row, :n], exit_layer[row, :n],
-                                                  spent[row], full[row])
-                    continue
-                if results[sentence] is None:
-                    results[sentence] = _zeros(len(sentences[sentence]))
-                result, (into, take) = results[sentence], owned_slices(chunk)
-                result.label_ids[into] = label_ids[row, take]
-                result.confidence[into] = confidence[row, take]
-                result.exit_layer[into] = exit_layer[row, take]
-                result.flops_spent += spent[row]
-                result.flops_full += full[row]
+        with model.adapter.running():  # e.g. the ONNX runtime: torch on one thread meanwhile
+            layer_major = policy.mode in ("tokee", "sentee") and batch_size > 1
+            for group, batch in length_sorted_batches(model, sentences, batch_size, groups=LAYER_MAJOR_GROUPS if layer_major else 1):
+                exits = exit_batch(model, batch, policy, group_size=batch_size)
+                counter.merge(exits.flops)
+                _store(results, group, exits, sentences)
     finally:
         model.train(was_training)
         if collecting:
@@ -137,6 +123,26 @@ def run_policy(
     layers = torch.cat([r.exit_layer for r in filled]) if filled else torch.zeros(0, dtype=torch.long)
     per_layer = torch.bincount(layers, minlength=model.num_layers + 1)
     return PolicyRun(filled, counter, per_layer[1:].tolist())
+
+
+def _store(results: list[WordExits | None], group: list[tuple[int, EncodedChunk]], exits, sentences) -> None:
+    """Put a batch's rows into `results` (one entry per sentence; a long sentence's windows
+    each fill the words they own)."""
+    label_ids, confidence, exit_layer = exits.label_ids.cpu(), exits.confidence.float().cpu(), exits.exit_layer.cpu()
+    spent, full = (t.tolist() for t in exits.row_flops)
+    for row, (sentence, chunk) in enumerate(group):
+        if chunk.owned is None:  # the sentence's only chunk: views into the batch's results
+            n = chunk.n_words
+            results[sentence] = WordExits(label_ids[row, :n], confidence[row, :n], exit_layer[row, :n], spent[row], full[row])
+            continue
+        if results[sentence] is None:
+            results[sentence] = _zeros(len(sentences[sentence]))
+        result, (into, take) = results[sentence], owned_slices(chunk)
+        result.label_ids[into] = label_ids[row, take]
+        result.confidence[into] = confidence[row, take]
+        result.exit_layer[into] = exit_layer[row, take]
+        result.flops_spent += spent[row]
+        result.flops_full += full[row]
 
 
 def _zeros(n: int) -> WordExits:
@@ -166,15 +172,16 @@ def run_exits(
         for words in sentences
     ]
     try:
-        for group, batch in length_sorted_batches(model, sentences, batch_size):
-            logits = model(batch, num_layers=depth, exits="all" if all_exits else "last")  # (rows, batch, words, labels)
-            confidence, label_ids = logits.float().softmax(-1).max(-1)  # (rows, batch, words)
-            for row, (sentence, chunk) in enumerate(group):
-                into, take = owned_slices(chunk)
-                outputs[sentence].label_ids[:, into] = label_ids[:, row, take].cpu()
-                outputs[sentence].confidence[:, into] = confidence[:, row, take].cpu()
-                if keep_logits:
-                    outputs[sentence].logits[:, into] = logits[:, row, take].float().cpu()
+        with model.adapter.running():
+            for group, batch in length_sorted_batches(model, sentences, batch_size):
+                logits = model(batch, num_layers=depth, exits="all" if all_exits else "last")  # (rows, batch, words, labels)
+                confidence, label_ids = logits.float().softmax(-1).max(-1)  # (rows, batch, words)
+                for row, (sentence, chunk) in enumerate(group):
+                    into, take = owned_slices(chunk)
+                    outputs[sentence].label_ids[:, into] = label_ids[:, row, take].cpu()
+                    outputs[sentence].confidence[:, into] = confidence[:, row, take].cpu()
+                    if keep_logits:
+                        outputs[sentence].logits[:, into] = logits[:, row, take].float().cpu()
     finally:
         model.train(was_training)
     return outputs

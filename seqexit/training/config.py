@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..training_defaults import EPOCHS, LEARNING_RATE
+
 EXIT_WEIGHTS = ("layer", "last")
 
 
@@ -27,8 +29,8 @@ class TrainConfig:
         unchanged it need not be shipped with a fine-tuned model.
     """
 
-    epochs: int = 4
-    learning_rate: float = 1e-4
+    epochs: int = EPOCHS
+    learning_rate: float = LEARNING_RATE
     batch_size: int = 32
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01

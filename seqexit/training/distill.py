@@ -22,8 +22,7 @@ from .config import TrainConfig
 from .forward import exit_logits
 from .joint import TrainResult, train_joint
 from .two_stage import EXITS_LEARNING_RATE
-
-DEFAULT_TEMPERATURE = 1.0
+from ..training_defaults import DEFAULT_TEMPERATURE
 
 
 def distillation_loss(

@@ -28,8 +28,8 @@ from .config import TrainConfig
 from .forward import exit_logits
 from .distill import distillation_loss
 from .joint import IGNORE, TrainResult, train_joint
+from ..training_defaults import DEFAULT_MUTUAL
 
-DEFAULT_MUTUAL = 0.5
 WEIGHTS_LEARNING_RATE = 1e-2  # the log-weights are a handful of scalars: they may move fast
 
 

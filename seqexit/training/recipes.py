@@ -33,13 +33,10 @@ from .self_sampling import (
     DEFAULT_FULL_DEPTH_TOLERANCE, SelfSamplingConfig, SelfSamplingOutcome, train_self_sampling_guarded,
 )
 from .two_stage import train_two_stage
+from ..training_defaults import DEFAULT_RECIPE, SSFT_EPOCHS, SSFT_LEARNING_RATE
 
 log = logging.getLogger(__name__)
 
-SSFT_EPOCHS, SSFT_LEARNING_RATE = 2, 2e-5  # SSFT's defaults: a short, gentle run on a trained model
-# The measured best first stage (benchmarks/training_recipes.md): distill + SSFT is the best at full depth on
-# CoNLL-2003 (88.88 test F1 against 88.52 for two-stage + SSFT); on UD EWT two-stage + SSFT led by 0.03, noise.
-DEFAULT_RECIPE = "distill"
 
 
 def backbone_is_uncased(backbone: str | Path = DEFAULT_BACKBONE) -> bool:

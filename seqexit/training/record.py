@@ -6,14 +6,8 @@ through `seqexit compact`), and `seqexit info` prints it, so a model says how it
 
 from __future__ import annotations
 
+from ..training_defaults import RECIPES
 from .joint import TrainResult
-
-RECIPES = {
-    "two-stage": "ordinary fine-tune, then the lower exits on its frozen encoder (DeeBERT)",
-    "joint": "every exit's loss at once, weighted by depth",
-    "distill": "ordinary fine-tune, then the lower exits learn the last exit's distribution (FastBERT)",
-    "learned-weights": "joint, with learned exit weights and mutual distillation between exits (LeeBERT)",
-}
 
 
 def stage_record(stage: str, result: TrainResult) -> dict:

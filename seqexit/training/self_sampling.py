@@ -26,6 +26,7 @@ from ..exits.halting import simulate_tokee
 from .forward import exit_logits
 from ..exits.uncertainty import normalised_entropy
 from ..model import MultiExitTagger
+from ..training_defaults import DEFAULT_FULL_DEPTH_TOLERANCE
 from .config import TrainConfig
 from .joint import IGNORE, TrainResult, train_joint
 
@@ -113,8 +114,6 @@ def train_self_sampling(
     objective = SelfSamplingObjective(model, config, sampling)
     return train_joint(model, train, dev, config, output_dir, progress=progress, objective=objective)
 
-
-DEFAULT_FULL_DEPTH_TOLERANCE = 0.15  # dev points of full-depth score SSFT may cost and still be kept
 
 
 @dataclass

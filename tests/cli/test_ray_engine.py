@@ -70,7 +70,7 @@ def test_cli_ray_engine_writes_what_the_local_engine_writes(local_ray, ner_model
 
 def test_malformed_input_fails_before_any_work_with_file_and_line(ner_model, tmp_path, monkeypatch):
     started = []
-    monkeypatch.setattr("cli.tag.start_ray", lambda *a, **k: started.append(1))
+    monkeypatch.setattr("seqexit.distributed.start_ray", lambda *a, **k: started.append(1))
     (tmp_path / "bad.jsonl").write_text('{"tokens": ["a"]}\n{"tokens": oops}\n')
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["tag", str(tmp_path / "bad.jsonl"), "-m", str(ner_model), "--engine", "ray", "-o", str(out)])
@@ -82,7 +82,7 @@ def test_without_ray_the_engine_is_a_one_line_usage_error(ner_model, tmp_path, m
     def missing():
         raise ImportError('the Ray engine needs Ray Data: pip install "seqexit[ray]"')
 
-    monkeypatch.setattr("cli.tag.require_ray", missing)
+    monkeypatch.setattr("seqexit.distributed.require_ray", missing)
     (tmp_path / "in.txt").write_text("John said so.\n")
     result = runner.invoke(app, ["tag", str(tmp_path / "in.txt"), "-m", str(ner_model), "--engine", "ray"])
     assert result.exit_code == 2 and 'pip install "seqexit[ray]"' in result.output

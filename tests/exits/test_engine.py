@@ -259,3 +259,24 @@ def test_tokee_flops_follow_the_formula_from_each_words_exit_layer(make_tagger, 
             expected += 2 * h * c * len(sentence)  # every word of a running row is read by the exit
     assert run.flops.spent == expected
     assert [int(s) for s in run.row_flops[0]] and sum(int(s) for s in run.row_flops[0]) == expected
+
+
+@pytest.mark.parametrize("criterion", ["entropy", "confidence", "patience", "rising", "vote", "learned"])
+@pytest.mark.parametrize("mode", ["tokee", "sentee"])
+def test_batch_one_takes_the_one_sentence_loop_with_the_same_results(make_tagger, sentences, mode, criterion):
+    """Batch 1 runs `_one_sentence`, larger batches `_dynamic`: same labels, exit layers, FLOPs."""
+    import copy
+
+    from seqexit.exits.learned import LearnedExitHeads
+
+    model = copy.deepcopy(make_tagger(4))
+    model.exit_temperatures = [0.5, 1.0, 2.0, 1.5]
+    torch.manual_seed(0)
+    model.learned_exits = LearnedExitHeads(model.adapter.hidden_size, 4).eval()
+    setting = {"entropy": {"threshold": 0.9}, "confidence": {"threshold": 0.5}, "patience": {"patience": 1},
+               "rising": {"patience": 1}, "vote": {"threshold": 0.1}, "learned": {"threshold": 0.5}}[criterion]
+    policy = ExitPolicy(mode=mode, window=1, criterion=criterion, **setting)
+    one, many = (run_policy(model, sentences, policy, batch_size=b) for b in (1, 32))
+    assert [(r.label_ids.tolist(), r.exit_layer.tolist(), r.flops_spent) for r in one.sentences] == \
+        [(r.label_ids.tolist(), r.exit_layer.tolist(), r.flops_spent) for r in many.sentences]
+    assert one.flops.spent == many.flops.spent and min(l for r in one.sentences for l in r.exit_layer.tolist()) < 4

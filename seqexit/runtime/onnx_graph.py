@@ -1,0 +1,158 @@
+"""One encoder layer as an ONNX graph that runs its queries on a chosen subset of pieces.
+
+The graph is the engine's `run_layer_active` in one call: keys and values from every piece
+(halted ones with their frozen states), queries, attention output and feed-forward only at the
+pieces named by `query_index`, so ONNX Runtime's fused kernels do what the torch layer does and
+TOKEE's halting still removes work. Built by hand with `onnx.helper` (no exporter in between),
+so that the int8 form can quantise activations per row, as `seqexit.quantize` does: a row's
+result depends on that row alone, not on its batch.
+
+Inputs:  hidden (batch, pieces, hidden) float32; key_mask (batch, pieces) int32, 1 at the
+         pieces attended to; query_index (batch, queries) int64.
+Output:  updated (batch, queries, hidden) float32, the layer's output at those pieces.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Collection
+
+import numpy as np
+import torch
+
+from ..encoders.base import LayerParts
+
+OPSET = 20  # LayerNormalization (17), Gelu (20)
+ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "relu": None}
+_INT8_MAX = 127.0
+
+
+class GraphBuilder:
+    """Nodes and initializers of one graph, with fresh names."""
+
+    def __init__(self) -> None:
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+
+    def name(self, stem: str) -> str:
+        self._count += 1
+        return f"{stem}_{self._count}"
+
+    def const(self, stem: str, array: np.ndarray) -> str:
+        name = self.name(stem)
+        self.initializers.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], *, domain: str = "", **attributes) -> str:
+        return self.ops(op_type, inputs, 1, domain=domain, **attributes)[0]
+
+    def ops(self, op_type: str, inputs: list[str], n_outputs: int, *, domain: str = "", **attributes) -> list[str]:
+        outputs = [self.name(op_type.lower()) for _ in range(n_outputs)]
+        self.nodes.append(self.helper.make_node(op_type, inputs, outputs, domain=domain, **attributes))
+        return outputs
+
+
+def _weights(linear: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """(in, out) weight and (out,) bias of a float `nn.Linear` as float32 numpy arrays."""
+    weight = linear.weight.detach().float().cpu().numpy().T
+    bias = linear.bias.detach().float().cpu().numpy()
+    return weight, bias
+
+
+def weight_levels() -> float:
+    """Largest int8 weight magnitude: 127, or 63 on x86 without VNNI, whose u8 x s8 kernels add
+    pairs of products in int16 (255 * 127 * 2 would saturate; 255 * 63 * 2 does not)."""
+    probe = getattr(torch.cpu, "_is_vnni_supported", None)
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+    return 63.0 if x86 and not (probe and probe()) else _INT8_MAX
+
+
+def _projection(g: GraphBuilder, x: str, weight: np.ndarray, bias: np.ndarray, int8: bool, stem: str) -> str:
+    """x (rows, in) @ weight (in, out) + bias. int8: weights symmetric per output channel
+    (`weight_levels`); each row of x quantised with its own scale max|row| / 127 (zero point
+    128, uint8); the integer product rescaled per row and per column, then the float bias added."""
+    if not int8:
+        return g.op("Add", [g.op("MatMul", [x, g.const(f"{stem}_w", weight.astype(np.float32))]),
+                            g.const(f"{stem}_b", bias.astype(np.float32))])
+    levels = weight_levels()
+    column_scale = np.maximum(np.abs(weight).max(0), np.finfo(np.float32).tiny) / levels  # (out,)
+    quantized = np.clip(np.round(weight / column_scale), -levels, levels).astype(np.int8)
+    axis = g.const("axis", np.array([1], np.int64))
+    row_max = g.op("ReduceMax", [x, axis], keepdims=0)  # (rows,)
+    row_min = g.op("ReduceMin", [x, axis], keepdims=0)
+    tiny = g.const("tiny", np.array(np.finfo(np.float32).tiny, np.float32))
+    row_scale = g.op("Mul", [g.op("Max", [row_max, g.op("Neg", [row_min]), tiny]),
+                             g.const("inv", np.array(1.0 / _INT8_MAX, np.float32))])  # (rows,)
+    zero = g.op("Expand", [g.const("zp", np.array(128, np.uint8)), g.op("Shape", [row_scale])])
+    codes = g.op("QuantizeLinear", [x, row_scale, zero], axis=0)  # (rows, in) uint8
+    per_row = g.op("Unsqueeze", [row_scale, axis])  # (rows, 1): the kernel scales row r by it, column c by column_scale[c]
+    product = g.op("MatMulIntegerToFloat",
+                   [codes, g.const(f"{stem}_q", quantized), per_row, g.const(f"{stem}_s", column_scale.astype(np.float32)),
+                    g.const("zp128", np.array(128, np.uint8))],
+                   domain="com.microsoft")  # (rows, out): (codes - 128) @ quantized * row_scale * column_scale
+    # the bias is added apart: given to the kernel with a per-row scale, it is added before that scale
+    return g.op("Add", [product, g.const(f"{stem}_b", bias.astype(np.float32))])
+
+
+def _layer_norm(g: GraphBuilder, x: str, norm: torch.nn.LayerNorm, stem: str) -> str:
+    return g.op("LayerNormalization", [x, g.const(f"{stem}_g", norm.weight.detach().float().numpy()),
+                                       g.const(f"{stem}_b", norm.bias.detach().float().numpy())],
+                axis=-1, epsilon=float(norm.eps))
+
+
+def layer_graph(parts: LayerParts, activation: str, *, int8: bool = False, keep_float: Collection[str] = ()):
+    """The ONNX model (an `onnx.ModelProto`) of one layer from float `parts` (see module doc).
+    int8: every projection int8 except those named in `keep_float` (query, key_value,
+    attn_out, ffn_in, ffn_out)."""
+    from onnx import TensorProto, helper
+
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} has no ONNX form here; known: {', '.join(ACTIVATIONS)}")
+    g = GraphBuilder()
+    in_int8 = {name: int8 and name not in keep_float for name in ("query", "key_value", "attn_out", "ffn_in", "ffn_out")}
+    hidden_size = parts.query.in_features
+    heads = parts.num_heads
+    head_dim = hidden_size // heads
+    scale = 1.0 / math.sqrt(head_dim)
+
+    index = g.op("Unsqueeze", ["query_index", g.const("axis", np.array([-1], np.int64))])
+    queries_from = g.op("GatherND", ["hidden", index], batch_dims=1)  # (batch, queries, hidden)
+    query_shape, key_shape = g.op("Shape", [queries_from]), g.op("Shape", ["hidden"])
+    rows = g.const("rows", np.array([-1, hidden_size], np.int64))
+    residual = g.op("Reshape", [queries_from, rows])  # (batch * queries, hidden)
+    wq, bq = _weights(parts.query)
+    q = _projection(g, residual, wq * scale, bq * scale, in_int8["query"], "query")  # already / sqrt(head_dim)
+    wk, bk = _weights(parts.key)
+    wv, bv = _weights(parts.value)
+    kv = _projection(g, g.op("Reshape", ["hidden", rows]), np.concatenate([wk, wv], 1), np.concatenate([bk, bv]),
+                     in_int8["key_value"], "key_value")  # (batch * pieces, 2 * hidden)
+    k, v = g.ops("Split", [kv, g.const("halves", np.array([hidden_size, hidden_size], np.int64))], 2, axis=-1)
+    context = g.op("MultiHeadAttention", [g.op("Reshape", [q, query_shape]), g.op("Reshape", [k, key_shape]),
+                                          g.op("Reshape", [v, key_shape]), "", "key_mask"],
+                   domain="com.microsoft", num_heads=heads, scale=1.0)  # (batch, queries, hidden)
+    wo, bo = _weights(parts.attn_out)
+    projected = _projection(g, g.op("Reshape", [context, rows]), wo, bo, in_int8["attn_out"], "attn_out")
+    attended = _layer_norm(g, g.op("Add", [projected, residual]), parts.attn_norm, "attn_norm")
+    w1, b1 = _weights(parts.ffn_in)
+    inner = _projection(g, attended, w1, b1, in_int8["ffn_in"], "ffn_in")
+    approximate = ACTIVATIONS[activation]
+    inner = g.op("Relu", [inner]) if approximate is None else g.op("Gelu", [inner], approximate=approximate)
+    w2, b2 = _weights(parts.ffn_out)
+    projected = _projection(g, inner, w2, b2, in_int8["ffn_out"], "ffn_out")
+    out = _layer_norm(g, g.op("Add", [projected, attended]), parts.ffn_norm, "ffn_norm")
+    g.nodes.append(helper.make_node("Reshape", [out, query_shape], ["updated"]))
+
+    inputs = [
+        helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "pieces", hidden_size]),
+        helper.make_tensor_value_info("key_mask", TensorProto.INT32, ["batch", "pieces"]),
+        helper.make_tensor_value_info("query_index", TensorProto.INT64, ["batch", "queries"]),
+    ]
+    outputs = [helper.make_tensor_value_info("updated", TensorProto.FLOAT, ["batch", "queries", hidden_size])]
+    graph = helper.make_graph(g.nodes, "seqexit_layer", inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, producer_name="seqexit")

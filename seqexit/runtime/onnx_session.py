@@ -1,0 +1,110 @@
+"""ONNX Runtime sessions for an encoder's layers: built from the float weights, or read from
+the graph cache without importing `onnx` at all (what makes a warm start fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+import torch
+
+from ..encoders.base import EncoderAdapter, LayerParts
+from .cache import cached_bytes, tensors_digest
+
+GRAPH_VERSION = 1  # bump when `onnx_graph` changes what it builds: old cache files stop matching
+PROJECTIONS = ("query", "key_value", "attn_out", "ffn_in", "ffn_out")
+
+
+def unsupported_reason(model) -> str | None:
+    """Why the ONNX graphs cannot run `model`'s layers (None: they can)."""
+    from .onnx_graph import ACTIVATIONS
+
+    adapter = model.adapter
+    if type(adapter).__name__ not in ("BertFamilyAdapter", "OnnxAdapter"):
+        return f"no ONNX layer graph for {type(adapter).__name__}"
+    activation = getattr(model.encoder.config, "hidden_act", None)
+    if activation not in ACTIVATIONS:
+        return f"activation {activation!r} has no ONNX form here (known: {', '.join(ACTIVATIONS)})"
+    if model.quantized and getattr(model, "runtime", "torch") != "onnx":
+        return f"the model is already quantized for torch ({model.quantized})"
+    return None
+
+
+def session_options(threads: int | None = None):
+    """An intra-op pool of `threads` (default: torch's thread count) that sleeps between calls,
+    no inter-op pool, every graph optimisation on."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    # a pool that spins after its call takes the cores from the next layer's pool and from
+    # torch between calls: measured here, spinning made batch 1 6x slower at 2 threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return options
+
+
+def layer_tensors(parts: LayerParts) -> list[torch.Tensor]:
+    modules = (parts.query, parts.key, parts.value, parts.attn_out, parts.attn_norm, parts.ffn_in, parts.ffn_out,
+               parts.ffn_norm)
+    return [tensor for module in modules for tensor in (module.weight, module.bias)]
+
+
+def layer_sessions(adapter: EncoderAdapter, activation: str, quantize: str | None, *,
+                   keep_float: Collection[str] = (), cache: Path | None = None, threads: int | None = None) -> list:
+    """One `onnxruntime.InferenceSession` per layer of `adapter` (float weights), int8 where
+    `quantize` is 'int8' except the projections named in `keep_float` (as in
+    `seqexit.quantize.quantize_model`). cache: the folder of built graphs (None: none)."""
+    import onnxruntime as ort
+
+    from .onnx_graph import weight_levels
+
+    options = session_options(threads)
+
+    def open_session(data: bytes):
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+    sessions = []
+    for index, parts in enumerate(adapter.layers):
+        kept = frozenset(name for name in PROJECTIONS if name in keep_float or f"L{index + 1}.{name}" in keep_float)
+        settings = (GRAPH_VERSION, ort.__version__, activation, quantize, sorted(kept), parts.num_heads, weight_levels())
+        key = tensors_digest(layer_tensors(parts), *settings)
+
+        def build(parts: LayerParts = parts, kept: frozenset = kept) -> bytes:
+            from .onnx_graph import layer_graph
+
+            return layer_graph(parts, activation, int8=quantize == "int8", keep_float=kept).SerializeToString()
+
+        sessions.append(cached_bytes(cache, key, build, open_session))
+    check_against_torch(adapter, sessions[0], quantize)
+    return sessions
+
+
+class RuntimeMismatch(RuntimeError):
+    """The ONNX layer disagrees with the torch layer it was built from (a kernel this
+    onnxruntime computes differently): the caller falls back to torch or stops."""
+
+
+def check_against_torch(adapter: EncoderAdapter, session, quantize: str | None) -> None:
+    """Run layer 1 on a small random input in both engines; a RuntimeMismatch unless they agree
+    (fp32: within 1e-3; int8: within 10% of the output's range). Costs a few milliseconds, once
+    per load, and catches an onnxruntime whose kernels do not do what the graph says."""
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 7, adapter.hidden_size, generator=generator)
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    with torch.inference_mode():
+        want = adapter.run_layer(0, hidden.clone(), mask)[mask]
+    feed = {"hidden": hidden.numpy(), "key_mask": mask.to(torch.int32).numpy(),
+            "query_index": torch.arange(7).expand(2, 7).contiguous().numpy()}
+    got = torch.from_numpy(session.run(("updated",), feed)[0])[mask]
+    error = float((got - want).abs().max())
+    bound = 1e-3 if quantize is None else 0.1 * float(want.abs().max())
+    if not error <= bound:
+        import onnxruntime
+
+        raise RuntimeMismatch(f"onnxruntime {onnxruntime.__version__}'s layer differs from torch's by {error:.3g} "
+                              f"(allowed {bound:.3g}, {quantize or 'fp32'})")

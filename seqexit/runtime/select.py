@@ -1,0 +1,208 @@
+"""Choosing and applying a runtime: `check_runtime` (the one validation), `pick_runtime`
+("auto" resolved by timing both engines on this CPU, remembered per CPU and versions) and
+`apply_runtime` (a model whose layers run on the chosen engine)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import json
+import math
+import os
+import platform
+import time
+import warnings
+from collections.abc import Collection
+
+import torch
+
+from ..model import MultiExitTagger
+from .cache import user_cache_dir
+from .onnx_session import RuntimeMismatch
+
+RUNTIME_CHOICES = ("auto", "torch", "onnx")
+INSTALL_HINT = "pip install 'seqexit[onnx]' (or: pip install onnxruntime onnx)"
+
+
+def check_runtime(value: str | None) -> str:
+    """'auto', 'torch' or 'onnx' ('auto' for None or ''); anything else is a ValueError naming the choices."""
+    if value is None or value == "":
+        return "auto"
+    if value not in RUNTIME_CHOICES:
+        raise ValueError(f"unknown runtime {value!r}; choose one of: {', '.join(RUNTIME_CHOICES)}")
+    return value
+
+
+def onnx_installed() -> bool:
+    """Whether ONNX Runtime and onnx (to build the graphs) can be imported."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def require_onnx() -> None:
+    if not onnx_installed():
+        raise ModuleNotFoundError(f"runtime 'onnx' needs ONNX Runtime and onnx: {INSTALL_HINT}")
+
+
+def pick_runtime(model: MultiExitTagger, runtime: str | None, *, quantize: str | None = None,
+                 device: str | torch.device = "cpu") -> str:
+    """The engine `runtime` means for `model` here: 'torch' or 'onnx'. 'auto' is 'torch' off the
+    CPU, for a model in training, for an encoder the ONNX graphs do not cover, or without ONNX
+    Runtime installed; otherwise whichever ran a layer of this model's size faster on this CPU
+    (timed once, then remembered in the user cache: SEQEXIT_RUNTIME overrides the pick)."""
+    runtime = check_runtime(runtime)
+    if runtime == "onnx":
+        require_onnx()
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"runtime 'onnx' runs on the CPU only; the model is on {device}")
+        from .onnx_session import unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason:
+            raise ValueError(f"runtime 'onnx' cannot run this model: {reason}; use runtime 'torch'")
+        return "onnx"
+    if runtime == "torch":
+        return "torch"
+    forced = os.environ.get("SEQEXIT_RUNTIME")
+    if forced:
+        return pick_runtime(model, forced, quantize=quantize, device=device)
+    if torch.device(device).type != "cpu" or not onnx_installed():
+        return "torch"
+    from .onnx_session import unsupported_reason
+
+    if unsupported_reason(model):
+        return "torch"
+    parts = model.adapter.layers[0]
+    shape = (parts.query.in_features, parts.num_heads, parts.ffn_in.out_features)
+    return _measured_pick(shape, quantize or "fp32", torch.get_num_threads())
+
+
+@functools.cache
+def _measured_pick(shape: tuple[int, int, int], precision: str, threads: int) -> str:
+    """'torch' or 'onnx': the faster on a random layer of `shape` (hidden, heads, ffn) at
+    batch 32 and batch 1, read from or written to the user cache."""
+    key = "|".join(map(str, (platform.processor() or platform.machine(), _cpu_name(), torch.__version__,
+                              _ort_version(), shape, precision, threads)))
+    path = user_cache_dir() / "runtime_pick.json"
+    try:
+        known = json.loads(path.read_text())
+        if isinstance(known, dict) and known.get(key) in ("torch", "onnx"):
+            return known[key]
+    except (OSError, ValueError):
+        known = {}
+    seconds = {name: _layer_seconds(name, shape, precision) for name in ("torch", "onnx")}
+    choice = min(seconds, key=seconds.get)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known = known if isinstance(known, dict) else {}
+        known[key] = choice
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: measure again next time
+    return choice
+
+
+def _layer_seconds(runtime: str, shape: tuple[int, int, int], precision: str) -> float:
+    """Best-of-5 seconds of one random layer at (32 x 24) plus (1 x 20) pieces on `runtime`."""
+    from transformers import BertConfig, BertModel
+
+    hidden, heads, ffn = shape
+    config = BertConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn, num_hidden_layers=1,
+                        vocab_size=8, max_position_embeddings=32)
+    torch.manual_seed(0)
+    from ..encoders import adapter_for
+
+    adapter = adapter_for(BertModel(config).eval())
+    quantize = None if precision == "fp32" else precision
+    try:
+        if runtime == "onnx":
+            from .onnx_session import layer_sessions
+            from .onnx_layers import OnnxAdapter
+
+            adapter = OnnxAdapter(adapter, layer_sessions(adapter, config.hidden_act, quantize, cache=None), "onnx")
+        elif quantize:
+            _int8_parts(adapter.layers[0])
+    except Exception:  # noqa: BLE001 - an engine that cannot build here is not picked
+        return math.inf
+    shapes = [torch.randn(32, 24, hidden), torch.randn(1, 20, hidden)]
+    best = math.inf
+    with torch.inference_mode():
+        for _ in range(6):
+            started = time.perf_counter()
+            for states in shapes:
+                adapter.run_layer(0, states.clone(), torch.ones(states.shape[:2], dtype=torch.bool))
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _int8_parts(parts) -> None:
+    """`parts` with torch's int8 projections (as `seqexit.quantize.quantize_model` makes them)."""
+    from torch import nn
+
+    from ..quantize import int8_linear
+
+    fused = nn.Linear(parts.key.in_features, 2 * parts.key.out_features)
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([parts.key.weight, parts.value.weight]))
+        fused.bias.copy_(torch.cat([parts.key.bias, parts.value.bias]))
+    parts.key_value = int8_linear(fused)
+    for name in ("query", "attn_out", "ffn_in", "ffn_out"):
+        setattr(parts, name, int8_linear(getattr(parts, name)))
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as lines:
+            return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def _ort_version() -> str:
+    try:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    except ImportError:
+        return "none"
+
+
+def apply_runtime(model: MultiExitTagger, runtime: str, *, quantize: str | None = None,
+                  keep_float: Collection[str] = (), inplace: bool = False, cache_dir=None) -> MultiExitTagger:
+    """`model` (float) with its layers on `runtime` in `quantize` precision (None or 'int8'):
+    'torch', 'onnx' (a ValueError where it cannot run this model here), or 'auto' (`pick_runtime`;
+    torch, with a RuntimeWarning, if the ONNX layers fail their check against torch's). The
+    result's `runtime` says which ran. A copy unless `inplace` (the tokenizer is shared).
+    cache_dir: where the ONNX graphs are kept (see `onnx_session`)."""
+    if runtime == "torch":
+        if quantize:
+            from ..quantize import quantize_model
+
+            return quantize_model(model, quantize, keep_float=keep_float, inplace=inplace)
+        return model
+    device = next(model.parameters()).device
+    if check_runtime(runtime) == "auto":
+        try:
+            return apply_runtime(model, pick_runtime(model, "auto", quantize=quantize, device=device),
+                                 quantize=quantize, keep_float=keep_float, inplace=inplace, cache_dir=cache_dir)
+        except RuntimeMismatch as err:
+            warnings.warn(f"{err}; running on torch instead", RuntimeWarning, stacklevel=2)
+            return apply_runtime(model, "torch", quantize=quantize, keep_float=keep_float, inplace=inplace)
+    pick_runtime(model, "onnx", quantize=quantize, device=device)  # installed, on the CPU, an encoder it covers
+    if model.quantized:
+        raise ValueError(f"the ONNX runtime builds its graphs from float weights; the model is {model.quantized}")
+    from .onnx_layers import OnnxAdapter
+    from .onnx_session import layer_sessions
+
+    if not inplace:
+        shared = {id(model.tokenizer): model.tokenizer, id(model.pieces): model.pieces}
+        model = copy.deepcopy(model, memo=shared)
+    model.eval()
+    sessions = layer_sessions(model.adapter, model.encoder.config.hidden_act, quantize, keep_float=keep_float,
+                              cache=cache_dir)
+    model.adapter = OnnxAdapter(model.adapter, sessions, "onnx" + (f"-{quantize}" if quantize else ""))
+    model.quantized = quantize
+    model.runtime = "onnx"
+    return model

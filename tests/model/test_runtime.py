@@ -1,0 +1,312 @@
+"""The ONNX runtime against the torch engine on tiny random models: same labels and exit layers
+for every mode and criterion, int8 that does not depend on the batch, the graph cache, and the
+`runtime` switch through the library, the CLI and the spaCy config."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from seqexit import Tagger
+from seqexit.bundle import save_model
+from seqexit.exits import ExitPolicy, run_policy
+from seqexit.exits.criteria import CRITERIA
+from seqexit.exits.learned import LearnedExitHeads
+from seqexit.runtime import apply_runtime, check_runtime, pick_runtime
+from seqexit.runtime import onnx_session
+
+pytest.importorskip("onnxruntime", reason="the ONNX runtime is an extra: pip install 'seqexit[onnx]'")
+
+LAYERS = 4
+LOGIT_TOLERANCE = 1e-4  # fp32 on two kernel libraries: the same sums in a different order
+runner = CliRunner()
+
+SETTINGS = {  # per criterion, a setting that halts some words on the tiny models
+    "entropy": {"threshold": 0.9}, "confidence": {"threshold": 0.5}, "patience": {"patience": 1},
+    "rising": {"patience": 1}, "vote": {"threshold": 0.1}, "learned": {"threshold": 0.5},
+}
+
+
+@pytest.fixture(scope="module")
+def model(make_tagger):
+    """A 4-layer tiny tagger with temperatures and (random) learned exit heads, so every criterion runs."""
+    base = copy.deepcopy(make_tagger(LAYERS))
+    base.exit_temperatures = [0.5, 1.0, 2.0, 1.5]
+    torch.manual_seed(0)
+    base.learned_exits = LearnedExitHeads(base.adapter.hidden_size, LAYERS).eval()
+    return base
+
+
+def outputs(model, sentences, policy, batch_size):
+    run = run_policy(model, sentences, policy, batch_size=batch_size)
+    return [(r.label_ids.tolist(), r.exit_layer.tolist()) for r in run.sentences], run
+
+
+@pytest.mark.parametrize("criterion", CRITERIA)
+@pytest.mark.parametrize("mode", ["tokee", "sentee"])
+def test_onnx_fp32_gives_the_torch_labels_and_exit_layers(model, sentences, mode, criterion):
+    onnx = apply_runtime(model, "onnx")
+    policy = ExitPolicy(mode=mode, window=1, criterion=criterion, **SETTINGS[criterion])
+    for batch_size in (1, 2, 32):
+        want, torch_run = outputs(model, sentences, policy, batch_size)
+        got, onnx_run = outputs(onnx, sentences, policy, batch_size)
+        assert got == want, f"batch {batch_size}"
+        assert [len(labels) for labels, _ in got] == [len(s) for s in sentences], "one label per word"
+        assert onnx_run.flops.spent == torch_run.flops.spent
+    halted = [layer for _, layers in want for layer in layers]
+    assert min(halted) < LAYERS, "the setting halts words: halting is exercised"
+
+
+@pytest.mark.parametrize("policy", [ExitPolicy(), ExitPolicy.static(2)], ids=["full", "static"])
+def test_onnx_fp32_full_and_static_logits_within_tolerance(model, sentences, policy):
+    onnx = apply_runtime(model, "onnx")
+    batch = model.pieces.collate([c for chunks in model.pieces.encode(sentences) for c in chunks])
+    depth = policy.exit_depth(LAYERS)
+    with torch.inference_mode():
+        want = model(batch, num_layers=depth, exits="all")
+        got = onnx(batch, num_layers=depth, exits="all")
+    mask = batch.word_mask
+    assert (got[:, mask] - want[:, mask]).abs().max() <= LOGIT_TOLERANCE
+    assert outputs(onnx, sentences, policy, 2)[0] == outputs(model, sentences, policy, 2)[0]
+
+
+def test_onnx_keeps_the_float_model_and_refuses_training(model, sentences):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    onnx = apply_runtime(model, "onnx", quantize="int8")
+    assert onnx is not model and onnx.quantized == "int8" and model.quantized is None
+    assert onnx.pieces is model.pieces, "the tokenizer is shared, not copied"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    batch = model.pieces.collate([c for chunks in model.pieces.encode(sentences[:1]) for c in chunks])
+    states = torch.zeros(1, batch.input_ids.shape[1], model.adapter.hidden_size, requires_grad=True)
+    with pytest.raises(RuntimeError, match="for inference; train with runtime='torch'"):
+        onnx.adapter.run_layer(0, states, batch.attention_mask)
+
+
+@pytest.mark.parametrize("policy", [ExitPolicy(), ExitPolicy.tokee(0.9, window=1)], ids=["full", "tokee"])
+def test_onnx_int8_labels_do_not_depend_on_the_batch(model, sentences, policy):
+    onnx = apply_runtime(model, "onnx", quantize="int8")
+    alone = [outputs(onnx, [words], policy, 1)[0][0] for words in sentences]
+    together, _ = outputs(onnx, sentences, policy, 32)
+    reordered, _ = outputs(onnx, sentences[::-1], policy, 2)
+    assert together == alone and reordered[::-1] == alone
+
+
+def test_onnx_int8_stays_close_to_float(model, sentences):
+    onnx = apply_runtime(model, "onnx", quantize="int8")
+    batch = model.pieces.collate([c for chunks in model.pieces.encode(sentences) for c in chunks])
+    with torch.inference_mode():
+        want, got = model(batch, exits="last")[0], onnx(batch, exits="last")[0]
+    mask = batch.word_mask
+    scale = want[mask].abs().max()
+    assert 0 < (got[mask] - want[mask]).abs().max() <= 0.1 * scale, "int8 differs from fp32, but only a little"
+
+
+def test_keep_float_projections_stay_fp32(model, sentences):
+    everything = apply_runtime(model, "onnx", quantize="int8", keep_float=onnx_session.PROJECTIONS)
+    want, _ = outputs(model, sentences, ExitPolicy(), 2)
+    assert outputs(everything, sentences, ExitPolicy(), 2)[0] == want
+
+
+# --- the graph cache ------------------------------------------------------------------------------
+
+
+def count_builds(monkeypatch) -> list[int]:
+    from seqexit.runtime import onnx_graph
+
+    built = []
+    real = onnx_graph.layer_graph
+
+    def counting(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(onnx_graph, "layer_graph", counting)
+    return built
+
+
+def test_graphs_are_built_once_then_read_from_the_cache(model, sentences, tmp_path, monkeypatch):
+    built = count_builds(monkeypatch)
+    first = apply_runtime(model, "onnx", cache_dir=tmp_path)
+    assert len(built) == LAYERS and len(list(tmp_path.glob("*.onnx"))) == LAYERS
+    second = apply_runtime(model, "onnx", cache_dir=tmp_path)
+    assert len(built) == LAYERS, "the second load built nothing"
+    assert outputs(second, sentences, ExitPolicy(), 2)[0] == outputs(first, sentences, ExitPolicy(), 2)[0]
+    apply_runtime(model, "onnx", quantize="int8", cache_dir=tmp_path)
+    assert len(built) == 2 * LAYERS and len(list(tmp_path.glob("*.onnx"))) == 2 * LAYERS, "int8 is its own entry"
+
+
+def test_changed_weights_make_new_graphs(model, sentences, tmp_path, monkeypatch):
+    built = count_builds(monkeypatch)
+    apply_runtime(model, "onnx", cache_dir=tmp_path)
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        changed.adapter.layers[2].ffn_in.weight.add_(0.5)
+    onnx = apply_runtime(changed, "onnx", cache_dir=tmp_path)
+    assert len(built) == LAYERS + 1, "only the changed layer is rebuilt"
+    assert outputs(onnx, sentences, ExitPolicy(), 2)[0] == outputs(changed, sentences, ExitPolicy(), 2)[0]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "digest", "empty"])
+def test_a_damaged_cache_is_rebuilt_never_trusted(model, sentences, tmp_path, monkeypatch, damage):
+    apply_runtime(model, "onnx", cache_dir=tmp_path)
+    graph = sorted(tmp_path.glob("*.onnx"))[0]
+    data = graph.read_bytes()
+    if damage == "garbage":
+        graph.write_bytes(b"\x08\x07not a graph" * 100)
+    elif damage == "truncated":
+        graph.write_bytes(data[: len(data) // 2])
+    elif damage == "digest":  # a valid graph of other weights under this key: its digest no longer matches
+        graph.with_suffix(".sha256").write_text("0" * 64)
+    else:
+        graph.write_bytes(b"")
+    built = count_builds(monkeypatch)
+    onnx = apply_runtime(model, "onnx", cache_dir=tmp_path)
+    assert len(built) == 1, "exactly the damaged graph is rebuilt"
+    assert graph.read_bytes() == data, "and written back whole"
+    assert outputs(onnx, sentences, ExitPolicy(), 2)[0] == outputs(model, sentences, ExitPolicy(), 2)[0]
+
+
+def test_an_unwritable_cache_is_skipped(model, sentences, tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    onnx = apply_runtime(model, "onnx", cache_dir=blocked / "cache")
+    assert outputs(onnx, sentences, ExitPolicy(), 2)[0] == outputs(model, sentences, ExitPolicy(), 2)[0]
+
+
+# --- choosing the runtime -------------------------------------------------------------------------
+
+
+def test_check_and_pick_runtime(model, monkeypatch):
+    assert check_runtime(None) == "auto" and check_runtime("onnx") == "onnx"
+    with pytest.raises(ValueError, match="unknown runtime 'tensorrt'; choose one of: auto, torch, onnx"):
+        check_runtime("tensorrt")
+    assert pick_runtime(model, "torch") == "torch" and pick_runtime(model, "onnx") == "onnx"
+    assert pick_runtime(model, "auto", device="meta") == "torch", "off the CPU, auto is torch"
+    with pytest.raises(ValueError, match="runs on the CPU only"):
+        pick_runtime(model, "onnx", device="meta")
+    monkeypatch.setenv("SEQEXIT_RUNTIME", "torch")
+    assert pick_runtime(model, "auto") == "torch"
+    monkeypatch.setenv("SEQEXIT_RUNTIME", "onnx")
+    assert pick_runtime(model, "auto") == "onnx"
+
+
+def test_auto_is_remembered_per_cpu(model, tmp_path, monkeypatch):
+    from seqexit.runtime import select
+
+    monkeypatch.setenv("SEQEXIT_CACHE", str(tmp_path))
+    monkeypatch.delenv("SEQEXIT_RUNTIME", raising=False)
+    select._measured_pick.cache_clear()
+    picked = pick_runtime(model, "auto")
+    assert picked in ("torch", "onnx")
+    remembered = json.loads((tmp_path / "runtime_pick.json").read_text())
+    assert list(remembered.values()) == [picked]
+    select._measured_pick.cache_clear()
+    monkeypatch.setattr(select, "_layer_seconds", lambda *a: pytest.fail("measured again"))
+    assert pick_runtime(model, "auto") == picked
+    select._measured_pick.cache_clear()
+
+
+def test_an_activation_without_an_onnx_form_falls_back_or_is_refused(model):
+    odd = copy.deepcopy(model)
+    odd.encoder.config.hidden_act = "silu"
+    with pytest.raises(ValueError, match="activation 'silu' has no ONNX form here.*use runtime 'torch'"):
+        pick_runtime(odd, "onnx")
+    assert pick_runtime(odd, "auto") == "torch"
+
+
+# --- the switch through the library, the CLI and spaCy ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("runtime") / "model"
+    save_model(model, path)
+    return path
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_tagger_load_runtime(folder, sentences, runtime):
+    tagger = Tagger.load(folder, runtime=runtime, policy=ExitPolicy.tokee(0.9, window=1))
+    assert type(tagger.model.adapter).__name__ == {"torch": "BertFamilyAdapter", "onnx": "OnnxAdapter"}[runtime]
+    reference = Tagger.load(folder, runtime="torch", policy=ExitPolicy.tokee(0.9, window=1))
+    assert [t.labels for t in tagger.tag(sentences)] == [t.labels for t in reference.tag(sentences)]
+    assert (folder / ".cache").is_dir() or runtime == "torch", "graphs are kept in the model folder"
+
+
+def test_cli_runtime_switch(folder, tmp_path):
+    text = tmp_path / "in.txt"
+    text.write_text("john smith was in berlin .\nmary said it .\n")
+    out = {}
+    for runtime in ("torch", "onnx", "auto"):
+        result = runner.invoke(app, ["tag", str(text), "-m", str(folder), "--runtime", runtime, "-f", "jsonl"])
+        assert result.exit_code == 0, result.output
+        out[runtime] = result.stdout
+    assert out["torch"] == out["onnx"] == out["auto"]
+    result = runner.invoke(app, ["tag", str(text), "-m", str(folder), "--runtime", "tensorrt"])
+    assert result.exit_code == 2 and "--runtime: unknown runtime 'tensorrt'; choose one of: auto, torch, onnx" in result.output
+
+
+def test_cli_says_how_to_install_a_missing_runtime(folder, tmp_path, monkeypatch):
+    from seqexit.runtime import select
+
+    monkeypatch.setattr(select, "onnx_installed", lambda: False)
+    text = tmp_path / "in.txt"
+    text.write_text("john smith .\n")
+    for command in (["tag", str(text), "-m", str(folder)], ["evaluate", str(folder), str(text)]):
+        result = runner.invoke(app, [*command, "--runtime", "onnx"])
+        assert result.exit_code == 2, result.output
+        assert "pip install 'seqexit[onnx]'" in result.output
+
+
+def test_spacy_config_runtime(folder, tmp_path):
+    spacy = pytest.importorskip("spacy")
+    nlp = spacy.blank("en")
+    pipe = nlp.add_pipe("seqexit_ner", config={"model": str(folder), "runtime": "onnx"})
+    doc = nlp("john smith was in berlin .")
+    assert type(pipe._runner.adapter).__name__ == "OnnxAdapter" and len(doc) == 6
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("seqexit_ner").runtime == "onnx"
+    assert [t.ent_iob_ for t in loaded("john smith was in berlin .")] == [t.ent_iob_ for t in doc]
+    with pytest.raises(ValueError, match="seqexit_ner: unknown runtime 'fast'"):
+        spacy.blank("en").add_pipe("seqexit_ner", config={"model": str(folder), "runtime": "fast"})
+
+
+def test_halted_pieces_are_not_computed(model, sentences):
+    """Under TOKEE the ONNX layers get queries for the running pieces only (keys and values for all)."""
+    onnx = apply_runtime(model, "onnx")
+    fed = []
+    for session in onnx.adapter.sessions:
+        real = session.run
+
+        def spy(names, feed, _real=real):
+            fed.append((feed["query_index"].shape[1], feed["hidden"].shape[1]))
+            return _real(names, feed)
+
+        session.run = spy
+    run_policy(onnx, sentences, ExitPolicy.tokee(0.9, window=0), batch_size=32)
+    assert fed[0][0] == fed[0][1], "layer 1 runs every piece"
+    assert any(queries < pieces for queries, pieces in fed[1:]), "later layers skip the halted pieces"
+
+
+def test_a_layer_that_disagrees_with_torch_is_caught(model, monkeypatch):
+    from seqexit.runtime import onnx_session, select
+
+    real = onnx_session.check_against_torch
+
+    def broken(adapter, session, quantize):
+        real(adapter, session, quantize)  # passes on this onnxruntime ...
+        raise onnx_session.RuntimeMismatch("layer differs")  # ... pretend one where a kernel does not
+
+    monkeypatch.setattr(onnx_session, "check_against_torch", broken)
+    with pytest.raises(onnx_session.RuntimeMismatch, match="layer differs"):
+        apply_runtime(model, "onnx")
+    monkeypatch.setattr(select, "pick_runtime", lambda *a, **k: "onnx")
+    with pytest.warns(RuntimeWarning, match="layer differs; running on torch instead"):
+        fallback = apply_runtime(model, "auto")
+    assert fallback.runtime == "torch"
