@@ -36,8 +36,9 @@ CRITERION = typer.Option(DEFAULT.criterion, "--criterion", help=f"tokee/sentee: 
 PATIENCE = typer.Option(None, "--patience", help=f"--criterion {' or '.join(COUNTING)}: exits in a row (N >= 1).")
 QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
                         "--preset then names an int8 preset.")
-RUNTIME = typer.Option("auto", "--runtime", help="What runs the encoder's layers: auto (the fastest installed on this "
-                       "CPU, measured once), torch, or onnx (ONNX Runtime, CPU). Same labels either way; see docs/runtime.md.")
+RUNTIME = typer.Option("auto", "--runtime", help="What runs the encoder's layers: auto (ONNX Runtime where it measures "
+                       "clearly faster on this CPU, else torch), torch, or onnx (ONNX Runtime, CPU; fastest at batch 1 "
+                       "here). Same fp32 labels either way; see docs/runtime.md.")
 
 
 def build_policy(

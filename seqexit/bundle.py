@@ -500,7 +500,7 @@ class ModelBundle:
         device: str | torch.device = "cpu", keep_float: bool = False, runtime: str | None = "auto",
     ) -> OpenModel:
         """Load, pick the runtime, quantize and resolve the policy: everything that stands
-        between a folder and tagging. runtime: 'auto' (the fastest installed here, see
+        between a folder and tagging. runtime: 'auto' (measured on this CPU, see
         `seqexit.runtime.pick_runtime`), 'torch' or 'onnx'. keep_float: keep the float model
         beside the runner (to save it later); otherwise the model is converted in place to
         spare the memory."""

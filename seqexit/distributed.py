@@ -107,7 +107,7 @@ def tag_dataset(
     length-sorted); None: one call per dataset block. A failed call is retried up to `max_retries` times, on a restarted actor if
     its process died. tagger_class: the actor (a subclass may add work around each batch).
     quantize="int8": every actor runs the int8 engine, and `preset` names an int8 preset.
-    runtime: what runs each actor's layers ('auto': the fastest installed on that node)."""
+    runtime: what runs each actor's layers ('auto': measured on that node)."""
     ray = require_ray()
     quantize = check_quantize(quantize)
     runtime = check_runtime(runtime)

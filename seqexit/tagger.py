@@ -111,8 +111,8 @@ def open_tagger(
 
     preset: a calibrated policy by name (from the int8 presets when quantize="int8"); or give a
     `policy`; neither: full depth. quantize="int8" runs the encoder on int8 kernels (CPU only;
-    see `seqexit.quantize`). runtime: what runs the layers, 'auto' (the fastest installed on
-    this CPU), 'torch' or 'onnx' (see `seqexit.runtime`)."""
+    see `seqexit.quantize`). runtime: what runs the layers, 'auto' (ONNX Runtime where it
+    measures clearly faster on this CPU, else torch), 'torch' or 'onnx' (see `seqexit.runtime`)."""
     check_engine(quantize, device)  # before looking for the model: a usage error comes first
     check_runtime(runtime)
     opened = ModelBundle.find(name_or_path).open(preset=preset, policy=policy, quantize=quantize, device=device,

@@ -75,7 +75,7 @@ class SeqExitPipe(Pipe):
     Policy: `preset` (a name in the model's presets.json) when given, else `policy`: a
     `seqexit.ExitPolicy` (or its `to_dict` form; None: `ExitPolicy()`). quantize="int8"
     runs the encoder on int8 kernels (CPU only), and `preset` then names one of the model's int8 presets.
-    runtime: what runs the layers, "auto" (the fastest installed on this CPU), "torch" or "onnx".
+    runtime: what runs the layers, "auto" (measured on this CPU), "torch" or "onnx".
     """
 
     factory: str = ""
