@@ -106,3 +106,14 @@ def test_only_the_bundle_knows_the_model_folder_files():
 def test_documentation_links_resolve():
     result = subprocess.run([sys.executable, str(ROOT / "docs" / "check_links.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject.toml lists its packages by hand: a new subpackage missing there imports in the
+    repository and fails in an installed wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for top in ("seqexit", "cli", "spacy_plugin")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
