@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
-from run_all import (DATA, TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, time_systems,
-                     timing_words, write_section)
+from run_all import (DATA, TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, system_table,
+                     time_systems, timing_words, write_section)
 from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
@@ -141,17 +141,7 @@ def report(results: dict) -> str:
              f"onnxruntime {env['onnxruntime']}, int8 backend {env['int8_backend']}; one run, timings interleaved "
              "round by round, ratios are medians of per-round ratios to torch fp32 full depth).", ""]
     for task, result in results["tasks"].items():
-        batch_sizes = [k.removeprefix("wall_speedup_bs") for k in result["rows"][0] if k.startswith("wall_speedup_bs")]
-        lines += [f"### {result['data']} ({result['metric']}, {result['sentences']} sentences)", "",
-                  "| system | " + result["metric"] + " | FLOPs x | " + " | ".join(
-                      f"words/s bs{b} | x torch fp32 bs{b}" for b in batch_sizes) + " |",
-                  "|---|---|---|" + "---|---|" * len(batch_sizes)]
-        for r in result["rows"]:
-            lines.append(f"| {r['system']} | {r['score']:.2f} | {r['flops_speedup']:.2f} | " + " | ".join(
-                f"{r[f'words_per_second_bs{b}']:,.0f} | {r[f'wall_speedup_bs{b}']:.2f}" for b in batch_sizes) + " |")
-        lines.append("")
-        timed = result["timed_sentences"]
-        lines += [f"Batch sizes below 8 are timed on the first {min(timed.values())} sentences." if len(set(timed.values())) > 1 else "", ""]
+        lines += system_table(result)
         for b, check in result["targets"].items():
             for c in check["int8_presets_vs_ort_int8"]:
                 verdict = "met" if c["met"] else "not met"

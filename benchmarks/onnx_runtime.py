@@ -44,7 +44,9 @@ class FullDepthGraph(nn.Module):
 
 def export_onnx(model: MultiExitTagger, path: Path) -> Path:
     """Write the full-depth graph of `model` (float, CPU) to `path`, with dynamic batch and length."""
-    graph = FullDepthGraph(model.eval())
+    # the wrapper in eval mode too: the exporter puts the traced module back in the mode it found it
+    # in, and a fresh wrapper is in training mode, which would leave `model` with dropout on
+    graph = FullDepthGraph(model.eval()).eval()
     ids = torch.ones(2, 8, dtype=torch.long)
     mask = torch.ones(2, 8, dtype=torch.long)
     names, inputs = ["input_ids", "attention_mask"], [ids, mask]

@@ -268,6 +268,23 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
 SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "training_recipes.md")  # written by the scripts of these names
 
 
+def system_table(result: dict) -> list[str]:
+    """Markdown lines for one task of a side-by-side run: heading, one row per system (score,
+    FLOPs speed-up, words/s and ratio per batch size), and which sentences small batches timed."""
+    sizes = [k.removeprefix("wall_speedup_bs") for k in result["rows"][0] if k.startswith("wall_speedup_bs")]
+    lines = [f"### {result['data']} ({result['metric']}, {result['sentences']} sentences)", "",
+             "| system | " + result["metric"] + " | FLOPs x | " + " | ".join(
+                 f"words/s bs{b} | x torch fp32 bs{b}" for b in sizes) + " |",
+             "|---|---|---|" + "---|---|" * len(sizes)]
+    for r in result["rows"]:
+        flops = f"{r['flops_speedup']:.2f}" if r["flops_speedup"] else "-"
+        lines.append(f"| {r['system']} | {r['score']:.2f} | {flops} | " + " | ".join(
+            f"{r[f'words_per_second_bs{b}']:,.0f} | {r[f'wall_speedup_bs{b}']:.2f}" for b in sizes) + " |")
+    timed = result["timed_sentences"]
+    small = f"Batch sizes below 8 are timed on the first {min(timed.values())} sentences."
+    return lines + ["", small if len(set(timed.values())) > 1 else "", ""]
+
+
 def write_section(output: Path, name: str, result: dict, text: str) -> None:
     """OUTPUT/NAME.json and NAME.md for one of SECTIONS, then RESULTS.md again if the main
     results are there, so the report always carries the newest section."""

@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
-from run_all import TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, time_systems, timing_words
+from run_all import (TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, system_table,
+                     time_systems, timing_words)
 from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.exits import ExitPolicy
@@ -153,19 +154,8 @@ def report(results: dict) -> str:
              f"{env['onnxruntime']}, torch int8 backend {env['int8_backend']}; one run, timings interleaved round by "
              "round, ratios are medians of per-round ratios to torch fp32 full depth).", ""]
     for task, result in results["tasks"].items():
-        sizes = [k.removeprefix("wall_speedup_bs") for k in result["rows"][0] if k.startswith("wall_speedup_bs")]
-        lines += [f"### {result['data']} ({result['metric']}, {result['sentences']} sentences)", "",
-                  "| system | " + result["metric"] + " | FLOPs x | " + " | ".join(
-                      f"words/s bs{b} | x torch fp32 bs{b}" for b in sizes) + " |",
-                  "|---|---|---|" + "---|---|" * len(sizes)]
-        for r in result["rows"]:
-            flops = f"{r['flops_speedup']:.2f}" if r["flops_speedup"] else "-"
-            lines.append(f"| {r['system']} | {r['score']:.2f} | {flops} | " + " | ".join(
-                f"{r[f'words_per_second_bs{b}']:,.0f} | {r[f'wall_speedup_bs{b}']:.2f}" for b in sizes) + " |")
-        timed = result["timed_sentences"]
-        if len(set(timed.values())) > 1:
-            lines += ["", f"Batch sizes below 8 are timed on the first {min(timed.values())} sentences."]
-        lines += ["", "Seconds to open the model (load the folder, build the runner; median of 3; cold: graphs built, "
+        lines += system_table(result)
+        lines += ["Seconds to open the model (load the folder, build the runner; median of 3; cold: graphs built, "
                   "warm: read from the graph cache):", "", "| engine | cold | warm |", "|---|---|---|"]
         lines += [f"| {e} | {t['cold']:.2f} | {t['warm']:.2f} |" for e, t in result["startup"].items()]
         lines.append("")

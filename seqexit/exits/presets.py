@@ -10,7 +10,6 @@ file's "int8" section: thresholds that suit the float exits need not suit the in
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping

@@ -27,6 +27,7 @@ def test_onnx_graph_labels_equal_seqexit_full_depth(make_tagger, sentences, tmp_
     at_words = graph.gather(1, batch.word_starts[..., None].expand(-1, -1, graph.shape[-1]))
     assert (at_words - expected)[batch.word_mask].abs().max() < 1e-4
     path = export_onnx(model, tmp_path / "model.onnx")
+    assert not model.training, "the export leaves the (shared) model in eval mode: dropout stays off"
     labels = OnnxTagger(path, model, threads=1)(inputs, 2)
     reference = [r.labels(model) for r in run_policy(model, inputs, ExitPolicy(), batch_size=2).sentences]
     assert labels == reference
