@@ -30,30 +30,20 @@ from pathlib import Path
 import spacy
 from spacy.tokens import Doc, DocBin
 
+from run_all import DATA, TASKS as RUN_ALL_TASKS  # benchmarks/ is first on sys.path
 from seqexit.data import convert, detect_scheme
 from seqexit.data.formats import read_file
 from seqexit.evaluation.metrics import accuracy, span_scores
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
 OUT = Path("/work/spacy_peer")
-TASKS = {
-    "ner": {
-        "pipe": "ner",
-        "train": DATA / "conll2003" / "eng.train",
-        "dev": DATA / "conll2003" / "eng.testa",
-        "test": DATA / "conll2003" / "eng.testb",
-        "test_name": "CoNLL-2003 test",
-        "metric": "F1",
-    },
-    "pos": {
-        "pipe": "tagger",
-        "train": DATA / "ud_en_ewt" / "en_ewt-ud-train.conllu",
-        "dev": DATA / "ud_en_ewt" / "en_ewt-ud-dev.conllu",
-        "test": DATA / "ud_en_ewt" / "en_ewt-ud-test.conllu",
-        "test_name": "UD English EWT 2.16 test",
-        "metric": "UPOS accuracy",
-    },
+PIPES = {"ner": "ner", "pos": "tagger"}
+TRAIN_DEV = {"ner": (DATA / "conll2003" / "eng.train", DATA / "conll2003" / "eng.testa"),
+             "pos": (DATA / "ud_en_ewt" / "en_ewt-ud-train.conllu", DATA / "ud_en_ewt" / "en_ewt-ud-dev.conllu")}
+TASKS = {  # the test set, its name and metric: the other benchmarks' (run_all.TASKS)
+    task: {"pipe": PIPES[task], "train": TRAIN_DEV[task][0], "dev": TRAIN_DEV[task][1], "test": test,
+           "test_name": name, "metric": metric}
+    for task, (_, test, name, metric) in RUN_ALL_TASKS.items()
 }
 TRIAL_STEPS = 400
 SAFETY = 0.85  # share of the time budget the step count is planned to fill
