@@ -80,6 +80,14 @@ class EncoderAdapter:
         """A context the engine holds around a run (batches of layers); torch needs none."""
         return contextlib.nullcontext()
 
+    def exit_loop(self, policy) -> Callable | None:
+        """A function that runs a whole batch's layers, exits and halting under `policy` (an
+        `ExitPolicy`) in one call, where this adapter has one (ONNX Runtime's exit graphs);
+        None: the engine's own layer loop runs (`seqexit.exits.halting`). Its arguments:
+        (embeddings, batch, owner, doubt bounds, temperatures) -> (logits at each word's exit,
+        exit layers or None for full depth and static exits)."""
+        return None
+
     @property
     def num_layers(self) -> int:
         return len(self.layers)

@@ -103,7 +103,8 @@ def run_policy(
 ) -> PolicyRun:
     """Label every word of `sentences` (word lists) with early exit under `policy`."""
     was_training = model.training
-    model.eval()
+    if was_training:  # `eval()` walks every module: 1.5 ms, half a sentence's time at batch 1
+        model.eval()
     results: list[WordExits | None] = [None] * len(sentences)
     counter = new_counter(model)
     collecting = gc.isenabled()
@@ -116,7 +117,8 @@ def run_policy(
                 counter.merge(exits.flops)
                 _store(results, group, exits, sentences)
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
         if collecting:
             gc.enable()
     filled = [r if r is not None else _zeros(0) for r in results]  # only sentences without words are left
@@ -163,7 +165,8 @@ def run_exits(
     True returns one row per layer 1..num_layers (for per-exit evaluation). keep_logits: also
     return the exits' logits (for calibration)."""
     was_training = model.training
-    model.eval()
+    if was_training:
+        model.eval()
     depth = num_layers or model.num_layers
     n_rows = depth if all_exits else 1
     outputs = [
@@ -183,5 +186,6 @@ def run_exits(
                     if keep_logits:
                         outputs[sentence].logits[:, into] = logits[:, row, take].float().cpu()
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return outputs

@@ -51,7 +51,10 @@ def exit_batch(
     group_size: TOKEE/SENTEE run each layer on groups of at most this many running rows,
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
     owner = piece_words(batch)
-    if policy.mode in ("full", "static"):
+    loop = None if keep_hidden else model.adapter.exit_loop(policy)
+    if loop is not None:
+        out, words_read = _in_one_call(model, batch, owner, policy, loop, group_size)
+    elif policy.mode in ("full", "static"):
         out, words_read = _static(model, batch, policy.exit_depth(model.num_layers), keep_hidden)
     elif batch.input_ids.shape[0] == 1:
         out, words_read = _one_sentence(model, batch, owner, policy, keep_hidden)
@@ -88,6 +91,32 @@ def _static(model, batch, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]
     exit_layer = batch.word_mask.long() * depth
     out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model), hidden if keep_hidden else None)
     return out, batch.word_mask.sum(1)
+
+
+def _in_one_call(model, batch, owner, policy, loop, group_size) -> tuple[BatchExits, torch.Tensor]:
+    """The batch's layers, exits and halting in one call of the adapter's `loop` per group of
+    `group_size` rows (ONNX Runtime's exit graphs: the same decisions as `_static`/`_dynamic`,
+    see `seqexit.runtime.exit_graph`), each group cut to its own longest row so that padding
+    costs nothing; the embeddings and the final softmax stay here."""
+    size, n_words = batch.word_mask.shape
+    out = _empty_exits(model, batch, torch.empty(0))
+    bounds, depth = policy.doubt_bounds(model.num_layers), policy.exit_depth(model.num_layers)
+    exit_layer = torch.zeros_like(batch.word_starts)
+    for start in range(0, size, group_size or size):
+        rows = slice(start, start + (group_size or size))
+        pieces, words = int(batch.attention_mask[rows].sum(1).max()), int(batch.word_mask[rows].sum(1).max())
+        group = Batch(batch.input_ids[rows, :pieces], batch.attention_mask[rows, :pieces], batch.word_starts[rows, :words],
+                      batch.word_mask[rows, :words], _rows(batch.casing_ids, rows, pieces))
+        hidden = model.adapter.embed(group.input_ids, group.casing_ids)  # (group, pieces, hidden)
+        logits, exits = loop(hidden, group, owner[rows, :pieces], bounds, model.exit_temperatures)
+        out.logits[rows, :words] = logits
+        exit_layer[rows, :words] = group.word_mask.long() * depth if exits is None else exits
+    n_words = batch.word_mask.sum(1)
+    # a row's exits read all its words at every layer it runs (full depth, static: one exit)
+    words_read = n_words if policy.mode in ("full", "static") else n_words * exit_layer.max(1).values
+    out.confidence, out.label_ids = out.logits.softmax(-1).max(-1)
+    out.exit_layer = exit_layer
+    return out, words_read
 
 
 def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[BatchExits, torch.Tensor]:
@@ -269,5 +298,5 @@ def simulate_tokee(
     return exit_layer
 
 
-def _rows(ids: torch.Tensor | None, rows: torch.Tensor, pieces: int) -> torch.Tensor | None:
+def _rows(ids: torch.Tensor | None, rows: torch.Tensor | slice, pieces: int) -> torch.Tensor | None:
     return None if ids is None else ids[rows, :pieces]

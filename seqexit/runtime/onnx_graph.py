@@ -14,6 +14,7 @@ Output:  updated (batch, queries, hidden) float32, the layer's output at those p
 
 from __future__ import annotations
 
+import itertools
 import math
 import platform
 from collections.abc import Collection
@@ -26,6 +27,7 @@ from ..encoders.base import LayerParts
 OPSET = 20  # LayerNormalization (17), Gelu (20)
 ACTIVATIONS = {"gelu": "none", "gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "relu": None}
 _INT8_MAX = 127.0
+PROJECTIONS = ("query", "key_value", "attn_out", "ffn_in", "ffn_out")
 
 
 class GraphBuilder:
@@ -37,11 +39,17 @@ class GraphBuilder:
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes: list = []
         self.initializers: list = []
-        self._count = 0
+        self._count = itertools.count(1)
+
+    def branch(self) -> GraphBuilder:
+        """A builder for a subgraph (an `If` branch): its own nodes; names and initializers
+        shared with this graph, where the branch sees them."""
+        child = GraphBuilder()
+        child.initializers, child._count = self.initializers, self._count
+        return child
 
     def name(self, stem: str) -> str:
-        self._count += 1
-        return f"{stem}_{self._count}"
+        return f"{stem}_{next(self._count)}"
 
     def const(self, stem: str, array: np.ndarray) -> str:
         name = self.name(stem)
@@ -99,10 +107,36 @@ def _projection(g: GraphBuilder, x: str, weight: np.ndarray, bias: np.ndarray, i
     return g.op("Add", [product, g.const(f"{stem}_b", bias.astype(np.float32))])
 
 
+def check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} has no ONNX form here; known: {', '.join(ACTIVATIONS)}")
+
+
 def _layer_norm(g: GraphBuilder, x: str, norm: torch.nn.LayerNorm, stem: str) -> str:
     return g.op("LayerNormalization", [x, g.const(f"{stem}_g", norm.weight.detach().float().numpy()),
                                        g.const(f"{stem}_b", norm.bias.detach().float().numpy())],
                 axis=-1, epsilon=float(norm.eps))
+
+
+def output_and_feed_forward(g: GraphBuilder, parts: LayerParts, activation: str, context: str, residual: str,
+                            in_int8: dict[str, bool]) -> str:
+    """The layer after attention, on rows: context (rows, hidden) through the output projection,
+    + residual, LayerNorm, then the feed-forward block, + residual, LayerNorm -> (rows, hidden)."""
+    wo, bo = _weights(parts.attn_out)
+    projected = _projection(g, context, wo, bo, in_int8["attn_out"], "attn_out")
+    attended = _layer_norm(g, g.op("Add", [projected, residual]), parts.attn_norm, "attn_norm")
+    w1, b1 = _weights(parts.ffn_in)
+    inner = _projection(g, attended, w1, b1, in_int8["ffn_in"], "ffn_in")
+    approximate = ACTIVATIONS[activation]
+    inner = g.op("Relu", [inner]) if approximate is None else g.op("Gelu", [inner], approximate=approximate)
+    w2, b2 = _weights(parts.ffn_out)
+    projected = _projection(g, inner, w2, b2, in_int8["ffn_out"], "ffn_out")
+    return _layer_norm(g, g.op("Add", [projected, attended]), parts.ffn_norm, "ffn_norm")
+
+
+def int8_projections(int8: bool, keep_float: Collection[str]) -> dict[str, bool]:
+    """Which of a layer's projections run in int8."""
+    return {name: int8 and name not in keep_float for name in PROJECTIONS}
 
 
 def layer_graph(parts: LayerParts, activation: str, *, int8: bool = False, keep_float: Collection[str] = ()):
@@ -111,10 +145,9 @@ def layer_graph(parts: LayerParts, activation: str, *, int8: bool = False, keep_
     attn_out, ffn_in, ffn_out)."""
     from onnx import TensorProto, helper
 
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation {activation!r} has no ONNX form here; known: {', '.join(ACTIVATIONS)}")
+    check_activation(activation)
     g = GraphBuilder()
-    in_int8 = {name: int8 and name not in keep_float for name in ("query", "key_value", "attn_out", "ffn_in", "ffn_out")}
+    in_int8 = int8_projections(int8, keep_float)
     hidden_size = parts.query.in_features
     heads = parts.num_heads
     head_dim = hidden_size // heads
@@ -135,16 +168,7 @@ def layer_graph(parts: LayerParts, activation: str, *, int8: bool = False, keep_
     context = g.op("MultiHeadAttention", [g.op("Reshape", [q, query_shape]), g.op("Reshape", [k, key_shape]),
                                           g.op("Reshape", [v, key_shape]), "", "key_mask"],
                    domain="com.microsoft", num_heads=heads, scale=1.0)  # (batch, queries, hidden)
-    wo, bo = _weights(parts.attn_out)
-    projected = _projection(g, g.op("Reshape", [context, rows]), wo, bo, in_int8["attn_out"], "attn_out")
-    attended = _layer_norm(g, g.op("Add", [projected, residual]), parts.attn_norm, "attn_norm")
-    w1, b1 = _weights(parts.ffn_in)
-    inner = _projection(g, attended, w1, b1, in_int8["ffn_in"], "ffn_in")
-    approximate = ACTIVATIONS[activation]
-    inner = g.op("Relu", [inner]) if approximate is None else g.op("Gelu", [inner], approximate=approximate)
-    w2, b2 = _weights(parts.ffn_out)
-    projected = _projection(g, inner, w2, b2, in_int8["ffn_out"], "ffn_out")
-    out = _layer_norm(g, g.op("Add", [projected, attended]), parts.ffn_norm, "ffn_norm")
+    out = output_and_feed_forward(g, parts, activation, g.op("Reshape", [context, rows]), residual, in_int8)
     g.nodes.append(helper.make_node("Reshape", [out, query_shape], ["updated"]))
 
     inputs = [

@@ -9,22 +9,37 @@ this path with the same semantics. States cross the boundary as numpy views of t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
 
 from ..encoders.base import EncoderAdapter
+from .onnx_exits import ExitGraphs
 
 class OnnxAdapter(EncoderAdapter):
     """`base`'s embeddings, with each layer run by an ONNX Runtime session (see `onnx_graph`)."""
 
-    def __init__(self, base: EncoderAdapter, sessions: list, name: str) -> None:
+    def __init__(self, base: EncoderAdapter, sessions: list, name: str, exit_graphs: ExitGraphs | None = None) -> None:
         super().__init__(base.encoder)
         self.base = base
         self.layers = base.layers
         self.sessions = sessions
         self.name = name  # "onnx" or "onnx-int8", for messages and records
+        self.exit_graphs = exit_graphs  # whole batches in one call, for the policies they cover
+
+    def exit_loop(self, policy) -> Callable | None:
+        """The exit graph of `policy` (full depth, static exits, TOKEE/SENTEE on entropy or
+        confidence); None for the other criteria, which run layer by layer."""
+        spec = self.exit_graphs.spec(policy) if self.exit_graphs is not None else None
+        if spec is None:
+            return None
+
+        def run(hidden, batch, owner, bounds, temperatures):
+            return self.exit_graphs.run(spec, hidden, batch.attention_mask, batch.word_starts, batch.word_mask, owner,
+                                        bounds, temperatures)
+
+        return run
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

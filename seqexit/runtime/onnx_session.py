@@ -10,9 +10,9 @@ import torch
 
 from ..encoders.base import EncoderAdapter, LayerParts
 from .cache import cached_bytes, tensors_digest
+from .onnx_graph import PROJECTIONS
 
 GRAPH_VERSION = 1  # bump when `onnx_graph` changes what it builds: old cache files stop matching
-PROJECTIONS = ("query", "key_value", "attn_out", "ffn_in", "ffn_out")
 
 
 def unsupported_reason(model) -> str | None:

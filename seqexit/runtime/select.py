@@ -205,6 +205,7 @@ def apply_runtime(model: MultiExitTagger, runtime: str, *, quantize: str | None 
     pick_runtime(model, "onnx", quantize=quantize, device=device)  # installed, on the CPU, an encoder it covers
     if model.quantized:
         raise ValueError(f"the ONNX runtime builds its graphs from float weights; the model is {model.quantized}")
+    from .onnx_exits import ExitGraphs
     from .onnx_layers import OnnxAdapter
     from .onnx_session import layer_sessions
 
@@ -212,9 +213,10 @@ def apply_runtime(model: MultiExitTagger, runtime: str, *, quantize: str | None 
         shared = {id(model.tokenizer): model.tokenizer, id(model.pieces): model.pieces}
         model = copy.deepcopy(model, memo=shared)
     model.eval()
-    sessions = layer_sessions(model.adapter, model.encoder.config.hidden_act, quantize, keep_float=keep_float,
-                              cache=cache_dir)
-    model.adapter = OnnxAdapter(model.adapter, sessions, "onnx" + (f"-{quantize}" if quantize else ""))
+    activation = model.encoder.config.hidden_act
+    sessions = layer_sessions(model.adapter, activation, quantize, keep_float=keep_float, cache=cache_dir)
+    exit_graphs = ExitGraphs(model.adapter, model.exits, activation, quantize, keep_float=keep_float, cache=cache_dir)
+    model.adapter = OnnxAdapter(model.adapter, sessions, "onnx" + (f"-{quantize}" if quantize else ""), exit_graphs)
     model.quantized = quantize
     model.runtime = "onnx"
     return model

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,29 +116,35 @@ def test_keep_float_projections_stay_fp32(model, sentences):
 # --- the graph cache ------------------------------------------------------------------------------
 
 
-def count_builds(monkeypatch) -> list[int]:
-    from seqexit.runtime import onnx_graph
+def count_builds(monkeypatch) -> list[str]:
+    """Every graph built from here on: "layer" (one per layer) or "exits" (a whole exit loop)."""
+    from seqexit.runtime import exit_graph, onnx_graph
 
     built = []
-    real = onnx_graph.layer_graph
+    for module, name, kind in ((onnx_graph, "layer_graph", "layer"), (exit_graph, "exit_graph", "exits")):
+        def counting(*args, _real=getattr(module, name), _kind=kind, **kwargs):
+            built.append(_kind)
+            return _real(*args, **kwargs)
 
-    def counting(*args, **kwargs):
-        built.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(onnx_graph, "layer_graph", counting)
+        monkeypatch.setattr(module, name, counting)
     return built
 
 
 def test_graphs_are_built_once_then_read_from_the_cache(model, sentences, tmp_path, monkeypatch):
     built = count_builds(monkeypatch)
     first = apply_runtime(model, "onnx", cache_dir=tmp_path)
-    assert len(built) == LAYERS and len(list(tmp_path.glob("*.onnx"))) == LAYERS
+    assert built == ["layer"] * LAYERS and len(list(tmp_path.glob("*.onnx"))) == LAYERS
+    tokee = ExitPolicy.tokee(0.9, window=1)
+    labels = outputs(first, sentences, tokee, 2)[0]
+    assert built.count("exits") == 1, "the exit graph is built when a policy first needs it"
     second = apply_runtime(model, "onnx", cache_dir=tmp_path)
-    assert len(built) == LAYERS, "the second load built nothing"
-    assert outputs(second, sentences, ExitPolicy(), 2)[0] == outputs(first, sentences, ExitPolicy(), 2)[0]
+    assert outputs(second, sentences, tokee, 2)[0] == labels
+    assert len(built) == LAYERS + 1 and len(list(tmp_path.glob("*.onnx"))) == LAYERS + 1, "the second load built nothing"
+    outputs(second, sentences, ExitPolicy(), 2)
+    assert built.count("exits") == 2, "another policy shape is another graph"
     apply_runtime(model, "onnx", quantize="int8", cache_dir=tmp_path)
-    assert len(built) == 2 * LAYERS and len(list(tmp_path.glob("*.onnx"))) == 2 * LAYERS, "int8 is its own entry"
+    assert built.count("layer") == 2 * LAYERS and len(list(tmp_path.glob("*.onnx"))) == 2 * LAYERS + 2, \
+        "int8 is its own entry"
 
 
 def test_changed_weights_make_new_graphs(model, sentences, tmp_path, monkeypatch):
@@ -147,7 +154,7 @@ def test_changed_weights_make_new_graphs(model, sentences, tmp_path, monkeypatch
     with torch.no_grad():
         changed.adapter.layers[2].ffn_in.weight.add_(0.5)
     onnx = apply_runtime(changed, "onnx", cache_dir=tmp_path)
-    assert len(built) == LAYERS + 1, "only the changed layer is rebuilt"
+    assert built == ["layer"] * (LAYERS + 1), "only the changed layer is rebuilt"
     assert outputs(onnx, sentences, ExitPolicy(), 2)[0] == outputs(changed, sentences, ExitPolicy(), 2)[0]
 
 
@@ -278,8 +285,9 @@ def test_spacy_config_runtime(folder, tmp_path):
 
 
 def test_halted_pieces_are_not_computed(model, sentences):
-    """Under TOKEE the ONNX layers get queries for the running pieces only (keys and values for all)."""
+    """Under TOKEE the per-layer ONNX graphs get queries for the running pieces only (keys and values for all)."""
     onnx = apply_runtime(model, "onnx")
+    onnx.adapter.exit_graphs = None  # the layer-by-layer path
     fed = []
     for session in onnx.adapter.sessions:
         real = session.run
@@ -292,6 +300,33 @@ def test_halted_pieces_are_not_computed(model, sentences):
     run_policy(onnx, sentences, ExitPolicy.tokee(0.9, window=0), batch_size=32)
     assert fed[0][0] == fed[0][1], "layer 1 runs every piece"
     assert any(queries < pieces for queries, pieces in fed[1:]), "later layers skip the halted pieces"
+
+
+def test_the_exit_graph_computes_only_running_pieces(model, sentences, monkeypatch, tmp_path):
+    """Inside the one-call exit graph too: ONNX Runtime's own profile shows the feed-forward
+    products of layers 2+ taking fewer rows than layer 1's, and none at all once every word halted."""
+    from seqexit.runtime import onnx_exits
+
+    real_options = onnx_exits.session_options
+
+    def profiled(threads=None):
+        options = real_options(threads)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(tmp_path / "profile")
+        return options
+
+    monkeypatch.setattr(onnx_exits, "session_options", profiled)
+    onnx = apply_runtime(model, "onnx")
+    policy = ExitPolicy.tokee(0.9, window=0)
+    spec = onnx.adapter.exit_graphs.spec(policy)
+    assert outputs(onnx, sentences, policy, 32)[0] == outputs(model, sentences, policy, 32)[0]
+    events = json.loads(Path(onnx.adapter.exit_graphs.session(spec).end_profiling()).read_text())
+    rows = [next(iter(event["args"]["output_type_shape"][0].values()))[0] for event in events
+            if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and "Gelu" in event["args"]["op_name"]]
+    rows = rows[LAYERS:]  # one activation per layer run; the first LAYERS are the load-time check's
+    batch = model.pieces.collate([c for chunks in model.pieces.encode(sentences) for c in chunks])
+    assert rows[0] == batch.input_ids.numel(), "layer 1 runs every piece"
+    assert 1 < len(rows) <= LAYERS and all(r < batch.attention_mask.sum() for r in rows[1:]), "later layers run fewer"
 
 
 def test_a_layer_that_disagrees_with_torch_is_caught(model, monkeypatch):

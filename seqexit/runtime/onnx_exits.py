@@ -1,0 +1,125 @@
+"""A batch's whole exit loop on ONNX Runtime in one call: one session per `ExitGraphSpec`
+(`exit_graph`), built on first use (or read from the graph cache) and checked against torch.
+
+At batch 1 this is what makes early exit pay: one runtime call per sentence instead of one per
+layer with torch's exits and halting in between (six calls and about thirty small torch
+operations per sentence); at batch 32 the packing of running pieces happens inside the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..encoders.base import EncoderAdapter
+from .cache import cached_bytes, tensors_digest
+from .exit_graph import ExitGraphSpec, spec_for
+from .onnx_session import RuntimeMismatch, layer_tensors, session_options
+
+EXIT_GRAPH_VERSION = 1  # bump when `exit_graph` changes what it builds: old cache files stop matching
+
+
+class ExitGraphs:
+    """Sessions of exit graphs over one model's float layers and exits, one per spec."""
+
+    def __init__(self, adapter: EncoderAdapter, exits: Sequence, activation: str, quantize: str | None, *,
+                 keep_float: Collection[str] = (), cache: Path | None = None, threads: int | None = None) -> None:
+        self.adapter, self.exits, self.activation, self.quantize = adapter, exits, activation, quantize
+        self.keep_float = frozenset(keep_float)
+        # fixed now: sessions are built on first use, inside runs that hold torch at one thread
+        self.cache, self.threads = cache, threads or torch.get_num_threads()
+        self.sessions: dict[ExitGraphSpec, object] = {}
+        self._weights_key: str | None = None
+
+    def spec(self, policy) -> ExitGraphSpec | None:
+        return spec_for(policy, self.adapter.num_layers)
+
+    def session(self, spec: ExitGraphSpec):
+        """The checked session of `spec`: built (or read from the cache) once, then kept."""
+        if spec not in self.sessions:
+            import onnxruntime as ort
+
+            from .onnx_graph import weight_levels
+
+            if self._weights_key is None:
+                tensors = [t for parts in self.adapter.layers for t in layer_tensors(parts)]
+                tensors += [t for head in self.exits for t in (head.linear.weight, head.linear.bias)]
+                self._weights_key = tensors_digest(tensors)
+            settings = (EXIT_GRAPH_VERSION, ort.__version__, self.activation, self.quantize, sorted(self.keep_float),
+                        spec, self.adapter.layers[0].num_heads, weight_levels())
+            key = "exits-" + tensors_digest((), self._weights_key, *settings)
+            options = session_options(self.threads)
+
+            def build() -> bytes:
+                from .exit_graph import exit_graph
+
+                return exit_graph(self.adapter.layers, self.exits, spec, self.activation, int8=self.quantize == "int8",
+                                  keep_float=self.keep_float).SerializeToString()
+
+            def accept(data: bytes):
+                return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+            session = cached_bytes(self.cache, key, build, accept)
+            check_exit_graph(self.adapter, self.exits, spec, session, self.quantize)
+            self.sessions[spec] = session
+        return self.sessions[spec]
+
+    def run(self, spec: ExitGraphSpec, hidden: torch.Tensor, key_mask: torch.Tensor, word_starts: torch.Tensor,
+            word_mask: torch.Tensor, owner: torch.Tensor | None = None, bounds: Sequence[float] = (),
+            temperatures: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (batch, words, labels), exit_layer (batch, words) or None for "fixed") of one
+        batch; see `exit_graph` for the inputs. owner: -1 or `words` at pieces of no word."""
+        if torch.is_grad_enabled() and hidden.requires_grad:
+            raise RuntimeError("the ONNX runtime is for inference; train with runtime='torch'")
+        feed = {"hidden": np.ascontiguousarray(hidden.detach().float().numpy()),
+                "key_mask": key_mask.to(torch.int32).numpy(), "word_starts": word_starts.numpy(),
+                "word_mask": word_mask.numpy()}
+        names = ["logits"]
+        if spec.dynamic:
+            feed["owner"] = owner.masked_fill(owner < 0, word_mask.shape[1]).numpy()
+            feed["bounds"] = np.asarray(bounds, np.float32)
+            if spec.criterion == "confidence":
+                feed["temperatures"] = np.asarray(temperatures or [1.0] * spec.depth, np.float32)
+            names.append("exit_layer")
+        out = self.session(spec).run(names, feed)
+        return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if spec.dynamic else None)
+
+
+def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None) -> None:
+    """Run two small random sentences through `session` with no halting before the last layer
+    and through the torch layers and exit it reads; a RuntimeMismatch unless the logits agree
+    (fp32: within 1e-3; int8: within 10% of their range) and every word exits at the end."""
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(2, 7, adapter.hidden_size, generator=generator)
+    key_mask = torch.ones(2, 7, dtype=torch.bool)
+    key_mask[1, 5:] = False
+    word_starts = torch.tensor([[1, 2, 4, 5], [1, 3, 0, 0]])
+    word_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    owner = torch.tensor([[-1, 0, 1, 1, 2, 3, -1], [-1, 0, 0, 1, -1, -1, -1]])
+    with torch.inference_mode():
+        states = hidden.clone()
+        for index in range(spec.depth):
+            states = adapter.run_layer(index, states, key_mask)
+        rows = torch.arange(2)[:, None]
+        want = exits[spec.depth - 1](states[rows, word_starts])[word_mask]
+    feed = {"hidden": hidden.numpy(), "key_mask": key_mask.to(torch.int32).numpy(),
+            "word_starts": word_starts.numpy(), "word_mask": word_mask.numpy()}
+    names = ["logits"]
+    if spec.dynamic:
+        feed |= {"owner": owner.masked_fill(owner < 0, 4).numpy(), "bounds": np.zeros(spec.depth, np.float32)}
+        if spec.criterion == "confidence":
+            feed["temperatures"] = np.ones(spec.depth, np.float32)
+        names.append("exit_layer")
+    out = session.run(names, feed)
+    got = torch.from_numpy(out[0])[word_mask]
+    error = float((got - want).abs().max())
+    bound = 1e-3 if quantize is None else 0.1 * float(want.abs().max())
+    depth_ok = not spec.dynamic or bool((torch.from_numpy(out[1])[word_mask] == spec.depth).all())
+    if not (error <= bound and depth_ok):
+        import onnxruntime
+
+        raise RuntimeMismatch(f"onnxruntime {onnxruntime.__version__}'s exit graph ({spec.mode}) differs from torch's "
+                              f"by {error:.3g} (allowed {bound:.3g}, {quantize or 'fp32'})")
