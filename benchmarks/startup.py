@@ -38,7 +38,7 @@ TEXT = "Angela Merkel visited Paris .\n"
 # (module, attribute path, stage): timed wherever they are called from
 STAGES = [
     ("seqexit.bundle", "load_model", "model load (all)"),
-    ("seqexit.bundle", "_build_encoder", "encoder built (transformers BERT classes)"),
+    ("seqexit.bundle", "_build_encoder", "encoder built"),
     ("seqexit.backbones", "load_tokenizer", "tokenizer"),
     ("seqexit.compact", "decode_deltas", "weights: compact deltas decoded"),
     ("seqexit.data.text", "default_nlp", "spaCy text pipeline"),
@@ -129,7 +129,7 @@ def run_stages(file: str) -> None:
         pass
     seconds["in process"] = time.perf_counter() - started
     if "model load (all)" in seconds:
-        parts = ("encoder built (transformers BERT classes)", "tokenizer", "weights: compact deltas decoded")
+        parts = ("encoder built", "tokenizer", "weights: compact deltas decoded")
         seconds["model load: rest (safetensors, load_state_dict, exits)"] = (
             seconds.pop("model load (all)") - sum(seconds.get(p, 0.0) for p in parts))
     seconds["rest of the command (its imports, policy, output)"] = seconds["in process"] - sum(

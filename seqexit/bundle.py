@@ -199,8 +199,18 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
 
 
 def _build_encoder(config: TaggerConfig, config_file: Path) -> torch.nn.Module:
-    """The (random) encoder the checked backbone config describes: a built-in class only."""
+    """The (random) encoder the checked backbone config describes: a built-in class only, and
+    for plain BERT seqexit's own modules (`encoders.light_bert`: the same weights and
+    operations without importing transformers' model classes, 2.5 s of every start)."""
+    from .encoders.light_bert import LightBertModel, light_bert_covers
+
     backbone_config = dict(config.backbone_config)
+    if light_bert_covers(backbone_config):
+        try:
+            return LightBertModel(backbone_config)
+        except (TypeError, AttributeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{config_file}: backbone_config does not describe a buildable encoder "
+                             f"({_first_lines(err)})") from None
     try:
         encoder = AutoModel.from_config(
             AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config), trust_remote_code=False

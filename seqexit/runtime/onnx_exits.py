@@ -91,7 +91,8 @@ class ExitGraphs:
 def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None) -> None:
     """Run two small random sentences through `session` with no halting before the last layer
     and through the torch layers and exit it reads; a RuntimeMismatch unless the logits agree
-    (fp32: within 1e-3; int8: within 10% of their range) and every word exits at the end."""
+    (fp32: each within 1e-3; int8: within 20% in L2 norm, where a wrong kernel gives ~100%) and
+    every word exits at the end."""
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(2, 7, adapter.hidden_size, generator=generator)
     key_mask = torch.ones(2, 7, dtype=torch.bool)
@@ -115,11 +116,13 @@ def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSp
         names.append("exit_layer")
     out = session.run(names, feed)
     got = torch.from_numpy(out[0])[word_mask]
-    error = float((got - want).abs().max())
-    bound = 1e-3 if quantize is None else 0.1 * float(want.abs().max())
+    if quantize is None:
+        error, bound, what = float((got - want).abs().max()), 1e-3, "at most"
+    else:  # int8 rounding compounds over the layers: compare the logits as a whole
+        error, bound, what = float((got - want).norm() / want.norm()), 0.2, "relative"
     depth_ok = not spec.dynamic or bool((torch.from_numpy(out[1])[word_mask] == spec.depth).all())
     if not (error <= bound and depth_ok):
         import onnxruntime
 
         raise RuntimeMismatch(f"onnxruntime {onnxruntime.__version__}'s exit graph ({spec.mode}) differs from torch's "
-                              f"by {error:.3g} (allowed {bound:.3g}, {quantize or 'fp32'})")
+                              f"by {error:.3g} ({what}; allowed {bound:.3g}, {quantize or 'fp32'})")

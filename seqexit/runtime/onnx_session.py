@@ -3,7 +3,7 @@ the graph cache without importing `onnx` at all (what makes a warm start fast)."
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 import torch
@@ -57,7 +57,8 @@ def layer_sessions(adapter: EncoderAdapter, activation: str, quantize: str | Non
                    keep_float: Collection[str] = (), cache: Path | None = None, threads: int | None = None) -> list:
     """One `onnxruntime.InferenceSession` per layer of `adapter` (float weights), int8 where
     `quantize` is 'int8' except the projections named in `keep_float` (as in
-    `seqexit.quantize.quantize_model`). cache: the folder of built graphs (None: none)."""
+    `seqexit.quantize.quantize_model`), opened on first use (layer 1 now, to check it against
+    torch). cache: the folder of built graphs (None: none)."""
     import onnxruntime as ort
 
     from .onnx_graph import weight_levels
@@ -67,20 +68,39 @@ def layer_sessions(adapter: EncoderAdapter, activation: str, quantize: str | Non
     def open_session(data: bytes):
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
-    sessions = []
-    for index, parts in enumerate(adapter.layers):
+    def open_layer(index: int):
+        parts = adapter.layers[index]
         kept = frozenset(name for name in PROJECTIONS if name in keep_float or f"L{index + 1}.{name}" in keep_float)
         settings = (GRAPH_VERSION, ort.__version__, activation, quantize, sorted(kept), parts.num_heads, weight_levels())
-        key = tensors_digest(layer_tensors(parts), *settings)
 
-        def build(parts: LayerParts = parts, kept: frozenset = kept) -> bytes:
+        def build() -> bytes:
             from .onnx_graph import layer_graph
 
             return layer_graph(parts, activation, int8=quantize == "int8", keep_float=kept).SerializeToString()
 
-        sessions.append(cached_bytes(cache, key, build, open_session))
+        return cached_bytes(cache, tensors_digest(layer_tensors(parts), *settings), build, open_session)
+
+    sessions = LayerSessions(open_layer, adapter.num_layers)
     check_against_torch(adapter, sessions[0], quantize)
     return sessions
+
+
+class LayerSessions(Sequence):
+    """One session per layer, each opened when first used: tagging with an exit graph needs
+    none of them, and opening six took a quarter of a second of every start."""
+
+    def __init__(self, open_layer: Callable[[int], object], count: int) -> None:
+        self._open, self._sessions = open_layer, [None] * count
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if self._sessions[index] is None:
+            self._sessions[index] = self._open(range(len(self))[index])
+        return self._sessions[index]
 
 
 class RuntimeMismatch(RuntimeError):

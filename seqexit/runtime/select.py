@@ -23,7 +23,7 @@ from .onnx_session import RuntimeMismatch
 
 RUNTIME_CHOICES = ("auto", "torch", "onnx")
 CLEARLY_FASTER = 0.9  # ONNX Runtime is picked when its layer takes under 90% of torch's time
-PICK_VERSION = 2  # bump when `_layer_seconds` measures something else: earlier picks are measured again
+PICK_VERSION = 3  # bump when `_layer_seconds` measures something else: earlier picks are measured again
 INSTALL_HINT = "pip install 'seqexit[onnx]' (or: pip install onnxruntime onnx)"
 
 
@@ -110,58 +110,41 @@ def _measured_pick(shape: tuple[int, int, int], precision: str, threads: int) ->
 
 
 def _layer_seconds(runtime: str, shape: tuple[int, int, int], precision: str) -> float:
-    """Best of 6 timings of one random layer on `runtime`, as the engine calls it: 32 rows of 24
-    pieces in full, the same with a TOKEE-like subset of pieces running (the packed call, where
-    runtimes differ most), and one sentence of 20 pieces."""
-    from transformers import BertConfig, BertModel
+    """Best of 6 timings (after a warm-up) of a random two-layer tagger of `shape` on `runtime`, as tagging runs it
+    (`exit_batch` at full depth: on ONNX Runtime the exit graph, one call per batch): 32 rows of
+    24 pieces, then one sentence of 20 pieces."""
+    from ..encoders.light_bert import LightBertModel
+    from ..exits.halting import exit_batch
+    from ..exits.policy import ExitPolicy
+    from ..model import MultiExitTagger, TaggerConfig
+    from ..pieces import Batch
 
     hidden, heads, ffn = shape
-    config = BertConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=ffn, num_hidden_layers=1,
-                        vocab_size=8, max_position_embeddings=32)
+    config = {"model_type": "bert", "hidden_size": hidden, "num_attention_heads": heads, "intermediate_size": ffn,
+              "num_hidden_layers": 2, "vocab_size": 64, "max_position_embeddings": 32}
     torch.manual_seed(0)
-    from ..encoders import adapter_for
-
-    adapter = adapter_for(BertModel(config).eval())
+    model = MultiExitTagger(LightBertModel(config), TaggerConfig(labels=[f"L{i}" for i in range(9)], scheme=None,
+                                                                 task="pos")).eval()
     quantize = None if precision == "fp32" else precision
     try:
-        if runtime == "onnx":
-            from .onnx_session import layer_sessions
-            from .onnx_layers import OnnxAdapter
-
-            adapter = OnnxAdapter(adapter, layer_sessions(adapter, config.hidden_act, quantize, cache=None), "onnx")
-        elif quantize:
-            _int8_parts(adapter.layers[0])
+        model = apply_runtime(model, runtime, quantize=quantize)
     except Exception:  # noqa: BLE001 - an engine that cannot build here is not picked
         return math.inf
-    generator = torch.Generator().manual_seed(0)
-    batch = torch.randn(32, 24, hidden, generator=generator)
-    everything = torch.ones(32, 24, dtype=torch.bool)
-    halfway = torch.rand(32, 24, generator=generator) < torch.linspace(0.2, 0.8, 32)[:, None]  # TOKEE-like: rows differ
-    one, one_mask = torch.randn(1, 20, hidden, generator=generator), torch.ones(1, 20, dtype=torch.bool)
-    best = math.inf
-    with torch.inference_mode(), adapter.running():
-        for _ in range(6):
+
+    def batch(rows: int, pieces: int) -> Batch:
+        words = pieces - 2
+        return Batch(torch.randint(1, 64, (rows, pieces)), torch.ones(rows, pieces, dtype=torch.bool),
+                     torch.arange(1, words + 1).expand(rows, words).contiguous(), torch.ones(rows, words, dtype=torch.bool))
+
+    batches, policy = (batch(32, 24), batch(1, 20)), ExitPolicy()
+    best = None
+    with torch.inference_mode(), model.adapter.running():
+        for _ in range(7):  # the first pass warms the kernels up and is not counted
             started = time.perf_counter()
-            adapter.run_layer(0, batch.clone(), everything)
-            adapter.run_layer_active(0, batch.clone(), everything, halfway)
-            adapter.run_layer(0, one.clone(), one_mask)
-            best = min(best, time.perf_counter() - started)
+            for b in batches:
+                exit_batch(model, b, policy)
+            best = min(best, time.perf_counter() - started) if best is not None else math.inf
     return best
-
-
-def _int8_parts(parts) -> None:
-    """`parts` with torch's int8 projections (as `seqexit.quantize.quantize_model` makes them)."""
-    from torch import nn
-
-    from ..quantize import int8_linear
-
-    fused = nn.Linear(parts.key.in_features, 2 * parts.key.out_features)
-    with torch.no_grad():
-        fused.weight.copy_(torch.cat([parts.key.weight, parts.value.weight]))
-        fused.bias.copy_(torch.cat([parts.key.bias, parts.value.bias]))
-    parts.key_value = int8_linear(fused)
-    for name in ("query", "attn_out", "ffn_in", "ffn_out"):
-        setattr(parts, name, int8_linear(getattr(parts, name)))
 
 
 def _cpu_name() -> str:

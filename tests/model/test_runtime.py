@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from seqexit import Tagger
 from seqexit.bundle import save_model
-from seqexit.exits import ExitPolicy, run_policy
+from seqexit.exits import ExitPolicy, run_exits, run_policy
 from seqexit.exits.criteria import CRITERIA
 from seqexit.exits.learned import LearnedExitHeads
 from seqexit.runtime import apply_runtime, check_runtime, pick_runtime
@@ -132,28 +132,32 @@ def count_builds(monkeypatch) -> list[str]:
 
 def test_graphs_are_built_once_then_read_from_the_cache(model, sentences, tmp_path, monkeypatch):
     built = count_builds(monkeypatch)
+    files = lambda: len(list(tmp_path.glob("*.onnx")))  # noqa: E731
     first = apply_runtime(model, "onnx", cache_dir=tmp_path)
-    assert built == ["layer"] * LAYERS and len(list(tmp_path.glob("*.onnx"))) == LAYERS
+    assert built == ["layer"], "layer 1 at load (checked against torch), the others when first used"
     tokee = ExitPolicy.tokee(0.9, window=1)
     labels = outputs(first, sentences, tokee, 2)[0]
-    assert built.count("exits") == 1, "the exit graph is built when a policy first needs it"
+    assert built == ["layer", "exits"], "the exit graph is built when a policy first needs it, and needs no layer graph"
+    run_exits(first, sentences)  # every exit read: layer by layer
+    assert built.count("layer") == LAYERS and files() == LAYERS + 1
     second = apply_runtime(model, "onnx", cache_dir=tmp_path)
     assert outputs(second, sentences, tokee, 2)[0] == labels
-    assert len(built) == LAYERS + 1 and len(list(tmp_path.glob("*.onnx"))) == LAYERS + 1, "the second load built nothing"
+    run_exits(second, sentences)
+    assert len(built) == LAYERS + 1 and files() == LAYERS + 1, "the second load built nothing"
     outputs(second, sentences, ExitPolicy(), 2)
     assert built.count("exits") == 2, "another policy shape is another graph"
-    apply_runtime(model, "onnx", quantize="int8", cache_dir=tmp_path)
-    assert built.count("layer") == 2 * LAYERS and len(list(tmp_path.glob("*.onnx"))) == 2 * LAYERS + 2, \
-        "int8 is its own entry"
+    run_exits(apply_runtime(model, "onnx", quantize="int8", cache_dir=tmp_path), sentences)
+    assert built.count("layer") == 2 * LAYERS and files() == 2 * LAYERS + 2, "int8 is its own entry"
 
 
 def test_changed_weights_make_new_graphs(model, sentences, tmp_path, monkeypatch):
     built = count_builds(monkeypatch)
-    apply_runtime(model, "onnx", cache_dir=tmp_path)
+    run_exits(apply_runtime(model, "onnx", cache_dir=tmp_path), sentences)
     changed = copy.deepcopy(model)
     with torch.no_grad():
         changed.adapter.layers[2].ffn_in.weight.add_(0.5)
     onnx = apply_runtime(changed, "onnx", cache_dir=tmp_path)
+    run_exits(onnx, sentences)
     assert built == ["layer"] * (LAYERS + 1), "only the changed layer is rebuilt"
     assert outputs(onnx, sentences, ExitPolicy(), 2)[0] == outputs(changed, sentences, ExitPolicy(), 2)[0]
 
