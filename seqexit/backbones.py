@@ -170,13 +170,17 @@ def load_tokenizer(folder: str | Path, weights_file: str, vocab_rows: int):
     """The folder's tokenizer, never running code from it; a FileNotFoundError when there are no
     tokenizer files, a ValueError naming the folder when they cannot be read or when it has more
     pieces than the embedding matrix (`vocab_rows` rows, from `weights_file`) has rows."""
-    from transformers import AutoTokenizer
+    from .light_tokenizer import load as load_light
 
     folder = Path(folder)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise FileNotFoundError(f"{folder}: no tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+        tokenizer = load_light(folder)  # BERT: the same tokenizer without importing transformers (1 s)
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as err:  # noqa: BLE001 - whatever a damaged tokenizer file raises, name the folder
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{folder}: the tokenizer files cannot be read ({type(err).__name__}: {message})") from None

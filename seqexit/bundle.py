@@ -32,7 +32,6 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel
 
 from .backbones import (PICKLED_WEIGHTS, backbone_weights, check_backbone_config, check_fits, load_tokenizer,
                         read_json, resolve_backbone, stored_parameters)
@@ -211,6 +210,8 @@ def _build_encoder(config: TaggerConfig, config_file: Path) -> torch.nn.Module:
         except (TypeError, AttributeError, ValueError, RuntimeError) as err:
             raise ValueError(f"{config_file}: backbone_config does not describe a buildable encoder "
                              f"({_first_lines(err)})") from None
+    from transformers import AutoConfig, AutoModel
+
     try:
         encoder = AutoModel.from_config(
             AutoConfig.for_model(backbone_config.pop("model_type"), **backbone_config), trust_remote_code=False
