@@ -29,7 +29,7 @@ import numpy as np
 
 from ..encoders.base import LayerParts
 from .onnx_graph import (
-    OPSET, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
+    OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
 )
 
 FUSED_CRITERIA = ("entropy", "confidence")  # criteria whose whole state is one doubt per word
@@ -70,42 +70,58 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     g = GraphBuilder()
     g.nodes.append(helper.make_node("Cast", ["key_mask"], ["key_mask_bool"], to=TensorProto.BOOL))
     starts = g.op("Unsqueeze", ["word_starts", _last_axis(g)])  # (batch, words, 1)
-
-    def in_int8(index: int) -> dict[str, bool]:
-        kept = {name for name in int8_projections(True, ()) if name in keep_float or f"L{index + 1}.{name}" in keep_float}
-        return int8_projections(int8, kept)
-
-    hidden = "hidden"
-    if not spec.dynamic:
-        for index in range(spec.depth):
-            hidden = _full_layer(g, layers[index], activation, hidden, in_int8(index))
-        logits, exit_layer = _exit_logits(g, exits[spec.depth - 1], hidden, starts), None
+    precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
+                                          or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
+    if spec.dynamic:
+        logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, starts, precisions)
+        g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
     else:
-        active = "word_mask"  # (batch, words) bool: words still running
+        hidden = "hidden"
         for index in range(spec.depth):
-            if index == 0:  # every word runs the first layer
-                hidden = _full_layer(g, layers[0], activation, hidden, in_int8(0))
-            else:
-                hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active), in_int8(index))
-            step = _exit_logits(g, exits[index], hidden, starts)  # (batch, words, labels)
-            doubt = _doubt(g, spec.criterion, step, index, exits[0].linear.out_features)  # (batch, words)
-            if index == 0:
-                logits, doubts = step, doubt
-                exit_layer = g.op("Cast", ["word_mask"], to=TensorProto.INT64)
-            else:  # a halted word keeps what it had when it halted
-                logits = g.op("Where", [g.op("Unsqueeze", [active, _last_axis(g)]), step, logits])
-                doubts = g.op("Where", [active, doubt, doubts])
-                exit_layer = g.op("Add", [exit_layer, g.op("Cast", [active], to=TensorProto.INT64)])
-            if index < spec.depth - 1:  # the last layer ends every word anyway
-                bound = g.op("Gather", ["bounds", g.const("layer", np.array(index, np.int64))])
-                certain = g.op("Less", [_window_max(g, doubts, spec.window), bound])  # (batch, words)
-                if spec.mode == "sentee":  # a sentence halts when all its words are certain
-                    every = g.op("Or", [certain, g.op("Not", ["word_mask"])])
-                    certain = g.op("Cast", [g.op("ReduceMin", [g.op("Cast", [every], to=TensorProto.INT32), _axis(g, 1)],
-                                                 keepdims=1)], to=TensorProto.BOOL)  # (batch, 1)
-                active = g.op("And", [active, g.op("Not", [certain])])
+            hidden = _full_layer(g, layers[index], activation, hidden, precisions[index])
+        logits = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
-    hidden_size, labels = layers[0].query.in_features, exits[0].linear.out_features
+    inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features)
+    graph = helper.make_graph(g.nodes, "seqexit_exits", inputs, outputs, g.initializers)
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, producer_name="seqexit")
+
+
+def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activation: str, starts: str,
+                  precisions: list[dict[str, bool]]) -> tuple[str, str]:
+    """TOKEE/SENTEE over every layer: (logits at each word's exit, exit layers) as graph values."""
+    from onnx import TensorProto
+
+    active = "word_mask"  # (batch, words) bool: words still running
+    for index in range(spec.depth):
+        if index == 0:  # every word runs the first layer
+            hidden = _full_layer(g, layers[0], activation, "hidden", precisions[0])
+        else:
+            hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active), precisions[index])
+        step = _exit_logits(g, exits[index], hidden, starts)  # (batch, words, labels)
+        doubt = _doubt(g, spec.criterion, step, index, exits[0].linear.out_features)  # (batch, words)
+        if index == 0:
+            logits, doubts = step, doubt
+            exit_layer = g.op("Cast", ["word_mask"], to=TensorProto.INT64)
+        else:  # a halted word keeps what it had when it halted
+            logits = g.op("Where", [g.op("Unsqueeze", [active, _last_axis(g)]), step, logits])
+            doubts = g.op("Where", [active, doubt, doubts])
+            exit_layer = g.op("Add", [exit_layer, g.op("Cast", [active], to=TensorProto.INT64)])
+        if index == spec.depth - 1:  # the last layer ends every word anyway
+            break
+        bound = g.op("Gather", ["bounds", g.const("layer", np.array(index, np.int64))])
+        certain = g.op("Less", [_window_max(g, doubts, spec.window), bound])  # (batch, words)
+        if spec.mode == "sentee":  # a sentence halts when all its words are certain
+            every = g.op("Cast", [g.op("Or", [certain, g.op("Not", ["word_mask"])])], to=TensorProto.INT32)
+            certain = g.op("Cast", [g.op("ReduceMin", [every, _axis(g, 1)], keepdims=1)], to=TensorProto.BOOL)  # (batch, 1)
+        active = g.op("And", [active, g.op("Not", [certain])])
+    return logits, exit_layer
+
+
+def _signature(spec: ExitGraphSpec, hidden_size: int, labels: int) -> tuple[list, list]:
+    """The graph's inputs and outputs (see the module doc)."""
+    from onnx import TensorProto, helper
+
     inputs = [
         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "pieces", hidden_size]),
         helper.make_tensor_value_info("key_mask", TensorProto.INT32, ["batch", "pieces"]),
@@ -114,15 +130,12 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     ]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "words", labels])]
     if spec.dynamic:
-        g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
         inputs += [helper.make_tensor_value_info("owner", TensorProto.INT64, ["batch", "pieces"]),
                    helper.make_tensor_value_info("bounds", TensorProto.FLOAT, [spec.depth])]
         if spec.criterion == "confidence":
             inputs.append(helper.make_tensor_value_info("temperatures", TensorProto.FLOAT, [spec.depth]))
         outputs.append(helper.make_tensor_value_info("exit_layer", TensorProto.INT64, ["batch", "words"]))
-    graph = helper.make_graph(g.nodes, "seqexit_exits", inputs, outputs, g.initializers)
-    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
-    return helper.make_model(graph, opset_imports=opsets, producer_name="seqexit")
+    return inputs, outputs
 
 
 def _last_axis(g: GraphBuilder) -> str:
