@@ -169,8 +169,9 @@ def markdown(result: dict) -> str:
 NOTES = ("Stages include the imports they trigger (before: everything is imported by `import cli.main`; after: "
          "torch/transformers/spaCy load in the stage that first needs them). Stage timers add a little overhead, "
          "so their total differs slightly from the medians above. What is left after the change is imports the "
-         "command needs: torch, transformers' BERT classes (transformers imports sympy, torch._dynamo and scipy with "
-         "them) and, for raw text, spaCy. On a busy machine torch's threads also wait for each other in every op "
+         "command needs: torch (most of `import cli.main`) and, for raw text, spaCy; a BERT tagger loads on seqexit's "
+         "own BERT modules and tokenizer reader, so transformers (and the sympy, torch._dynamo and scipy its model "
+         "classes import) is not imported at all. On a busy machine torch's threads also wait for each other in every op "
          "(decode, tagging): compare with OMP_NUM_THREADS=1.")
 
 
