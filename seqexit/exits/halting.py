@@ -98,7 +98,7 @@ def _in_one_call(model, batch, owner, policy, loop, group_size) -> tuple[BatchEx
     `group_size` rows (ONNX Runtime's exit graphs: the same decisions as `_static`/`_dynamic`,
     see `seqexit.runtime.exit_graph`), each group cut to its own longest row so that padding
     costs nothing; the embeddings and the final softmax stay here."""
-    size, n_words = batch.word_mask.shape
+    size = batch.word_mask.shape[0]
     out = _empty_exits(model, batch, torch.empty(0))
     bounds, depth = policy.doubt_bounds(model.num_layers), policy.exit_depth(model.num_layers)
     exit_layer = torch.zeros_like(batch.word_starts)

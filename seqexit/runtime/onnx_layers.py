@@ -1,9 +1,11 @@
 """The engine's layers on ONNX Runtime: an `EncoderAdapter` whose layers are ONNX sessions.
 
-The embeddings, the exits and the halting stay in torch (`seqexit.exits.halting` is unchanged);
-only `run_layer` and `run_layer_active` change hands, so every mode and exit criterion runs on
-this path with the same semantics. States cross the boundary as numpy views of torch tensors
-(no copy in, one array out per call).
+Where a policy's whole loop has an exit graph (`exit_loop`: full depth, static exits, TOKEE and
+SENTEE on entropy or confidence), the engine hands it each batch in one call
+(`seqexit.runtime.exit_graph`). Otherwise only `run_layer` and `run_layer_active` change hands,
+one layer session per call, and the exits, criteria and halting stay in torch
+(`seqexit.exits.halting`), so every mode and criterion runs with the same semantics. States cross
+the boundary as numpy views of torch tensors (no copy in, one array out per call).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from ..encoders.base import EncoderAdapter
 from .onnx_exits import ExitGraphs
+
 
 class OnnxAdapter(EncoderAdapter):
     """`base`'s embeddings, with each layer run by an ONNX Runtime session (see `onnx_graph`)."""
