@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
-from run_all import (DATA, TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, system_table,
-                     time_systems, timing_words, write_section)
+from run_all import (DATA, TASKS, System, add_run_arguments, report_header, score_of, seqexit_system, system_row,
+                     system_table, time_systems, timing_words, write_section)
 from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
@@ -135,11 +135,7 @@ def targets(rows: list[dict], batch_sizes: list[int]) -> dict:
 
 
 def report(results: dict) -> str:
-    env = results["environment"]
-    lines = ["## Early exit on int8 against ONNX Runtime", "",
-             f"`{results['command']}` ({env['machine']}, {env['threads']} threads, torch {env['torch']}, "
-             f"onnxruntime {env['onnxruntime']}, int8 backend {env['int8_backend']}; one run, timings interleaved "
-             "round by round, ratios are medians of per-round ratios to torch fp32 full depth).", ""]
+    lines = report_header("Early exit on int8 against ONNX Runtime", results, results["environment"]["machine"])
     for task, result in results["tasks"].items():
         lines += system_table(result)
         for b, check in result["targets"].items():

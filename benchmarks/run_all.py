@@ -268,6 +268,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
 SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "training_recipes.md")  # written by the scripts of these names
 
 
+def report_header(title: str, results: dict, cpu: str, backend: str = "int8 backend") -> list[str]:
+    """The heading and the how-it-was-measured line of a side-by-side report."""
+    env = results["environment"]
+    return [f"## {title}", "",
+            f"`{results['command']}` ({cpu}, {env['threads']} threads, torch {env['torch']}, onnxruntime "
+            f"{env['onnxruntime']}, {backend} {env['int8_backend']}; one run, timings interleaved round by round, "
+            "ratios are medians of per-round ratios to torch fp32 full depth).", ""]
+
+
 def system_table(result: dict) -> list[str]:
     """Markdown lines for one task of a side-by-side run: heading, one row per system (score,
     FLOPs speed-up, words/s and ratio per batch size), and which sentences small batches timed."""

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
-from run_all import (TASKS, System, add_run_arguments, score_of, seqexit_system, system_row, system_table,
-                     time_systems, timing_words)
+from run_all import (TASKS, System, add_run_arguments, report_header, score_of, seqexit_system, system_row,
+                     system_table, time_systems, timing_words)
 from seqexit.bundle import find_model, load_model, load_presets
 from seqexit.data.formats import read_file
 from seqexit.exits import ExitPolicy, run_policy
@@ -150,11 +150,8 @@ def targets(rows: list[dict], batch_sizes: list[int]) -> dict:
 
 
 def report(results: dict) -> str:
-    env = results["environment"]
-    lines = ["## Runtimes: torch, ONNX Runtime exit graphs, and the peers", "",
-             f"`{results['command']}` ({env['cpu']}, {env['threads']} threads, torch {env['torch']}, onnxruntime "
-             f"{env['onnxruntime']}, torch int8 backend {env['int8_backend']}; one run, timings interleaved round by "
-             "round, ratios are medians of per-round ratios to torch fp32 full depth).", ""]
+    lines = report_header("Runtimes: torch, ONNX Runtime exit graphs, and the peers", results,
+                          results["environment"]["cpu"], "torch int8 backend")
     for task, result in results["tasks"].items():
         lines += system_table(result)
         lines += ["Seconds to open the model (load the folder, build the runner, tag one sentence; median of 3; "

@@ -29,7 +29,7 @@ class ExitGraphs:
                  keep_float: Collection[str] = (), cache: Path | None = None, threads: int | None = None) -> None:
         self.adapter, self.exits, self.activation, self.quantize = adapter, exits, activation, quantize
         self.keep_float = frozenset(keep_float)
-        # fixed now: sessions are built on first use, inside runs that hold torch at one thread
+        # read now: sessions are opened on first use, inside runs that hold torch at one thread
         self.cache, self.threads = cache, threads or torch.get_num_threads()
         self.sessions: dict[ExitGraphSpec, object] = {}
         self._weights_key: str | None = None
@@ -74,18 +74,26 @@ class ExitGraphs:
         batch; see `exit_graph` for the inputs. owner: -1 or `words` at pieces of no word."""
         if torch.is_grad_enabled() and hidden.requires_grad:
             raise RuntimeError("the ONNX runtime is for inference; train with runtime='torch'")
-        feed = {"hidden": np.ascontiguousarray(hidden.detach().float().numpy()),
-                "key_mask": key_mask.to(torch.int32).numpy(), "word_starts": word_starts.numpy(),
-                "word_mask": word_mask.numpy()}
-        names = ["logits"]
-        if spec.dynamic:
-            feed["owner"] = owner.masked_fill(owner < 0, word_mask.shape[1]).numpy()
-            feed["bounds"] = np.asarray(bounds, np.float32)
-            if spec.criterion == "confidence":
-                feed["temperatures"] = np.asarray(temperatures or [1.0] * spec.depth, np.float32)
-            names.append("exit_layer")
-        out = self.session(spec).run(names, feed)
-        return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if spec.dynamic else None)
+        return run_exit_graph(self.session(spec), spec, hidden, key_mask, word_starts, word_mask, owner, bounds,
+                              temperatures)
+
+
+def run_exit_graph(session, spec: ExitGraphSpec, hidden: torch.Tensor, key_mask: torch.Tensor,
+                   word_starts: torch.Tensor, word_mask: torch.Tensor, owner: torch.Tensor | None,
+                   bounds: Sequence[float], temperatures: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One call of an exit graph's `session` (see `ExitGraphs.run`)."""
+    feed = {"hidden": np.ascontiguousarray(hidden.detach().float().numpy()),
+            "key_mask": key_mask.to(torch.int32).numpy(), "word_starts": word_starts.numpy(),
+            "word_mask": word_mask.numpy()}
+    names = ["logits"]
+    if spec.dynamic:
+        feed["owner"] = owner.masked_fill(owner < 0, word_mask.shape[1]).numpy()
+        feed["bounds"] = np.asarray(bounds, np.float32)
+        if spec.criterion == "confidence":
+            feed["temperatures"] = np.asarray(temperatures or [1.0] * spec.depth, np.float32)
+        names.append("exit_layer")
+    out = session.run(names, feed)
+    return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if spec.dynamic else None)
 
 
 def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None) -> None:
@@ -106,21 +114,14 @@ def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSp
             states = adapter.run_layer(index, states, key_mask)
         rows = torch.arange(2)[:, None]
         want = exits[spec.depth - 1](states[rows, word_starts])[word_mask]
-    feed = {"hidden": hidden.numpy(), "key_mask": key_mask.to(torch.int32).numpy(),
-            "word_starts": word_starts.numpy(), "word_mask": word_mask.numpy()}
-    names = ["logits"]
-    if spec.dynamic:
-        feed |= {"owner": owner.masked_fill(owner < 0, 4).numpy(), "bounds": np.zeros(spec.depth, np.float32)}
-        if spec.criterion == "confidence":
-            feed["temperatures"] = np.ones(spec.depth, np.float32)
-        names.append("exit_layer")
-    out = session.run(names, feed)
-    got = torch.from_numpy(out[0])[word_mask]
+    logits, exit_layer = run_exit_graph(session, spec, hidden, key_mask, word_starts, word_mask, owner,
+                                        [0.0] * spec.depth, None)  # bound 0: nothing halts before the last layer
+    got = logits[word_mask]
     if quantize is None:
         error, bound, what = float((got - want).abs().max()), 1e-3, "at most"
     else:  # int8 rounding compounds over the layers: compare the logits as a whole
         error, bound, what = float((got - want).norm() / want.norm()), 0.2, "relative"
-    depth_ok = not spec.dynamic or bool((torch.from_numpy(out[1])[word_mask] == spec.depth).all())
+    depth_ok = exit_layer is None or bool((exit_layer[word_mask] == spec.depth).all())
     if not (error <= bound and depth_ok):
         import onnxruntime
 
