@@ -26,8 +26,8 @@ import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
 from run_all import (DATA, TASKS, System, add_run_arguments, report_header, score_of, seqexit_system, system_row,
-                     system_table, time_systems, timing_words, write_section)
-from seqexit.bundle import find_model, load_model, load_presets
+                     system_table, task_model_and_test, time_systems, timing_words, write_section)
+from seqexit.bundle import load_presets
 from seqexit.data.formats import read_file
 from seqexit.evaluation import evaluate_exits
 from seqexit.exits import ExitPolicy
@@ -74,11 +74,8 @@ def recipe_steps(model: MultiExitTagger, data: dict[str, list]) -> list[dict]:
 
 
 def benchmark_task(task: str, args, scratch: Path) -> dict:
-    name, path, data_name, metric = TASKS[task]
-    folder = find_model(getattr(args, f"{task}_model") or name)
-    model = load_model(folder)
-    spans = model.config.scheme is not None
-    test = read_file(path, span_tags=spans)[: args.limit or None]
+    data_name, metric = TASKS[task][2:]
+    folder, model, spans, test = task_model_and_test(task, args)
     dev = read_file(DEV[task], span_tags=spans)[: args.limit or None]
     words, gold = [s.words for s in test], [s.tags for s in test]
     print(f"{task}: {len(words)} test sentences, {sum(map(len, words))} words", flush=True)

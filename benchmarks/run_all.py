@@ -268,6 +268,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
 SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "training_recipes.md")  # written by the scripts of these names
 
 
+def task_model_and_test(task: str, args) -> tuple[Path, MultiExitTagger, bool, list[Sentence]]:
+    """A task's model folder (`--{task}-model` or the shipped one), its model, whether its tags
+    are spans, and its test set (the first `--limit` sentences)."""
+    name, path = TASKS[task][:2]
+    folder = find_model(getattr(args, f"{task}_model") or name)
+    model = load_model(folder)
+    spans = model.config.scheme is not None
+    return folder, model, spans, read_file(path, span_tags=spans)[: args.limit or None]
+
+
 def report_header(title: str, results: dict, cpu: str, backend: str = "int8 backend") -> list[str]:
     """The heading and the how-it-was-measured line of a side-by-side report."""
     env = results["environment"]

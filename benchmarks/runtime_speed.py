@@ -28,9 +28,8 @@ import torch
 
 from onnx_runtime import OnnxTagger, export_onnx, quantize_onnx  # benchmarks/ is first on sys.path
 from run_all import (TASKS, System, add_run_arguments, report_header, score_of, seqexit_system, system_row,
-                     system_table, time_systems, timing_words)
-from seqexit.bundle import find_model, load_model, load_presets
-from seqexit.data.formats import read_file
+                     system_table, task_model_and_test, time_systems, timing_words)
+from seqexit.bundle import load_model, load_presets
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.quantize import int8_backend, quantize_model
 from seqexit.runtime import apply_runtime
@@ -86,11 +85,8 @@ def spacy_peer(task: str, folder: Path) -> System | None:
 
 
 def benchmark_task(task: str, args, scratch: Path) -> dict:
-    name, path, data_name, metric = TASKS[task]
-    folder = find_model(getattr(args, f"{task}_model") or name)
-    model = load_model(folder)
-    spans = model.config.scheme is not None
-    test = read_file(path, span_tags=spans)[: args.limit or None]
+    data_name, metric = TASKS[task][2:]
+    folder, model, spans, test = task_model_and_test(task, args)
     words, gold = [s.words for s in test], [s.tags for s in test]
     print(f"{task}: {len(words)} test sentences, {sum(map(len, words))} words", flush=True)
     graph = export_onnx(model, scratch / f"{task}.onnx")
