@@ -39,12 +39,17 @@ class FlopCounter:
         ran as a query (0 on padding; a row's [CLS]/[SEP] run as long as the row); words_read:
         (rows,) exit classifier reads. A row runs layer l while any piece's exit is > l, and
         then all its pieces are keys."""
-        layers = torch.arange(self.num_layers, device=piece_exit.device)[:, None]  # (L, 1)
-        active = (piece_exit[None] > layers[..., None]).sum(-1).long()  # (L, rows)
-        keys = n_pieces.long()[None] * (piece_exit.max(1).values[None] > layers)  # (L, rows)
+        return self.rows_spent_from(n_pieces, piece_exit.max(1).values, piece_exit.sum(1), words_read)
+
+    def rows_spent_from(self, n_pieces: torch.Tensor, deepest: torch.Tensor | int, queries: torch.Tensor,
+                        words_read: torch.Tensor) -> torch.Tensor:
+        """`rows_spent` from per-row sums: deepest, the layers the row ran (D); queries, the
+        layers each piece ran as a query, summed over its pieces (S). Over the layers, keys
+        and values cost n pieces at each of D layers, and queries, attention output,
+        feed-forward and scores (n keys per query) S in all."""
+        n, deepest, queries = n_pieces.long(), torch.as_tensor(deepest).long(), queries.long()
         h, i = self.hidden, self.intermediate
-        per_layer = 4 * h * h * keys + 4 * h * h * active + 4 * h * active * keys + 4 * h * i * active
-        return per_layer.sum(0) + 2 * h * self.num_labels * words_read.long()
+        return 4 * h * h * n * deepest + (4 * h * h + 4 * h * n + 4 * h * i) * queries + 2 * h * self.num_labels * words_read.long()
 
     def rows_full(self, n_pieces: torch.Tensor, n_words: torch.Tensor) -> torch.Tensor:
         """FLOPs a plain full-depth forward spends per row with these lengths: (rows,) each."""
