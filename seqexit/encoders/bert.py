@@ -34,6 +34,6 @@ class BertFamilyAdapter(EncoderAdapter):
         ]
 
     def embed_pieces(self, input_ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        hidden = self.encoder.embeddings(input_ids=input_ids)  # token type 0 everywhere
         project = getattr(self.encoder, "embeddings_project", None)  # ELECTRA-small style
         return project(hidden) if project is not None else hidden
