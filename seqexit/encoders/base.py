@@ -56,6 +56,23 @@ class LayerParts:
         return isinstance(weight, torch.Tensor) and weight.requires_grad
 
 
+@dataclass
+class EmbeddingParts:
+    """Embeddings of the plain BERT form, as tensors: LayerNorm(word[id] + token_type[0] +
+    position[i]) + casing[class] (casing optional). Runtimes that embed inside their own graph
+    read these; other forms (RoBERTa's positions, ELECTRA's projection) have none."""
+
+    word: torch.Tensor  # (vocab, hidden)
+    token_type: torch.Tensor  # (hidden,): type 0, the only one the engine uses
+    position: torch.Tensor  # (max_positions, hidden)
+    norm: nn.LayerNorm
+    casing: torch.Tensor | None  # (classes, hidden)
+
+    def tensors(self) -> list[torch.Tensor]:
+        out = [self.word, self.token_type, self.position, self.norm.weight, self.norm.bias]
+        return out + ([self.casing] if self.casing is not None else [])
+
+
 class EncoderAdapter:
     """An encoder seen as `embed` followed by `layers`; subclasses map a family's modules.
 
@@ -81,11 +98,15 @@ class EncoderAdapter:
         return contextlib.nullcontext()
 
     def exit_loop(self, policy) -> Callable | None:
-        """A function that runs a whole batch's layers, exits and halting under `policy` (an
-        `ExitPolicy`) in one call, where this adapter has one (ONNX Runtime's exit graphs);
-        None: the engine's own layer loop runs (`seqexit.exits.halting`). Its arguments:
-        (embeddings, batch, owner, doubt bounds, temperatures) -> (logits at each word's exit,
+        """A function that runs a whole batch's embeddings, layers, exits and halting under
+        `policy` (an `ExitPolicy`) in one call, where this adapter has one (ONNX Runtime's exit
+        graphs); None: the engine's own layer loop runs (`seqexit.exits.halting`). Its
+        arguments: (batch, owner, doubt bounds, temperatures) -> (logits at each word's exit,
         exit layers or None for full depth and static exits)."""
+        return None
+
+    def embedding_parts(self) -> EmbeddingParts | None:
+        """The embeddings as `EmbeddingParts` where they have the plain BERT form, else None."""
         return None
 
     @property

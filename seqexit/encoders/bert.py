@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import EncoderAdapter, LayerParts
+from .base import EmbeddingParts, EncoderAdapter, LayerParts
+from .light_bert import Embeddings
 
 BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 
@@ -37,3 +38,17 @@ class BertFamilyAdapter(EncoderAdapter):
         hidden = self.encoder.embeddings(input_ids=input_ids)  # token type 0 everywhere
         project = getattr(self.encoder, "embeddings_project", None)  # ELECTRA-small style
         return project(hidden) if project is not None else hidden
+
+    def embedding_parts(self) -> EmbeddingParts | None:
+        """BERT's own embeddings (seqexit's light ones or transformers'), absolute positions, no
+        projection; RoBERTa-style position ids and ELECTRA's projection have none."""
+        embeddings = self.encoder.embeddings
+        plain = isinstance(embeddings, Embeddings) or type(embeddings).__name__ == "BertEmbeddings"
+        absolute = getattr(self.encoder.config, "position_embedding_type", "absolute") == "absolute"
+        if not plain or not absolute or getattr(self.encoder, "embeddings_project", None) is not None:
+            return None
+        casing = getattr(self.encoder, "casing_embeddings", None)
+        return EmbeddingParts(embeddings.word_embeddings.weight, embeddings.token_type_embeddings.weight[0],
+                              embeddings.position_embeddings.weight, embeddings.LayerNorm,
+                              None if casing is None else casing.weight)
+

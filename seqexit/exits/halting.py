@@ -50,24 +50,32 @@ def exit_batch(
 
     group_size: TOKEE/SENTEE run each layer on groups of at most this many running rows,
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
-    owner = piece_words(batch)
     loop = None if keep_hidden else model.adapter.exit_loop(policy)
     if loop is not None:
-        out, words_read = _in_one_call(model, batch, owner, policy, loop, group_size)
-    elif policy.mode in ("full", "static"):
+        return _in_one_call(model, batch, policy, loop, group_size)
+    fixed = policy.mode in ("full", "static")
+    owner = None if fixed else piece_words(batch)  # fixed depth: every piece runs every layer
+    if fixed:
         out, words_read = _static(model, batch, policy.exit_depth(model.num_layers), keep_hidden)
     elif batch.input_ids.shape[0] == 1:
         out, words_read = _one_sentence(model, batch, owner, policy, keep_hidden)
     else:
         out, words_read = _dynamic(model, batch, owner, policy, keep_hidden, group_size)
     n_pieces = batch.attention_mask.sum(1)
-    depth = out.exit_layer.max(1, keepdim=True).values  # a row's [CLS]/[SEP] run while it does
-    piece_exit = torch.where(owner >= 0, out.exit_layer.gather(1, owner.clamp(min=0)), depth) * batch.attention_mask
-    spent = out.flops.rows_spent(n_pieces, piece_exit, words_read)
+    if fixed:
+        piece_exit = batch.attention_mask.long() * policy.exit_depth(model.num_layers)
+    else:
+        depth = out.exit_layer.max(1, keepdim=True).values  # a row's [CLS]/[SEP] run while it does
+        piece_exit = torch.where(owner >= 0, out.exit_layer.gather(1, owner.clamp(min=0)), depth) * batch.attention_mask
+    _count(out, n_pieces, out.flops.rows_spent(n_pieces, piece_exit, words_read), batch)
+    return out
+
+
+def _count(out: BatchExits, n_pieces: torch.Tensor, spent: torch.Tensor, batch: Batch) -> None:
+    """Add a batch's FLOPs, spent and those of a full forward, to `out` (total and per row)."""
     full = out.flops.rows_full(n_pieces, batch.word_mask.sum(1))
     out.flops.add(spent, full)
     out.row_flops = (spent, full)
-    return out
 
 
 def _empty_exits(model: MultiExitTagger, batch: Batch, hidden: torch.Tensor) -> BatchExits:
@@ -93,30 +101,41 @@ def _static(model, batch, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]
     return out, batch.word_mask.sum(1)
 
 
-def _in_one_call(model, batch, owner, policy, loop, group_size) -> tuple[BatchExits, torch.Tensor]:
-    """The batch's layers, exits and halting in one call of the adapter's `loop` per group of
-    `group_size` rows (ONNX Runtime's exit graphs: the same decisions as `_static`/`_dynamic`,
-    see `seqexit.runtime.exit_graph`), each group cut to its own longest row so that padding
-    costs nothing; the embeddings and the final softmax stay here."""
+def _in_one_call(model, batch, policy, loop, group_size) -> BatchExits:
+    """The batch's embeddings, layers, exits and halting in one call of the adapter's `loop`
+    per group of `group_size` rows (ONNX Runtime's exit graphs: the same decisions as
+    `_static`/`_dynamic`, see `seqexit.runtime.exit_graph`), each group cut to its own longest
+    row so that padding costs nothing; the graph also sums what the FLOP count needs."""
     size = batch.word_mask.shape[0]
-    out = _empty_exits(model, batch, torch.empty(0))
     bounds, depth = policy.doubt_bounds(model.num_layers), policy.exit_depth(model.num_layers)
-    exit_layer = torch.zeros_like(batch.word_starts)
-    for start in range(0, size, group_size or size):
-        rows = slice(start, start + (group_size or size))
-        pieces, words = int(batch.attention_mask[rows].sum(1).max()), int(batch.word_mask[rows].sum(1).max())
-        group = Batch(batch.input_ids[rows, :pieces], batch.attention_mask[rows, :pieces], batch.word_starts[rows, :words],
-                      batch.word_mask[rows, :words], _rows(batch.casing_ids, rows, pieces))
-        hidden = model.adapter.embed(group.input_ids, group.casing_ids)  # (group, pieces, hidden)
-        logits, exits = loop(hidden, group, owner[rows, :pieces], bounds, model.exit_temperatures)
-        out.logits[rows, :words] = logits
-        exit_layer[rows, :words] = group.word_mask.long() * depth if exits is None else exits
+    step = min(group_size or size, size)
+    n_pieces = batch.attention_mask.sum(1)
+    if step == size:  # one call (batch 1, or a batch no larger than a group): no copies
+        logits, exit_layer, queries = loop(batch, bounds, model.exit_temperatures)
+    else:
+        logits = torch.zeros(size, batch.word_mask.shape[1], len(model.labels))
+        exit_layer, queries = torch.zeros_like(batch.word_starts), torch.zeros_like(n_pieces)
+        for start in range(0, size, step):
+            rows = slice(start, start + step)
+            pieces, words = int(n_pieces[rows].max()), int(batch.word_mask[rows].sum(1).max())
+            group = Batch(batch.input_ids[rows, :pieces], batch.attention_mask[rows, :pieces],
+                          batch.word_starts[rows, :words], batch.word_mask[rows, :words],
+                          _rows(batch.casing_ids, rows, pieces))
+            out = loop(group, bounds, model.exit_temperatures)
+            logits[rows, :words] = out.logits
+            if out.exit_layer is not None:
+                exit_layer[rows, :words], queries[rows] = out.exit_layer, out.queries
     n_words = batch.word_mask.sum(1)
-    # a row's exits read all its words at every layer it runs (full depth, static: one exit)
-    words_read = n_words if policy.mode in ("full", "static") else n_words * exit_layer.max(1).values
-    out.confidence, out.label_ids = out.logits.softmax(-1).max(-1)
-    out.exit_layer = exit_layer
-    return out, words_read
+    if exit_layer is None or policy.mode in ("full", "static"):  # every piece runs `depth` layers
+        deepest, queries, exit_layer = depth, n_pieces * depth, batch.word_mask.long() * depth
+        words_read = n_words  # one exit
+    else:  # a row's exits read all its words at every layer it runs
+        deepest = exit_layer.max(1).values
+        words_read = n_words * deepest
+    confidence, label_ids = logits.softmax(-1).max(-1)
+    out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model))
+    _count(out, n_pieces, out.flops.rows_spent_from(n_pieces, deepest, queries, words_read), batch)
+    return out
 
 
 def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[BatchExits, torch.Tensor]:

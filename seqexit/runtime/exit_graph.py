@@ -9,14 +9,17 @@ values with frozen states, and later layers run queries, attention output and fe
 only on the running pieces, packed across the batch (a layer with none left is skipped). The
 other criteria remember more than a doubt per word and run layer by layer (`onnx_layers`).
 
-Inputs:  hidden (batch, pieces, hidden) float32, the embeddings (torch's, so that every
-         family's embeddings and the casing features stay in one place);
+Inputs:  hidden (batch, pieces, hidden) float32: with `EmbeddingParts`, each piece's word
+         vector (a lookup the caller does, so that the vocabulary table is not copied into
+         every graph) and the graph adds the token type, the position, LayerNorm and the
+         casing vectors of casing_ids (batch, pieces) int64; without, the embeddings (torch's);
          key_mask (batch, pieces) int32, 1 at real pieces; word_starts (batch, words) int64;
-         word_mask (batch, words) bool. Dynamic modes also: owner (batch, pieces) int64, the
-         word of each piece (`words` for [CLS], [SEP] and padding); bounds (layers,) float32,
-         the doubt bound per layer; "confidence": temperatures (layers,) float32.
+         word_mask (batch, words) bool. Dynamic modes also: bounds (layers,) float32, the
+         doubt bound per layer; "confidence": temperatures (layers,) float32.
 Outputs: logits (batch, words, labels) float32 at each word's exit; dynamic modes also
-         exit_layer (batch, words) int64, 1-based, 0 on padding.
+         exit_layer (batch, words) int64, 1-based, 0 on padding, and queries (batch,) int64,
+         the layers each piece ran as a query, summed over the row's pieces (what the FLOP
+         count needs, `seqexit.exits.flops`), so that nothing per piece is left to the caller.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..encoders.base import LayerParts
+from ..encoders.base import EmbeddingParts, LayerParts
 from .onnx_graph import (
     OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
+    row_zero_points,
 )
 
 FUSED_CRITERIA = ("entropy", "confidence")  # criteria whose whole state is one doubt per word
@@ -60,44 +64,50 @@ def spec_for(policy, num_layers: int) -> ExitGraphSpec | None:
 
 
 def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpec, activation: str, *,
-               int8: bool = False, keep_float: Collection[str] = ()):
+               int8: bool = False, keep_float: Collection[str] = (), embedding: EmbeddingParts | None = None):
     """The ONNX model (`onnx.ModelProto`) of `spec` over float `layers` and exit heads `exits`
     (`ExitHead`s). int8: projections int8 as in `onnx_graph.layer_graph`, except those named in
-    `keep_float` ("query", or "L2.query" for one layer); the exits stay float."""
+    `keep_float` ("query", or "L2.query" for one layer); the exits stay float. embedding: the
+    graph finishes the embeddings from word vectors (see the module doc)."""
     from onnx import TensorProto, helper
 
     check_activation(activation)
     g = GraphBuilder()
     g.nodes.append(helper.make_node("Cast", ["key_mask"], ["key_mask_bool"], to=TensorProto.BOOL))
+    hidden = "hidden" if embedding is None else _embeddings(g, embedding)
     starts = g.op("Unsqueeze", ["word_starts", _last_axis(g)])  # (batch, words, 1)
     precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
                                           or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
     if spec.dynamic:
-        logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, starts, precisions)
+        owner = _piece_owner(g)
+        logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions)
         g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
+        g.nodes.append(helper.make_node("Identity", [_queries(g, exit_layer, owner)], ["queries"]))
     else:
-        hidden = "hidden"
         for index in range(spec.depth):
             hidden = _full_layer(g, layers[index], activation, hidden, precisions[index])
         logits = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
-    inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features)
+    inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features,
+                                 embedding is not None and embedding.casing is not None)
     graph = helper.make_graph(g.nodes, "seqexit_exits", inputs, outputs, g.initializers)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
     return helper.make_model(graph, opset_imports=opsets, producer_name="seqexit")
 
 
-def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activation: str, starts: str,
-                  precisions: list[dict[str, bool]]) -> tuple[str, str]:
-    """TOKEE/SENTEE over every layer: (logits at each word's exit, exit layers) as graph values."""
+def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activation: str, hidden: str, starts: str,
+                  owner: str, precisions: list[dict[str, bool]]) -> tuple[str, str]:
+    """TOKEE/SENTEE over every layer from the embeddings `hidden`: (logits at each word's exit,
+    exit layers) as graph values."""
     from onnx import TensorProto
 
     active = "word_mask"  # (batch, words) bool: words still running
     for index in range(spec.depth):
         if index == 0:  # every word runs the first layer
-            hidden = _full_layer(g, layers[0], activation, "hidden", precisions[0])
+            hidden = _full_layer(g, layers[0], activation, hidden, precisions[0])
         else:
-            hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active), precisions[index])
+            hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active, owner),
+                                   precisions[index])
         step = _exit_logits(g, exits[index], hidden, starts)  # (batch, words, labels)
         doubt = _doubt(g, spec.criterion, step, index, exits[0].linear.out_features)  # (batch, words)
         if index == 0:
@@ -118,7 +128,7 @@ def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activatio
     return logits, exit_layer
 
 
-def _signature(spec: ExitGraphSpec, hidden_size: int, labels: int) -> tuple[list, list]:
+def _signature(spec: ExitGraphSpec, hidden_size: int, labels: int, casing: bool) -> tuple[list, list]:
     """The graph's inputs and outputs (see the module doc)."""
     from onnx import TensorProto, helper
 
@@ -128,14 +138,34 @@ def _signature(spec: ExitGraphSpec, hidden_size: int, labels: int) -> tuple[list
         helper.make_tensor_value_info("word_starts", TensorProto.INT64, ["batch", "words"]),
         helper.make_tensor_value_info("word_mask", TensorProto.BOOL, ["batch", "words"]),
     ]
+    if casing:
+        inputs.append(helper.make_tensor_value_info("casing_ids", TensorProto.INT64, ["batch", "pieces"]))
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "words", labels])]
     if spec.dynamic:
-        inputs += [helper.make_tensor_value_info("owner", TensorProto.INT64, ["batch", "pieces"]),
-                   helper.make_tensor_value_info("bounds", TensorProto.FLOAT, [spec.depth])]
+        inputs.append(helper.make_tensor_value_info("bounds", TensorProto.FLOAT, [spec.depth]))
         if spec.criterion == "confidence":
             inputs.append(helper.make_tensor_value_info("temperatures", TensorProto.FLOAT, [spec.depth]))
-        outputs.append(helper.make_tensor_value_info("exit_layer", TensorProto.INT64, ["batch", "words"]))
+        outputs += [helper.make_tensor_value_info("exit_layer", TensorProto.INT64, ["batch", "words"]),
+                    helper.make_tensor_value_info("queries", TensorProto.INT64, ["batch"])]
     return inputs, outputs
+
+
+def _embeddings(g: GraphBuilder, parts: EmbeddingParts) -> str:
+    """Word vectors "hidden" (batch, pieces, hidden) -> the embeddings: + token type 0, +
+    position 0..pieces-1, LayerNorm, + casing vectors; the sums in torch's order."""
+    def array(t) -> np.ndarray:
+        return t.detach().float().cpu().numpy()
+
+    pieces = g.op("Slice", [g.op("Shape", ["hidden"]), g.const("start", np.array([1], np.int64)),
+                            g.const("end", np.array([2], np.int64))])
+    positions = g.op("Slice", [g.const("position", array(parts.position)), g.const("start", np.array([0], np.int64)),
+                               pieces, g.const("axis", np.array([0], np.int64))])  # (pieces, hidden)
+    summed = g.op("Add", [g.op("Add", ["hidden", g.const("token_type", array(parts.token_type))]), positions])
+    out = g.op("LayerNormalization", [summed, g.const("norm_g", array(parts.norm.weight)),
+                                      g.const("norm_b", array(parts.norm.bias))], axis=-1, epsilon=float(parts.norm.eps))
+    if parts.casing is not None:
+        out = g.op("Add", [out, g.op("Gather", [g.const("casing", array(parts.casing)), "casing_ids"])])
+    return out
 
 
 def _last_axis(g: GraphBuilder) -> str:
@@ -169,27 +199,67 @@ def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str
     shape = g.op("Shape", [hidden])
     rows = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (batch * pieces, hidden)
     wq, bq, wkv, bkv = _attention_weights(parts)
+    zero = row_zero_points(g, rows) if any(in_int8.values()) else None  # every product runs on these rows
     if in_int8["query"] == in_int8["key_value"]:
-        qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), np.concatenate([bq, bkv]), in_int8["query"], "qkv")
+        qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), np.concatenate([bq, bkv]), in_int8["query"], "qkv", zero)
         q, k, v = g.ops("Split", [qkv, g.const("thirds", np.array([size] * 3, np.int64))], 3, axis=-1)
     else:
-        q = _projection(g, rows, wq, bq, in_int8["query"], "query")
-        kv = _projection(g, rows, wkv, bkv, in_int8["key_value"], "key_value")
+        q = _projection(g, rows, wq, bq, in_int8["query"], "query", zero)
+        kv = _projection(g, rows, wkv, bkv, in_int8["key_value"], "key_value", zero)
         k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
     context = _attend(g, parts, *(g.op("Reshape", [t, shape]) for t in (q, k, v)))
     context = g.op("Reshape", [context, g.const("rows", np.array([-1, size], np.int64))])
-    out = output_and_feed_forward(g, parts, activation, context, rows, in_int8)
+    out = output_and_feed_forward(g, parts, activation, context, rows, in_int8, zero)
     return g.op("Reshape", [out, shape])
 
 
-def _running_pieces(g: GraphBuilder, active: str) -> str:
+def _piece_owner(g: GraphBuilder) -> str:
+    """(batch, pieces) int64: the word of each piece, `words` (one past the last word) for
+    [CLS], [SEP] and padding (`seqexit.pieces.piece_words`, with that marker for -1)."""
+    from onnx import TensorProto
+
+    zeros = g.op("ConstantOfShape", [g.op("Shape", ["key_mask"])], value=_int64_tensor(0))
+    marks = g.op("ScatterElements", [zeros, "word_starts", g.op("Cast", ["word_mask"], to=TensorProto.INT64)],
+                 axis=1, reduction="add")  # 1 at each word's first piece (padding words add 0 at [CLS])
+    index = g.op("Sub", [g.op("CumSum", [marks, g.const("axis", np.array(1, np.int64))]),
+                         g.const("one", np.array(1, np.int64))])  # (batch, pieces): -1 at [CLS]
+    mask = g.op("Cast", ["key_mask"], to=TensorProto.INT64)
+    positions = g.op("Sub", [g.op("CumSum", [g.op("ConstantOfShape", [g.op("Shape", ["key_mask"])], value=_int64_tensor(1)),
+                                             g.const("axis", np.array(1, np.int64))]), g.const("one", np.array(1, np.int64))])
+    separator = g.op("Sub", [g.op("ReduceSum", [mask, _axis(g, 1)], keepdims=1), g.const("one", np.array(1, np.int64))])
+    no_word = g.op("Or", [g.op("Less", [index, g.const("zero", np.array(0, np.int64))]),
+                          g.op("GreaterOrEqual", [positions, separator])])
+    words = g.op("Slice", [g.op("Shape", ["word_mask"]), g.const("start", np.array([1], np.int64)),
+                           g.const("end", np.array([2], np.int64))])
+    return g.op("Where", [no_word, words, index])
+
+
+def _int64_tensor(value: int):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor("value", TensorProto.INT64, [1], [value])
+
+
+def _queries(g: GraphBuilder, exit_layer: str, owner: str) -> str:
+    """(batch,) int64: per row, the layers each real piece ran as a query, summed: a word's
+    pieces run to its exit layer, [CLS] and [SEP] as long as the row runs."""
+    from onnx import TensorProto
+
+    deepest = g.op("ReduceMax", [exit_layer, _axis(g, 1)], keepdims=1)  # (batch, 1)
+    by_word = g.op("Concat", [exit_layer, deepest], axis=1)  # the last column: pieces of no word
+    piece_exit = g.op("Mul", [g.op("GatherElements", [by_word, owner], axis=1),
+                              g.op("Cast", ["key_mask"], to=TensorProto.INT64)])  # (batch, pieces)
+    return g.op("ReduceSum", [piece_exit, _axis(g, 1)], keepdims=0)
+
+
+def _running_pieces(g: GraphBuilder, active: str, owner: str) -> str:
     """(batch, pieces) bool: the pieces of running words, and [CLS]/[SEP] of rows with one."""
     from onnx import TensorProto
 
     row_runs = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32), _axis(g, 1)], keepdims=1)],
                     to=TensorProto.BOOL)  # (batch, 1)
     by_word = g.op("Concat", [active, row_runs], axis=1)  # (batch, words + 1): the last column is "the row runs"
-    return g.op("And", [g.op("GatherElements", [by_word, "owner"], axis=1), "key_mask_bool"])
+    return g.op("And", [g.op("GatherElements", [by_word, owner], axis=1), "key_mask_bool"])
 
 
 def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, running: str,
@@ -215,7 +285,8 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     batch = b.op("Slice", [b.op("Shape", [hidden]), b.const("start", np.array([0], np.int64)),
                            b.const("end", np.array([1], np.int64))])
     wq, bq, wkv, bkv = _attention_weights(parts)
-    q = _projection(b, packed, wq, bq, in_int8["query"], "query")  # (M, hidden)
+    zero = row_zero_points(b, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
+    q = _projection(b, packed, wq, bq, in_int8["query"], "query", zero)  # (M, hidden)
     padded_shape = b.op("Concat", [batch, width, b.const("size", np.array([size], np.int64))], axis=0)
     zeros = b.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
     queries = b.op("ScatterND", [zeros, places, q])  # (batch, width, hidden)
@@ -224,7 +295,7 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
                      in_int8["key_value"], "key_value")  # (batch * pieces, 2 * hidden)
     k, v = b.ops("Split", [kv, b.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
     context = _attend(b, parts, queries, b.op("Reshape", [k, shape]), b.op("Reshape", [v, shape]))
-    out = output_and_feed_forward(b, parts, activation, b.op("GatherND", [context, places]), packed, in_int8)
+    out = output_and_feed_forward(b, parts, activation, b.op("GatherND", [context, places]), packed, in_int8, zero)
     updated = b.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
     then_branch = helper.make_graph(b.nodes, g.name("run"), [], [helper.make_tensor_value_info(updated, TensorProto.FLOAT, None)])
     kept = g.name("kept")

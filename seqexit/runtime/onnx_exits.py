@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..encoders.base import EncoderAdapter
+from ..encoders.base import EmbeddingParts, EncoderAdapter
 from .cache import cached_bytes, tensors_digest
 from .exit_graph import ExitGraphSpec, spec_for
 from .onnx_session import RuntimeMismatch, layer_tensors, session_options
 
-EXIT_GRAPH_VERSION = 1  # bump when `exit_graph` changes what it builds: old cache files stop matching
+EXIT_GRAPH_VERSION = 2  # bump when `exit_graph` changes what it builds: old cache files stop matching
 
 
 class ExitGraphs:
@@ -29,6 +31,7 @@ class ExitGraphs:
                  keep_float: Collection[str] = (), cache: Path | None = None, threads: int | None = None) -> None:
         self.adapter, self.exits, self.activation, self.quantize = adapter, exits, activation, quantize
         self.keep_float = frozenset(keep_float)
+        self.embedding = adapter.embedding_parts()  # None: the caller passes torch's embeddings
         # read now: sessions are opened on first use, inside runs that hold torch at one thread
         self.cache, self.threads = cache, threads or torch.get_num_threads()
         self.sessions: dict[ExitGraphSpec, object] = {}
@@ -47,9 +50,10 @@ class ExitGraphs:
             if self._weights_key is None:
                 tensors = [t for parts in self.adapter.layers for t in layer_tensors(parts)]
                 tensors += [t for head in self.exits for t in (head.linear.weight, head.linear.bias)]
+                tensors += self.embedding.tensors() if self.embedding is not None else []
                 self._weights_key = tensors_digest(tensors)
             settings = (EXIT_GRAPH_VERSION, ort.__version__, self.activation, self.quantize, sorted(self.keep_float),
-                        spec, self.adapter.layers[0].num_heads, weight_levels())
+                        spec, self.adapter.layers[0].num_heads, weight_levels(), self.embedding is not None)
             key = "exits-" + tensors_digest((), self._weights_key, *settings)
             options = session_options(self.threads)
 
@@ -57,71 +61,93 @@ class ExitGraphs:
                 from .exit_graph import exit_graph
 
                 return exit_graph(self.adapter.layers, self.exits, spec, self.activation, int8=self.quantize == "int8",
-                                  keep_float=self.keep_float).SerializeToString()
+                                  keep_float=self.keep_float, embedding=self.embedding).SerializeToString()
 
             def accept(data: bytes):
                 return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
             session = cached_bytes(self.cache, key, build, accept)
-            check_exit_graph(self.adapter, self.exits, spec, session, self.quantize)
+            check_exit_graph(self.adapter, self.exits, spec, session, self.quantize, self.embedding)
             self.sessions[spec] = session
         return self.sessions[spec]
 
-    def run(self, spec: ExitGraphSpec, hidden: torch.Tensor, key_mask: torch.Tensor, word_starts: torch.Tensor,
-            word_mask: torch.Tensor, owner: torch.Tensor | None = None, bounds: Sequence[float] = (),
-            temperatures: Sequence[float] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(logits (batch, words, labels), exit_layer (batch, words) or None for "fixed") of one
-        batch; see `exit_graph` for the inputs. owner: -1 or `words` at pieces of no word."""
+    def run(self, spec: ExitGraphSpec, input_ids: torch.Tensor, casing_ids: torch.Tensor | None, key_mask: torch.Tensor,
+            word_starts: torch.Tensor, word_mask: torch.Tensor, bounds: Sequence[float] = (),
+            temperatures: Sequence[float] | None = None) -> ExitGraphOutput:
+        """One batch of piece ids (batch, pieces) [and casing class ids] through the graph of
+        `spec`; see `exit_graph` for the other inputs."""
+        if self.embedding is None:
+            hidden, casing = self.adapter.embed(input_ids, casing_ids), None  # (batch, pieces, hidden)
+        else:  # the graph does the rest of the embeddings
+            hidden, casing = F.embedding(input_ids, self.embedding.word), casing_ids
         if torch.is_grad_enabled() and hidden.requires_grad:
             raise RuntimeError("the ONNX runtime is for inference; train with runtime='torch'")
-        return run_exit_graph(self.session(spec), spec, hidden, key_mask, word_starts, word_mask, owner, bounds,
-                              temperatures)
+        return run_exit_graph(self.session(spec), spec, hidden, key_mask, word_starts, word_mask, bounds, temperatures,
+                              casing)
+
+
+class ExitGraphOutput(NamedTuple):
+    """What an exit graph returns for a batch."""
+
+    logits: torch.Tensor  # (batch, words, labels) at each word's exit
+    exit_layer: torch.Tensor | None  # (batch, words), 1-based, 0 on padding; None for "fixed"
+    queries: torch.Tensor | None  # (batch,): layers run as a query, summed over pieces; None for "fixed"
 
 
 def run_exit_graph(session, spec: ExitGraphSpec, hidden: torch.Tensor, key_mask: torch.Tensor,
-                   word_starts: torch.Tensor, word_mask: torch.Tensor, owner: torch.Tensor | None,
-                   bounds: Sequence[float], temperatures: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One call of an exit graph's `session` (see `ExitGraphs.run`)."""
+                   word_starts: torch.Tensor, word_mask: torch.Tensor, bounds: Sequence[float],
+                   temperatures: Sequence[float] | None, casing_ids: torch.Tensor | None = None) -> ExitGraphOutput:
+    """One call of an exit graph's `session` on `hidden` (word vectors or embeddings, as the
+    graph was built; see `exit_graph`)."""
     feed = {"hidden": np.ascontiguousarray(hidden.detach().float().numpy()),
             "key_mask": key_mask.to(torch.int32).numpy(), "word_starts": word_starts.numpy(),
             "word_mask": word_mask.numpy()}
-    names = ["logits"]
-    if spec.dynamic:
-        feed["owner"] = owner.masked_fill(owner < 0, word_mask.shape[1]).numpy()
-        feed["bounds"] = np.asarray(bounds, np.float32)
-        if spec.criterion == "confidence":
-            feed["temperatures"] = np.asarray(temperatures or [1.0] * spec.depth, np.float32)
-        names.append("exit_layer")
-    out = session.run(names, feed)
-    return torch.from_numpy(out[0]), (torch.from_numpy(out[1]) if spec.dynamic else None)
+    if casing_ids is not None:
+        feed["casing_ids"] = casing_ids.numpy()
+    if not spec.dynamic:
+        return ExitGraphOutput(torch.from_numpy(session.run(["logits"], feed)[0]), None, None)
+    feed["bounds"] = np.asarray(bounds, np.float32)
+    if spec.criterion == "confidence":
+        feed["temperatures"] = np.asarray(temperatures or [1.0] * spec.depth, np.float32)
+    return ExitGraphOutput(*(torch.from_numpy(a) for a in session.run(["logits", "exit_layer", "queries"], feed)))
 
 
-def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None) -> None:
+def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None,
+                     embedding: EmbeddingParts | None = None) -> None:
     """Run two small random sentences through `session` with no halting before the last layer
-    and through the torch layers and exit it reads; a RuntimeMismatch unless the logits agree
-    (fp32: each within 1e-3; int8: within 20% in L2 norm, where a wrong kernel gives ~100%) and
-    every word exits at the end."""
+    and through the torch embeddings, layers and exit it reads; a RuntimeMismatch unless the
+    logits agree (fp32: each within 1e-3; int8: within 20% in L2 norm, where a wrong kernel
+    gives ~100%) and every word exits at the end."""
     generator = torch.Generator().manual_seed(0)
-    hidden = torch.randn(2, 7, adapter.hidden_size, generator=generator)
     key_mask = torch.ones(2, 7, dtype=torch.bool)
     key_mask[1, 5:] = False
     word_starts = torch.tensor([[1, 2, 4, 5], [1, 3, 0, 0]])
     word_mask = torch.tensor([[True] * 4, [True, True, False, False]])
-    owner = torch.tensor([[-1, 0, 1, 1, 2, 3, -1], [-1, 0, 0, 1, -1, -1, -1]])
+    casing_ids = None
+    if embedding is None:
+        hidden = feed = torch.randn(2, 7, adapter.hidden_size, generator=generator)
+    else:
+        input_ids = torch.randint(0, embedding.word.shape[0], (2, 7), generator=generator)
+        if embedding.casing is not None:
+            casing_ids = torch.randint(0, embedding.casing.shape[0], (2, 7), generator=generator)
+        with torch.inference_mode():
+            hidden = adapter.embed(input_ids, casing_ids)
+            feed = F.embedding(input_ids, embedding.word)
     with torch.inference_mode():
         states = hidden.clone()
         for index in range(spec.depth):
             states = adapter.run_layer(index, states, key_mask)
         rows = torch.arange(2)[:, None]
         want = exits[spec.depth - 1](states[rows, word_starts])[word_mask]
-    logits, exit_layer = run_exit_graph(session, spec, hidden, key_mask, word_starts, word_mask, owner,
-                                        [0.0] * spec.depth, None)  # bound 0: nothing halts before the last layer
+    logits, exit_layer, queries = run_exit_graph(session, spec, feed, key_mask, word_starts, word_mask,
+                                                 [0.0] * spec.depth, None, casing_ids)  # bound 0: nothing halts early
     got = logits[word_mask]
     if quantize is None:
         error, bound, what = float((got - want).abs().max()), 1e-3, "at most"
     else:  # int8 rounding compounds over the layers: compare the logits as a whole
         error, bound, what = float((got - want).norm() / want.norm()), 0.2, "relative"
-    depth_ok = exit_layer is None or bool((exit_layer[word_mask] == spec.depth).all())
+    depth_ok = exit_layer is None or (bool((exit_layer[word_mask] == spec.depth).all())
+                                      and queries.tolist() == (key_mask.sum(1) * spec.depth).tolist())
     if not (error <= bound and depth_ok):
         import onnxruntime
 

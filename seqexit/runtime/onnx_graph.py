@@ -80,25 +80,32 @@ def weight_levels() -> float:
     return 63.0 if x86 and not (probe and probe()) else _INT8_MAX
 
 
-def _projection(g: GraphBuilder, x: str, weight: np.ndarray, bias: np.ndarray, int8: bool, stem: str) -> str:
+def row_zero_points(g: GraphBuilder, x: str) -> str:
+    """(rows,) uint8 128s, one per row of x (rows, in): the zero points of `_projection`'s
+    per-row quantisation, made once and shared by the products over the same rows."""
+    rows = g.op("Slice", [g.op("Shape", [x]), g.const("start", np.array([0], np.int64)),
+                          g.const("end", np.array([1], np.int64))])
+    return g.op("Expand", [g.const("zp", np.array(128, np.uint8)), rows])
+
+
+def _projection(g: GraphBuilder, x: str, weight: np.ndarray, bias: np.ndarray, int8: bool, stem: str,
+                zero: str | None = None) -> str:
     """x (rows, in) @ weight (in, out) + bias. int8: weights symmetric per output channel
     (`weight_levels`); each row of x quantised with its own scale max|row| / 127 (zero point
-    128, uint8); the integer product rescaled per row and per column, then the float bias added."""
+    128, uint8; `zero`: those zero points from `row_zero_points`); the integer product rescaled
+    per row and per column, then the float bias added."""
     if not int8:
         return g.op("Add", [g.op("MatMul", [x, g.const(f"{stem}_w", weight.astype(np.float32))]),
                             g.const(f"{stem}_b", bias.astype(np.float32))])
     levels = weight_levels()
     column_scale = np.maximum(np.abs(weight).max(0), np.finfo(np.float32).tiny) / levels  # (out,)
     quantized = np.clip(np.round(weight / column_scale), -levels, levels).astype(np.int8)
-    axis = g.const("axis", np.array([1], np.int64))
-    row_max = g.op("ReduceMax", [x, axis], keepdims=0)  # (rows,)
-    row_min = g.op("ReduceMin", [x, axis], keepdims=0)
+    largest = g.op("ReduceMax", [g.op("Abs", [x]), g.const("axis", np.array([1], np.int64))], keepdims=1)  # (rows, 1)
     tiny = g.const("tiny", np.array(np.finfo(np.float32).tiny, np.float32))
-    row_scale = g.op("Mul", [g.op("Max", [row_max, g.op("Neg", [row_min]), tiny]),
-                             g.const("inv", np.array(1.0 / _INT8_MAX, np.float32))])  # (rows,)
-    zero = g.op("Expand", [g.const("zp", np.array(128, np.uint8)), g.op("Shape", [row_scale])])
-    codes = g.op("QuantizeLinear", [x, row_scale, zero], axis=0)  # (rows, in) uint8
-    per_row = g.op("Unsqueeze", [row_scale, axis])  # (rows, 1): the kernel scales row r by it, column c by column_scale[c]
+    # (rows, 1): the kernel scales row r by it, column c by column_scale[c]
+    per_row = g.op("Mul", [g.op("Max", [largest, tiny]), g.const("inv", np.array(1.0 / _INT8_MAX, np.float32))])
+    row_scale = g.op("Reshape", [per_row, g.const("flat", np.array([-1], np.int64))])  # (rows,)
+    codes = g.op("QuantizeLinear", [x, row_scale, zero or row_zero_points(g, x)], axis=0)  # (rows, in) uint8
     product = g.op("MatMulIntegerToFloat",
                    [codes, g.const(f"{stem}_q", quantized), per_row, g.const(f"{stem}_s", column_scale.astype(np.float32)),
                     g.const("zp128", np.array(128, np.uint8))],
@@ -119,18 +126,21 @@ def _layer_norm(g: GraphBuilder, x: str, norm: torch.nn.LayerNorm, stem: str) ->
 
 
 def output_and_feed_forward(g: GraphBuilder, parts: LayerParts, activation: str, context: str, residual: str,
-                            in_int8: dict[str, bool]) -> str:
+                            in_int8: dict[str, bool], zero: str | None = None) -> str:
     """The layer after attention, on rows: context (rows, hidden) through the output projection,
-    + residual, LayerNorm, then the feed-forward block, + residual, LayerNorm -> (rows, hidden)."""
+    + residual, LayerNorm, then the feed-forward block, + residual, LayerNorm -> (rows, hidden).
+    zero: `row_zero_points` of these rows, if the caller has them."""
+    if zero is None and any(in_int8[name] for name in ("attn_out", "ffn_in", "ffn_out")):
+        zero = row_zero_points(g, context)
     wo, bo = _weights(parts.attn_out)
-    projected = _projection(g, context, wo, bo, in_int8["attn_out"], "attn_out")
+    projected = _projection(g, context, wo, bo, in_int8["attn_out"], "attn_out", zero)
     attended = _layer_norm(g, g.op("Add", [projected, residual]), parts.attn_norm, "attn_norm")
     w1, b1 = _weights(parts.ffn_in)
-    inner = _projection(g, attended, w1, b1, in_int8["ffn_in"], "ffn_in")
+    inner = _projection(g, attended, w1, b1, in_int8["ffn_in"], "ffn_in", zero)
     approximate = ACTIVATIONS[activation]
     inner = g.op("Relu", [inner]) if approximate is None else g.op("Gelu", [inner], approximate=approximate)
     w2, b2 = _weights(parts.ffn_out)
-    projected = _projection(g, inner, w2, b2, in_int8["ffn_out"], "ffn_out")
+    projected = _projection(g, inner, w2, b2, in_int8["ffn_out"], "ffn_out", zero)
     return _layer_norm(g, g.op("Add", [projected, attended]), parts.ffn_norm, "ffn_norm")
 
 

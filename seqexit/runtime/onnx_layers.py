@@ -38,9 +38,9 @@ class OnnxAdapter(EncoderAdapter):
         if spec is None:
             return None
 
-        def run(hidden, batch, owner, bounds, temperatures):
-            return self.exit_graphs.run(spec, hidden, batch.attention_mask, batch.word_starts, batch.word_mask, owner,
-                                        bounds, temperatures)
+        def run(batch, bounds, temperatures):
+            return self.exit_graphs.run(spec, batch.input_ids, batch.casing_ids, batch.attention_mask, batch.word_starts,
+                                        batch.word_mask, bounds, temperatures)
 
         return run
 
@@ -58,6 +58,9 @@ class OnnxAdapter(EncoderAdapter):
 
     def embed(self, input_ids: torch.Tensor, casing_ids: torch.Tensor | None = None) -> torch.Tensor:
         return self.base.embed(input_ids, casing_ids)
+
+    def embedding_parts(self):
+        return self.base.embedding_parts()
 
     def embed_pieces(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.base.embed_pieces(input_ids)

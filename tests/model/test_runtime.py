@@ -76,6 +76,34 @@ def test_onnx_fp32_full_and_static_logits_within_tolerance(model, sentences, pol
     assert outputs(onnx, sentences, policy, 2)[0] == outputs(model, sentences, policy, 2)[0]
 
 
+@pytest.mark.parametrize("in_graph", [True, False], ids=["embedded-in-graph", "torch-embeddings"])
+def test_casing_features_reach_the_exit_graph(tiny_backbone, in_graph, monkeypatch):
+    """BERT's embeddings are finished inside the exit graph (the caller passes word vectors)
+    with the casing vectors; a family without plain embeddings passes torch's. Both give the
+    torch engine's labels, and casing changes them."""
+    from seqexit.model import MultiExitTagger
+    from tests.conftest import EXIT_LABELS
+
+    cased = MultiExitTagger.from_backbone(tiny_backbone, EXIT_LABELS, casing=True).eval()
+    with torch.no_grad():
+        cased.encoder.casing_embeddings.weight.normal_(0, 1.0)
+        for head in cased.exits:
+            head.linear.weight.mul_(8.0)
+    onnx = apply_runtime(cased, "onnx")
+    if not in_graph:
+        monkeypatch.setattr(type(onnx.adapter.base), "embedding_parts", lambda self: None)
+        onnx = apply_runtime(cased, "onnx")
+    assert (onnx.adapter.exit_graphs.embedding is not None) == in_graph
+    words = [["John", "Smith", "was", "in", "Paris", "."], ["john", "smith", "was", "in", "paris", "."]]
+    for policy in (ExitPolicy(), ExitPolicy.tokee(0.5, window=1)):
+        for batch_size in (1, 32):
+            got, _ = outputs(onnx, words, policy, batch_size)
+            want, _ = outputs(cased, words, policy, batch_size)
+            assert got == want, (policy, batch_size)
+    full = [labels for labels, _ in outputs(onnx, words, ExitPolicy(), 1)[0]]
+    assert full[0] != full[1], "casing changes the labels of the same pieces"
+
+
 def test_onnx_keeps_the_float_model_and_refuses_training(model, sentences):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     onnx = apply_runtime(model, "onnx", quantize="int8")
