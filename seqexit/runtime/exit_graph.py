@@ -185,11 +185,12 @@ def _attention_weights(parts: LayerParts) -> tuple[np.ndarray, np.ndarray, np.nd
     return wq * scale, bq * scale, np.concatenate([wk, wv], 1), np.concatenate([bk, bv])
 
 
-def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values: str) -> str:
+def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values: str, biases: np.ndarray) -> str:
     """Multi-head attention: queries (batch, q, hidden) over keys, values (batch, pieces, hidden)
-    with key_mask -> (batch, q, hidden); the queries come scaled."""
-    return g.op("MultiHeadAttention", [queries, keys, values, "", "key_mask"], domain="com.microsoft",
-                num_heads=parts.num_heads, scale=1.0)
+    with key_mask -> (batch, q, hidden); the queries come scaled; `biases` (query | key |
+    value, the query's scaled) are added inside the attention, not by three more operations."""
+    return g.op("MultiHeadAttention", [queries, keys, values, g.const("qkv_b", biases.astype(np.float32)), "key_mask"],
+                domain="com.microsoft", num_heads=parts.num_heads, scale=1.0)
 
 
 def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, in_int8: dict[str, bool]) -> str:
@@ -201,13 +202,13 @@ def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str
     wq, bq, wkv, bkv = _attention_weights(parts)
     zero = row_zero_points(g, rows) if any(in_int8.values()) else None  # every product runs on these rows
     if in_int8["query"] == in_int8["key_value"]:
-        qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), np.concatenate([bq, bkv]), in_int8["query"], "qkv", zero)
+        qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), None, in_int8["query"], "qkv", zero)
         q, k, v = g.ops("Split", [qkv, g.const("thirds", np.array([size] * 3, np.int64))], 3, axis=-1)
     else:
-        q = _projection(g, rows, wq, bq, in_int8["query"], "query", zero)
-        kv = _projection(g, rows, wkv, bkv, in_int8["key_value"], "key_value", zero)
+        q = _projection(g, rows, wq, None, in_int8["query"], "query", zero)
+        kv = _projection(g, rows, wkv, None, in_int8["key_value"], "key_value", zero)
         k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = _attend(g, parts, *(g.op("Reshape", [t, shape]) for t in (q, k, v)))
+    context = _attend(g, parts, *(g.op("Reshape", [t, shape]) for t in (q, k, v)), np.concatenate([bq, bkv]))
     context = g.op("Reshape", [context, g.const("rows", np.array([-1, size], np.int64))])
     out = output_and_feed_forward(g, parts, activation, context, rows, in_int8, zero)
     return g.op("Reshape", [out, shape])
@@ -286,15 +287,15 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
                            b.const("end", np.array([1], np.int64))])
     wq, bq, wkv, bkv = _attention_weights(parts)
     zero = row_zero_points(b, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
-    q = _projection(b, packed, wq, bq, in_int8["query"], "query", zero)  # (M, hidden)
+    q = _projection(b, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
     padded_shape = b.op("Concat", [batch, width, b.const("size", np.array([size], np.int64))], axis=0)
     zeros = b.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
     queries = b.op("ScatterND", [zeros, places, q])  # (batch, width, hidden)
     shape = b.op("Shape", [hidden])
-    kv = _projection(b, b.op("Reshape", [hidden, b.const("rows", np.array([-1, size], np.int64))]), wkv, bkv,
+    kv = _projection(b, b.op("Reshape", [hidden, b.const("rows", np.array([-1, size], np.int64))]), wkv, None,
                      in_int8["key_value"], "key_value")  # (batch * pieces, 2 * hidden)
     k, v = b.ops("Split", [kv, b.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = _attend(b, parts, queries, b.op("Reshape", [k, shape]), b.op("Reshape", [v, shape]))
+    context = _attend(b, parts, queries, b.op("Reshape", [k, shape]), b.op("Reshape", [v, shape]), np.concatenate([bq, bkv]))
     out = output_and_feed_forward(b, parts, activation, b.op("GatherND", [context, places]), packed, in_int8, zero)
     updated = b.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
     then_branch = helper.make_graph(b.nodes, g.name("run"), [], [helper.make_tensor_value_info(updated, TensorProto.FLOAT, None)])

@@ -125,6 +125,37 @@ def test_onnx_int8_labels_do_not_depend_on_the_batch(model, sentences, policy):
     assert together == alone and reordered[::-1] == alone
 
 
+def test_an_int8_product_quantises_each_row_alone_and_a_zero_row_gives_the_bias():
+    """The int8 projection: each row on its own scale (a row's result is the same whatever
+    rows come with it), close to the float product, and a row of zeros (scale 0) gives the
+    bias exactly rather than NaN."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from seqexit.runtime.onnx_graph import OPSET, GraphBuilder, _projection
+
+    rng = np.random.default_rng(0)
+    weight, bias = rng.normal(size=(32, 16)).astype(np.float32), rng.normal(size=16).astype(np.float32)
+    g = GraphBuilder()
+    g.nodes.append(helper.make_node("Identity", [_projection(g, "x", weight, bias, True, "p")], ["y"]))
+    graph = helper.make_graph(g.nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], g.initializers)
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid("com.microsoft", 1)]
+    session = ort.InferenceSession(helper.make_model(graph, opset_imports=opsets).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    x = rng.normal(size=(5, 32)).astype(np.float32)
+    x[1] = 0.0
+    x[3] *= 1000.0  # a loud row does not coarsen the others
+    out = session.run(None, {"x": x})[0]
+    assert np.isfinite(out).all() and np.array_equal(out[1], bias)
+    alone = np.concatenate([session.run(None, {"x": x[i:i + 1]})[0] for i in range(5)])
+    assert np.array_equal(out, alone)
+    want = x @ weight + bias
+    assert (np.abs(out - want).max(1) <= 0.05 * np.abs(want).max(1) + 1e-6).all()
+    assert np.abs(out - want).max() > 0, "int8, not float"
+
+
 def test_onnx_int8_stays_close_to_float(model, sentences):
     onnx = apply_runtime(model, "onnx", quantize="int8")
     batch = model.pieces.collate([c for chunks in model.pieces.encode(sentences) for c in chunks])
