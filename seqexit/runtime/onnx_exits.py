@@ -55,7 +55,7 @@ class ExitGraphs:
             settings = (EXIT_GRAPH_VERSION, ort.__version__, self.activation, self.quantize, sorted(self.keep_float),
                         spec, self.adapter.layers[0].num_heads, weight_levels(), self.embedding is not None)
             key = "exits-" + tensors_digest((), self._weights_key, *settings)
-            options = session_options(self.threads)
+            options = session_options(self.threads, spin=True)
 
             def build() -> bytes:
                 from .exit_graph import exit_graph

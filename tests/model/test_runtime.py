@@ -372,8 +372,8 @@ def test_the_exit_graph_computes_only_running_pieces(model, sentences, monkeypat
 
     real_options = onnx_exits.session_options
 
-    def profiled(threads=None):
-        options = real_options(threads)
+    def profiled(threads=None, **kwargs):
+        options = real_options(threads, **kwargs)
         options.enable_profiling = True
         options.profile_file_prefix = str(tmp_path / "profile")
         return options
