@@ -77,7 +77,7 @@ def test_ner_labels_equal_the_taggers(spacy_ner_model, policy):
         assert [t._.exit_layer for t in doc] == expected.exit_layers
         assert [t._.exit_confidence for t in doc] == pytest.approx(expected.confidence, abs=1e-6)
         for ent in doc.ents:
-            assert ent._.confidence == pytest.approx(sum(expected.confidence[ent.start : ent.end]) / len(ent))
+            assert ent._.confidence == pytest.approx(sum(expected.confidence[ent.start : ent.end]) / len(ent), abs=1e-6)
 
 
 @pytest.mark.parametrize("policy", POLICIES, ids=str)
