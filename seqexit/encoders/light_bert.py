@@ -58,18 +58,23 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, pieces) -> (batch, pieces, hidden). Without token types (all type 0), the type
-        row and the positions are added as slices rather than looked up, and the modules' own
-        calls are skipped: the same sums in the same order, in half the time at batch 1."""
-        words = F.embedding(input_ids, self.word_embeddings.weight, self.word_embeddings.padding_idx)
-        if token_type_ids is None:
+        """(batch, pieces) -> (batch, pieces, hidden). At inference (eval, no autograd) without
+        token types (all type 0), the type row and the positions are added as slices rather
+        than looked up and the modules' own calls are skipped: the same sums in the same
+        order, in half the time at batch 1. Otherwise transformers' lookups, so that gradients
+        (and training after a save and load) stay bit-identical too."""
+        if token_type_ids is None and not self.training and not torch.is_grad_enabled():
+            words = F.embedding(input_ids, self.word_embeddings.weight, self.word_embeddings.padding_idx)
             embeddings = words + self.token_type_embeddings.weight[0]
-        else:
-            embeddings = words + self.token_type_embeddings(token_type_ids)
-        embeddings = embeddings + self.position_embeddings.weight[: input_ids.shape[1]]
-        norm = self.LayerNorm
-        embeddings = F.layer_norm(embeddings, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        return self.dropout(embeddings) if self.training else embeddings
+            embeddings = embeddings + self.position_embeddings.weight[: input_ids.shape[1]]
+            norm = self.LayerNorm
+            return F.layer_norm(embeddings, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        embeddings = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+        embeddings = embeddings + self.position_embeddings(positions)
+        return self.dropout(self.LayerNorm(embeddings))
 
 
 class _Modules(nn.Module):

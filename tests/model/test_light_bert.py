@@ -38,6 +38,27 @@ def test_same_weights_and_bit_identical_outputs(activation):
             assert torch.equal(got.run_layer(layer, hidden, mask), want.run_layer(layer, hidden, mask))
 
 
+def test_embedding_gradients_are_bit_identical_too():
+    """Training a loaded tagger must follow the same path as training the original: under
+    autograd the light embeddings take transformers' lookups (their fast inference form sums
+    the same values but would accumulate the type and position gradients in another order)."""
+    config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, vocab_size=50)
+    torch.manual_seed(0)
+    reference = BertModel(config, add_pooling_layer=False).train()
+    light = LightBertModel(config.to_dict()).train()
+    light.load_state_dict(reference.state_dict())
+    ids = torch.randint(0, 50, (4, 9))
+    grads = []
+    for model in (reference, light):
+        torch.manual_seed(1)  # the same dropout masks
+        model.zero_grad()
+        (adapter_for(model).embed(ids) * torch.linspace(-1, 1, 32)).square().sum().backward()
+        embeddings = model.embeddings
+        grads.append([m.weight.grad.clone() for m in (embeddings.word_embeddings, embeddings.token_type_embeddings,
+                                                       embeddings.position_embeddings, embeddings.LayerNorm)])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
 def test_other_families_keep_transformers_classes():
     assert light_bert_covers({"model_type": "bert", "hidden_act": "gelu"})
     assert not light_bert_covers({"model_type": "roberta"})
