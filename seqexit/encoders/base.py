@@ -101,8 +101,9 @@ class EncoderAdapter:
         """A function that runs a whole batch's embeddings, layers, exits and halting under
         `policy` (an `ExitPolicy`) in one call, where this adapter has one (ONNX Runtime's exit
         graphs); None: the engine's own layer loop runs (`seqexit.exits.halting`). Its
-        arguments: (batch, owner, doubt bounds, temperatures) -> (logits at each word's exit,
-        exit layers or None for full depth and static exits)."""
+        arguments: (batch, doubt bounds, temperatures) -> (logits at each word's exit, exit
+        layers, the layers each row's pieces ran as queries, summed; the last two None for full
+        depth and static exits)."""
         return None
 
     def embedding_parts(self) -> EmbeddingParts | None:

@@ -121,10 +121,10 @@ def _in_one_call(model, batch, policy, loop, group_size) -> BatchExits:
             group = Batch(batch.input_ids[rows, :pieces], batch.attention_mask[rows, :pieces],
                           batch.word_starts[rows, :words], batch.word_mask[rows, :words],
                           _rows(batch.casing_ids, rows, pieces))
-            out = loop(group, bounds, model.exit_temperatures)
-            logits[rows, :words] = out.logits
-            if out.exit_layer is not None:
-                exit_layer[rows, :words], queries[rows] = out.exit_layer, out.queries
+            part = loop(group, bounds, model.exit_temperatures)
+            logits[rows, :words] = part.logits
+            if part.exit_layer is not None:
+                exit_layer[rows, :words], queries[rows] = part.exit_layer, part.queries
     n_words = batch.word_mask.sum(1)
     if exit_layer is None or policy.mode in ("full", "static"):  # every piece runs `depth` layers
         deepest, queries, exit_layer = depth, n_pieces * depth, batch.word_mask.long() * depth
