@@ -33,7 +33,7 @@ import numpy as np
 from ..encoders.base import EmbeddingParts, LayerParts
 from .onnx_graph import (
     OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
-    row_zero_points,
+    row_zero_points, zero_points,
 )
 
 FUSED_CRITERIA = ("entropy", "confidence")  # criteria whose whole state is one doubt per word
@@ -78,14 +78,17 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     starts = g.op("Unsqueeze", ["word_starts", _last_axis(g)])  # (batch, words, 1)
     precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
                                           or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
+    # the int8 zero points of every piece's row, shared by all products over every piece
+    every_piece = zero_points(g, g.op("ReduceProd", [g.op("Shape", ["key_mask"])], keepdims=1)) if int8 else None
     if spec.dynamic:
         owner = _piece_owner(g)
-        logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions)
+        logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions,
+                                           every_piece)
         g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
         g.nodes.append(helper.make_node("Identity", [_queries(g, exit_layer, owner)], ["queries"]))
     else:
         for index in range(spec.depth):
-            hidden = _full_layer(g, layers[index], activation, hidden, precisions[index])
+            hidden = _full_layer(g, layers[index], activation, hidden, precisions[index], every_piece)
         logits = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features,
@@ -96,18 +99,18 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
 
 
 def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activation: str, hidden: str, starts: str,
-                  owner: str, precisions: list[dict[str, bool]]) -> tuple[str, str]:
+                  owner: str, precisions: list[dict[str, bool]], every_piece: str | None) -> tuple[str, str]:
     """TOKEE/SENTEE over every layer from the embeddings `hidden`: (logits at each word's exit,
-    exit layers) as graph values."""
+    exit layers) as graph values. every_piece: int8 zero points of every piece's row."""
     from onnx import TensorProto
 
     active = "word_mask"  # (batch, words) bool: words still running
     for index in range(spec.depth):
         if index == 0:  # every word runs the first layer
-            hidden = _full_layer(g, layers[0], activation, hidden, precisions[0])
+            hidden = _full_layer(g, layers[0], activation, hidden, precisions[0], every_piece)
         else:
             hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active, owner),
-                                   precisions[index])
+                                   precisions[index], every_piece)
         step = _exit_logits(g, exits[index], hidden, starts)  # (batch, words, labels)
         doubt = _doubt(g, spec.criterion, step, index, exits[0].linear.out_features)  # (batch, words)
         if index == 0:
@@ -193,14 +196,15 @@ def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values:
                 domain="com.microsoft", num_heads=parts.num_heads, scale=1.0)
 
 
-def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, in_int8: dict[str, bool]) -> str:
+def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, in_int8: dict[str, bool],
+                every_piece: str | None) -> str:
     """One layer on every piece: (batch, pieces, hidden) -> the same; queries, keys and values
     in one product when they share a precision."""
     size = parts.query.in_features
     shape = g.op("Shape", [hidden])
     rows = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (batch * pieces, hidden)
     wq, bq, wkv, bkv = _attention_weights(parts)
-    zero = row_zero_points(g, rows) if any(in_int8.values()) else None  # every product runs on these rows
+    zero = every_piece  # every product runs on every piece's row
     if in_int8["query"] == in_int8["key_value"]:
         qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), None, in_int8["query"], "qkv", zero)
         q, k, v = g.ops("Split", [qkv, g.const("thirds", np.array([size] * 3, np.int64))], 3, axis=-1)
@@ -219,13 +223,14 @@ def _piece_owner(g: GraphBuilder) -> str:
     [CLS], [SEP] and padding (`seqexit.pieces.piece_words`, with that marker for -1)."""
     from onnx import TensorProto
 
-    zeros = g.op("ConstantOfShape", [g.op("Shape", ["key_mask"])], value=_int64_tensor(0))
+    shape = g.op("Shape", ["key_mask"])
+    zeros = g.op("ConstantOfShape", [shape], value=_int64_tensor(0))
     marks = g.op("ScatterElements", [zeros, "word_starts", g.op("Cast", ["word_mask"], to=TensorProto.INT64)],
                  axis=1, reduction="add")  # 1 at each word's first piece (padding words add 0 at [CLS])
     index = g.op("Sub", [g.op("CumSum", [marks, g.const("axis", np.array(1, np.int64))]),
                          g.const("one", np.array(1, np.int64))])  # (batch, pieces): -1 at [CLS]
     mask = g.op("Cast", ["key_mask"], to=TensorProto.INT64)
-    positions = g.op("Sub", [g.op("CumSum", [g.op("ConstantOfShape", [g.op("Shape", ["key_mask"])], value=_int64_tensor(1)),
+    positions = g.op("Sub", [g.op("CumSum", [g.op("ConstantOfShape", [shape], value=_int64_tensor(1)),
                                              g.const("axis", np.array(1, np.int64))]), g.const("one", np.array(1, np.int64))])
     separator = g.op("Sub", [g.op("ReduceSum", [mask, _axis(g, 1)], keepdims=1), g.const("one", np.array(1, np.int64))])
     no_word = g.op("Or", [g.op("Less", [index, g.const("zero", np.array(0, np.int64))]),
@@ -264,10 +269,11 @@ def _running_pieces(g: GraphBuilder, active: str, owner: str) -> str:
 
 
 def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, running: str,
-                  in_int8: dict[str, bool]) -> str:
+                  in_int8: dict[str, bool], every_piece: str | None) -> str:
     """One layer on the `running` pieces (batch, pieces) bool only, the rest copied: queries,
     attention output and feed-forward on those M pieces packed across the batch; keys and
-    values from every piece. Skipped (an `If`) when no piece runs."""
+    values from every piece (int8 zero points `every_piece`). Skipped (an `If`) when no piece
+    runs."""
     from onnx import TensorProto, helper
 
     any_running = g.op("Greater", [g.op("ReduceMax", [g.op("Cast", [running], to=TensorProto.INT32)], keepdims=0),
@@ -283,17 +289,16 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     slot_of = b.op("Unsqueeze", [b.op("GatherND", [slots, index]), _axis(b, 1)])  # (M, 1)
     places = b.op("Concat", [row_of, slot_of], axis=1)  # (M, 2): (row, slot) in the padded queries
     width = b.op("ReduceMax", [b.op("ReduceSum", [flags, _axis(b, 1)], keepdims=0)], keepdims=1)  # (1,)
-    batch = b.op("Slice", [b.op("Shape", [hidden]), b.const("start", np.array([0], np.int64)),
-                           b.const("end", np.array([1], np.int64))])
+    shape = b.op("Shape", [hidden])
+    batch = b.op("Slice", [shape, b.const("start", np.array([0], np.int64)), b.const("end", np.array([1], np.int64))])
     wq, bq, wkv, bkv = _attention_weights(parts)
     zero = row_zero_points(b, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
     q = _projection(b, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
     padded_shape = b.op("Concat", [batch, width, b.const("size", np.array([size], np.int64))], axis=0)
     zeros = b.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
     queries = b.op("ScatterND", [zeros, places, q])  # (batch, width, hidden)
-    shape = b.op("Shape", [hidden])
     kv = _projection(b, b.op("Reshape", [hidden, b.const("rows", np.array([-1, size], np.int64))]), wkv, None,
-                     in_int8["key_value"], "key_value")  # (batch * pieces, 2 * hidden)
+                     in_int8["key_value"], "key_value", every_piece)  # (batch * pieces, 2 * hidden)
     k, v = b.ops("Split", [kv, b.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
     context = _attend(b, parts, queries, b.op("Reshape", [k, shape]), b.op("Reshape", [v, shape]), np.concatenate([bq, bkv]))
     out = output_and_feed_forward(b, parts, activation, b.op("GatherND", [context, places]), packed, in_int8, zero)

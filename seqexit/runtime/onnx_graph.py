@@ -85,6 +85,11 @@ def row_zero_points(g: GraphBuilder, x: str) -> str:
     per-row quantisation, made once and shared by the products over the same rows."""
     rows = g.op("Slice", [g.op("Shape", [x]), g.const("start", np.array([0], np.int64)),
                           g.const("end", np.array([1], np.int64))])
+    return zero_points(g, rows)
+
+
+def zero_points(g: GraphBuilder, rows: str) -> str:
+    """(rows,) uint8 128s for a (1,) int64 row count."""
     return g.op("Expand", [g.const("zp", np.array(128, np.uint8)), rows])
 
 
