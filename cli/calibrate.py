@@ -36,6 +36,9 @@ def calibrate(
     runtime: str = RUNTIME,
     criterion: str = typer.Option("entropy", "--criterion", help=f"Calibrate presets of this exit criterion ({', '.join(CRITERIA)}); "
                                   "other than entropy they are named accurate-CRITERION, balanced-CRITERION, ..."),
+    names: str = typer.Option("auto", "--names", help="auto: accurate-CRITERION, ... for a criterion other than "
+                              "entropy, accurate, ... for entropy; plain: accurate, balanced, fast whatever the criterion "
+                              "(replacing those); suffixed: accurate-CRITERION, ... for entropy too."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
@@ -60,6 +63,8 @@ def calibrate(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
     check_preset_name(name)
+    if names not in ("auto", "plain", "suffixed"):
+        raise UsageError(f"--names must be auto, plain or suffixed, not {names!r}")
     if name in NAMED_DROPS:
         raise UsageError(f"--name {name!r} is a built-in preset ({', '.join(NAMED_DROPS)}); choose another name")
     if speedup is None and max_drop is None:
@@ -78,12 +83,14 @@ def calibrate(
         typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
     if criterion == "learned" and tagger.learned_exits is None:
         raise UsageError(f"--criterion learned needs exit heads: run `seqexit learn-exits {model} DATA` first")
+    if criterion == "signals" and tagger.halting_signals is None:
+        raise UsageError(f"--criterion signals needs its heads: run `seqexit learn-exits {model} DATA --criterion signals` first")
     fit = fit_temperatures(tagger, sentences, batch_size=batch_size)  # first: --criterion confidence uses them
     write_temperatures(model, fit.temperatures)
     tagger.exit_temperatures = fit.temperatures
     result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
                              data=str(data), progress=True, quantize=quantized, criterion=criterion,
-                             runtime=runtime)
+                             runtime=runtime, suffix={"auto": None, "plain": False, "suffixed": True}[names])
 
     try:
         load_presets(model, quantize=quantized)

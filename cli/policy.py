@@ -23,7 +23,7 @@ MODE = typer.Option(DEFAULT.mode, "--mode", help=f"Early exit: {', '.join(MODES)
 THRESHOLD = typer.Option(
     str(DEFAULT.threshold), "--threshold",
     help="tokee/sentee: one value, or one per layer comma-separated. --criterion entropy: halt below this normalised "
-         "entropy (0 never halts, above 1 always); confidence, learned: halt above this probability (0-1); vote: above "
+         "entropy (0 never halts, above 1 always); confidence, learned, signals: halt above this probability (0-1); vote: above "
          "this share of the vote (0-1); patience, rising: unused.",
 )
 WINDOW = typer.Option(DEFAULT.window, "--window", help="tokee/sentee: half-width k of the uncertainty window (words i-k..i+k).")

@@ -6,7 +6,8 @@ A folder holds
   (what fine-tuning changed against an installed backbone, see `seqexit.compact`);
 - the tokenizer files (a compact folder may take them from its backbone);
 - optional: `presets.json` (named exit policies, float and int8 sections), `temperatures.json`
-  (per-exit softmax temperatures), `learned_exits.safetensors` (the "learned" criterion's heads),
+  (per-exit softmax temperatures), `learned_exits.safetensors` and `halting_signals.safetensors`
+  (the "learned" and "signals" criteria's heads),
   `training.json` (how `seqexit train` made the model).
 
 `find_model` finds a folder by path or by a shipped model's name; `load_model`/`save_model` read
@@ -37,6 +38,7 @@ from .backbones import (PICKLED_WEIGHTS, backbone_weights, check_backbone_config
                         read_json, resolve_backbone, stored_parameters)
 from .compact import decode_deltas, encode_deltas
 from .exits.learned import LearnedExitHeads
+from .exits.signals import HaltingSignals
 from .exits.policy import ExitPolicy
 from .exits.presets import SECTIONS, Preset, check_section, presets_payload, read_sections
 from .files import umask_mode
@@ -50,6 +52,7 @@ DELTA_FILE = "delta.safetensors"
 PRESETS_FILE = "presets.json"
 TEMPERATURES_FILE = "temperatures.json"
 LEARNED_EXITS_FILE = "learned_exits.safetensors"
+HALTING_SIGNALS_FILE = "halting_signals.safetensors"
 TRAINING_FILE = "training.json"
 CACHE_DIR = ".cache"  # built runtime graphs (`seqexit.runtime`), rebuilt from the weights whenever missing
 FORMAT_VERSION = 1
@@ -124,6 +127,7 @@ MAX_PIECES = 1_048_576
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "labels": (list,), "task": (str,), "scheme": (str, type(None)), "backbone": (str,), "exit_dropout": (int, float),
     "max_pieces": (int,), "casing": (bool,), "backbone_config": (dict,), "format_version": (int,),
+    "exit_context": (list, type(None)),
 }
 
 
@@ -190,6 +194,7 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu") -> 
         raise ValueError(f"{weights_file} does not match {config_file} ({_first_lines(err)})") from None
     model.exit_temperatures = read_temperatures(folder, model.num_layers)
     model.learned_exits = load_learned_exits(folder, model.adapter.hidden_size, model.num_layers)
+    model.halting_signals = load_halting_signals(folder, len(config.labels), model.num_layers)
     try:
         model.training_record = read_training_record(folder)
     except (UnicodeDecodeError, RecursionError) as err:
@@ -220,6 +225,12 @@ def _build_encoder(config: TaggerConfig, config_file: Path) -> torch.nn.Module:
         raise ValueError(f"{config_file}: backbone_config does not describe a buildable encoder ({_first_lines(err)})") from None
     drop_pooler(encoder)
     return encoder
+
+
+def compact_base(folder: str | Path) -> str | None:
+    """The backbone a compact folder's deltas are against (its name as recorded), None for a full folder."""
+    folder = Path(folder)
+    return _read_compact_record(folder)["base"] if (folder / COMPACT_FILE).is_file() else None
 
 
 def _read_compact_record(folder: Path) -> dict:
@@ -284,7 +295,8 @@ def _save_model_files(
     model: MultiExitTagger, folder: Path, compact_against: str | None, presets: PresetSections | None
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith("learned_exits.")}
+    heads = ("learned_exits.", "halting_signals.")  # the criteria's heads: files of their own
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith(heads)}
     if compact_against is None:
         _write_tensors(folder / WEIGHTS_FILE, weights)
         if model.tokenizer is not None:
@@ -298,6 +310,8 @@ def _save_model_files(
         write_temperatures(folder, model.exit_temperatures)
     if model.learned_exits is not None:
         save_learned_exits(folder, model.learned_exits)
+    if model.halting_signals is not None:
+        save_halting_signals(folder, model.halting_signals)
     if model.training_record is not None:
         _write_json(folder / TRAINING_FILE, model.training_record, indent=1)
     if presets is not None:
@@ -352,6 +366,31 @@ def load_learned_exits(folder: str | Path, hidden_size: int, num_layers: int) ->
     except RuntimeError as err:
         raise ValueError(f"{path} does not fit this model ({num_layers} layers, hidden {hidden_size}): {_first_lines(err)}") from None
     return heads.eval()
+
+
+def save_halting_signals(folder: str | Path, signals: HaltingSignals) -> Path:
+    """Store the "signals" criterion's heads beside the model (`seqexit learn-exits --criterion signals`)."""
+    path = Path(folder) / HALTING_SIGNALS_FILE
+    _write_tensors(path, {k: v.detach().contiguous() for k, v in signals.state_dict().items()})
+    return path
+
+
+def load_halting_signals(folder: str | Path, num_labels: int, num_layers: int) -> HaltingSignals | None:
+    """The stored "signals" heads, or None when the folder has none; their width is read from the file."""
+    path = Path(folder) / HALTING_SIGNALS_FILE
+    if not path.is_file():
+        return None
+    tensors = _load_tensors(path)
+    first = tensors.get("heads.0.0.weight")
+    hidden = int(first.shape[0]) if first is not None and first.dim() == 2 else 0
+    if not 1 <= hidden <= 4096:
+        raise ValueError(f"{path} does not hold halting signal heads (no heads.0.0.weight of a sane width)")
+    signals = HaltingSignals(num_labels, num_layers, hidden)
+    try:
+        signals.load_state_dict(tensors)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not fit this model ({num_layers} layers, {num_labels} labels): {_first_lines(err)}") from None
+    return signals.eval()
 
 
 # --- presets ------------------------------------------------------------------------------------

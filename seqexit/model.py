@@ -1,5 +1,9 @@
 """`MultiExitTagger`: an encoder with one exit classifier (dropout + linear) after every layer.
 
+An exit reads a word's state at its first piece; a *context exit* also reads its neighbours'
+(`ExitHead.context` words on each side, at the same layer), which makes the lower exits far
+better for a few FLOPs per word (`seqexit.training.context_exits`).
+
 A plain `nn.Module`: its folder format (save, load, compact) is the model bundle's
 (`seqexit.bundle`), and the training forward is `seqexit.training.forward`.
 """
@@ -21,9 +25,11 @@ from .pieces import Batch, WordPieceEncoder, at_word_starts, piece_words
 
 if TYPE_CHECKING:
     from .exits.learned import LearnedExitHeads
+    from .exits.signals import HaltingSignals
 
 FORMAT_VERSION = 1  # of the saved config (seqexit.bundle)
 TASKS = ("ner", "chunk", "pos")
+MAX_EXIT_CONTEXT = 8  # neighbours on each side an exit may read
 
 
 @dataclass
@@ -38,6 +44,8 @@ class TaggerConfig:
     max_pieces: int = 512
     casing: bool = False  # learned casing features on the piece embeddings (seqexit.casing)
     backbone_config: dict = field(default_factory=dict)
+    # words read on each side of a word by each exit (`ExitHead.context`); None: 0 everywhere
+    exit_context: list[int] | None = None
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -45,24 +53,45 @@ class TaggerConfig:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if len(set(self.labels)) != len(self.labels) or not self.labels:
             raise ValueError("labels must be a non-empty list without repeats")
+        if self.exit_context is not None and not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= MAX_EXIT_CONTEXT for k in self.exit_context
+        ):
+            raise ValueError(f"exit_context must list integers in 0..{MAX_EXIT_CONTEXT}, got {self.exit_context!r}")
 
 
 class ExitHead(nn.Module):
-    """dropout + linear: one layer's hidden states at word starts -> label logits."""
+    """dropout + linear: one layer's hidden states at word starts -> label logits.
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+    context k > 0: word i's logits read the states of words i-k..i+k (zeros past the sentence's
+    ends and on padding), concatenated in that order: (..., words, hidden) -> the linear sees
+    (..., words, (2k+1) * hidden)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, context: int = 0) -> None:
         super().__init__()
+        self.context = context
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(hidden_size, num_labels)
+        self.linear = nn.Linear(hidden_size * (2 * context + 1), num_labels)
 
     def forward(self, hidden: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(..., hidden) -> (..., labels). A `generator` draws the dropout mask from its own
-        stream instead of torch's global one (see `MultiExitTagger.forward`)."""
+        """(..., words, hidden) -> (..., words, labels); padded words must be zeros when
+        `context` > 0 (`MultiExitTagger.read_exit` does it). A `generator` draws the dropout
+        mask from its own stream instead of torch's global one (see `MultiExitTagger.forward`)."""
+        if self.context:
+            hidden = with_neighbours(hidden, self.context)
         if generator is None or not self.training or self.dropout.p == 0.0:
             return self.linear(self.dropout(hidden))
         keep = 1.0 - self.dropout.p
         mask = torch.bernoulli(torch.full(hidden.shape, keep, device=hidden.device), generator=generator)
         return self.linear(hidden * mask.to(hidden.dtype) / keep)
+
+
+def with_neighbours(words: torch.Tensor, context: int) -> torch.Tensor:
+    """(..., words, hidden) -> (..., words, (2 * context + 1) * hidden): each word's state
+    after those of the `context` words before it and before those of the words after it, zeros
+    past either end."""
+    n = words.shape[-2]
+    padded = nn.functional.pad(words, (0, 0, context, context))  # (..., words + 2k, hidden)
+    return torch.cat([padded[..., offset:offset + n, :] for offset in range(2 * context + 1)], -1)
 
 
 class MultiExitTagger(nn.Module):
@@ -73,9 +102,11 @@ class MultiExitTagger(nn.Module):
         self.config = config
         self.encoder = encoder
         self.adapter = adapter_for(encoder)
+        context = config.exit_context or [0] * self.adapter.num_layers
+        if len(context) != self.adapter.num_layers:
+            raise ValueError(f"exit_context must give one width per layer ({self.adapter.num_layers}), got {len(context)}")
         self.exits = nn.ModuleList(
-            ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout)
-            for _ in range(self.adapter.num_layers)
+            ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout, k) for k in context
         )
         if config.casing:  # after the exits, whose random init stays as without casing
             add_casing_embeddings(encoder, self.adapter.hidden_size)
@@ -87,6 +118,8 @@ class MultiExitTagger(nn.Module):
         self.exit_temperatures: list[float] | None = None
         # the "learned" criterion's heads (`seqexit.exits.learned`), saved in their own file
         self.learned_exits: LearnedExitHeads | None = None
+        # the "signals" criterion's heads (`seqexit.exits.signals`), saved in their own file
+        self.halting_signals: HaltingSignals | None = None
         # how `seqexit train` made the model (`seqexit.training.record`), kept with it
         self.training_record: dict | None = None
         self.pieces = WordPieceEncoder(tokenizer, config.max_pieces, config.casing) if tokenizer is not None else None
@@ -98,6 +131,17 @@ class MultiExitTagger(nn.Module):
     @property
     def labels(self) -> list[str]:
         return self.config.labels
+
+    def read_exit(
+        self, layer: int, states: torch.Tensor, word_starts: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Exit `layer` (0-based) on piece states (batch, pieces, hidden) at `word_starts`
+        (batch, words; 0 on padding, where no word starts): (batch, words, labels)."""
+        words = at_word_starts(states, word_starts)  # (batch, words, hidden)
+        head = self.exits[layer]
+        if head.context:  # padding gathered [CLS]: a neighbour that is not there reads zeros
+            words = words * (word_starts > 0)[..., None].to(words.dtype)
+        return head(words, generator)
 
     @classmethod
     def from_backbone(
@@ -164,7 +208,7 @@ class MultiExitTagger(nn.Module):
         logits = []
         for layer, hidden in enumerate(self.layer_states(batch, depth, exit_layer)):
             if exits == "all" or layer == depth - 1:
-                logits.append(self.exits[layer](at_word_starts(hidden, batch.word_starts)))
+                logits.append(self.read_exit(layer, hidden, batch.word_starts))
         return torch.stack(logits)
 
 

@@ -36,6 +36,7 @@ CRITERION_SETTINGS: dict[str, tuple[float, ...]] = {
     "rising": (1, 2, 3),
     "vote": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
     "learned": (0.5, 0.8, 0.9, 0.95, 0.98, 0.99),
+    "signals": (0.9, 0.95, 0.98, 0.99, 0.993, 0.996, 0.998),
 }
 DEFAULT_WINDOWS = (0, 1, 2)
 DEFAULT_MODES = ("tokee", "sentee")
@@ -126,6 +127,7 @@ def calibrate(
     quantize: str | None = None,
     criterion: str = "entropy",
     runtime: str | None = "auto",
+    suffix: bool | None = None,
 ) -> CalibrationResult:
     """Score full depth and every policy of the grid on gold-tagged `sentences`, then pick:
 
@@ -143,7 +145,9 @@ def calibrate(
     preset's drop is what int8 and early exit cost together. `full` is then the float row.
 
     criterion: the exit criterion of the grid; the built-in names then carry it as a suffix
-    ("balanced-confidence"), so presets of several criteria live side by side.
+    ("balanced-confidence"), so presets of several criteria live side by side. suffix: True
+    names them so for entropy too ("balanced-entropy"), False for no criterion (its picks become
+    the model's accurate, balanced and fast); None: suffixed unless entropy.
 
     runtime: what runs the grid's layers ('torch', 'onnx' or 'auto', see `seqexit.runtime`);
     fp32 gives the same labels on either, int8 nearly (its rounding differs by kernel).
@@ -196,8 +200,8 @@ def calibrate(
             max_drop=drop, min_speedup=fast, fallback=fallback, created=created, quantize=quantize,
         )
 
-    suffix = "" if criterion == "entropy" else f"-{criterion}"
-    presets = {n + suffix: preset(n + suffix, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}
+    tail = f"-{criterion}" if (criterion != "entropy" if suffix is None else suffix) else ""
+    presets = {n + tail: preset(n + tail, pick_within_drop(rows, full.score, d), drop=d) for n, d in NAMED_DROPS.items()}
     if speedup is not None:
         chosen = preset(name, pick_at_speedup(rows, speedup), fast=speedup)
     else:

@@ -19,6 +19,8 @@ of them; a halted word keeps the doubt and state it had when it halted.
 - learned (BERxiT): a small head per layer, trained with everything else frozen
   (`seqexit.exits.learned`), gives the probability that this exit's label already equals the
   last exit's; halts when it is above `threshold`.
+- signals: the same probability from several signals instead of the hidden state (this exit's
+  and the one below's doubt, the label, the neighbours' doubt; `seqexit.exits.signals`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from collections.abc import Sequence
 
 import torch
 
+from .signals import signal_features
 from .uncertainty import normalised_entropy
 
-CRITERIA = ("entropy", "confidence", "patience", "rising", "vote", "learned")
+CRITERIA = ("entropy", "confidence", "patience", "rising", "vote", "learned", "signals")
+TRAINED = {"learned": "learned_exits", "signals": "halting_signals"}  # criterion -> the model's heads it reads
 COUNTING = ("patience", "rising")  # criteria that take `patience` (N exits) instead of a threshold
 
 
@@ -41,7 +45,7 @@ def doubt_bound(criterion: str, threshold: float) -> float:
     doubt is 0 or 1, so 0.5 (the threshold is not used)."""
     if criterion == "entropy":
         return threshold
-    if criterion in ("confidence", "vote", "learned"):
+    if criterion in ("confidence", "vote", "learned", "signals"):
         return 1.0 - threshold
     return 0.5
 
@@ -50,8 +54,10 @@ class CriterionState:
     """What a criterion remembers per word of a batch, across layers: tensors of shape
     (batch, words, ...), read and written for a group of rows at a time."""
 
-    def __init__(self, criterion: str, size: int, n_words: int, n_labels: int, device: torch.device) -> None:
+    def __init__(self, criterion: str, size: int, n_words: int, n_labels: int, device: torch.device,
+                 word_mask: torch.Tensor | None = None) -> None:
         self.criterion = criterion
+        self.word_mask = word_mask  # (size, n_words): "signals" reads the neighbours
         self.tensors: dict[str, torch.Tensor] = {"doubt": torch.zeros(size, n_words, device=device)}
         if criterion in COUNTING:
             self.tensors["count"] = torch.zeros(size, n_words, dtype=torch.long, device=device)
@@ -61,6 +67,9 @@ class CriterionState:
             self.tensors["probs"] = torch.zeros(size, n_words, n_labels, device=device)
         if criterion == "vote":
             self.tensors["votes"] = torch.zeros(size, n_words, n_labels, device=device)
+        if criterion == "signals":
+            self.tensors.update(entropy=torch.zeros(size, n_words, device=device), top=torch.zeros(size, n_words, device=device),
+                                label=torch.full((size, n_words), -1, dtype=torch.long, device=device))
 
     def step(
         self, rows: torch.Tensor, words: int, logits: torch.Tensor, active: torch.Tensor, layer: int,
@@ -69,9 +78,12 @@ class CriterionState:
     ) -> torch.Tensor:
         """Read exit `layer`'s logits (group, words, labels) for the group's rows; update the
         state of the active words, keep the halted words' as it was; return the group's doubt
-        (group, words). features (group, words, hidden) and heads: for "learned"."""
+        (group, words). features (group, words, hidden): for "learned"; heads: the model's heads
+        of a trained criterion (`TRAINED`)."""
         old = {name: t[rows, :words] for name, t in self.tensors.items()}
-        new = criterion_step(self.criterion, old, logits, layer, num_layers, patience, temperatures, features, heads)
+        word_mask = self.word_mask[rows, :words] if self.word_mask is not None else None
+        new = criterion_step(self.criterion, old, logits, layer, num_layers, patience, temperatures, features, heads,
+                             word_mask)
         for name, value in new.items():
             keep = active if value.dim() == 2 else active[..., None]
             self.tensors[name][rows, :words] = torch.where(keep, value, old[name])
@@ -81,10 +93,20 @@ class CriterionState:
 def criterion_step(
     criterion: str, state: dict[str, torch.Tensor], logits: torch.Tensor, layer: int, num_layers: int,
     patience: int | None, temperatures: Sequence[float] | None, features: torch.Tensor | None = None, heads=None,
+    word_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The state after reading exit `layer` (0-based), `doubt` included, for every word."""
+    """The state after reading exit `layer` (0-based), `doubt` included, for every word.
+    word_mask (group, words): where the words are, for "signals" (default: everywhere)."""
     if criterion == "entropy":
         return {"doubt": normalised_entropy(logits)}
+    if criterion == "signals":
+        if word_mask is None:
+            word_mask = torch.ones(logits.shape[:-1], dtype=torch.bool, device=logits.device)
+        below = state if layer > 0 else None
+        signals, now = signal_features(logits, below, word_mask)
+        if layer == num_layers - 1:  # the last layer ends anyway
+            return {"doubt": torch.zeros(logits.shape[:-1], device=logits.device), **now}
+        return {"doubt": 1.0 - torch.sigmoid(heads(layer, signals)), **now}
     if criterion == "learned":
         if layer == num_layers - 1:  # the last layer ends anyway
             return {"doubt": torch.zeros(logits.shape[:-1], device=logits.device)}

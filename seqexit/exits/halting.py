@@ -19,7 +19,7 @@ import torch
 from ..model import MultiExitTagger
 from ..pieces import Batch, at_word_starts, piece_words
 from .flops import FlopCounter
-from .criteria import CriterionState
+from .criteria import TRAINED, CriterionState
 from .policy import ExitPolicy
 from .uncertainty import window_uncertainty
 
@@ -40,7 +40,9 @@ class BatchExits:
 def new_counter(model: MultiExitTagger) -> FlopCounter:
     """A zeroed FLOP counter sized for `model`."""
     parts = model.adapter.layers[0]
-    return FlopCounter(parts.query.in_features, parts.ffn_in.out_features, len(model.labels), model.num_layers)
+    width = 2 * max(head.context for head in model.exits) + 1
+    return FlopCounter(parts.query.in_features, parts.ffn_in.out_features, len(model.labels), model.num_layers,
+                       exit_width=width)
 
 
 def exit_batch(
@@ -94,7 +96,7 @@ def _static(model, batch, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]
     """Full depth or a static exit: the model's own layer loop, read by one exit."""
     for hidden in model.layer_states(batch, depth):  # (batch, pieces, hidden)
         pass
-    logits = model.exits[depth - 1](at_word_starts(hidden, batch.word_starts))  # (batch, words, labels)
+    logits = model.read_exit(depth - 1, hidden, batch.word_starts)  # (batch, words, labels)
     confidence, label_ids = logits.float().softmax(-1).max(-1)
     exit_layer = batch.word_mask.long() * depth
     out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model), hidden if keep_hidden else None)
@@ -162,9 +164,8 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     owner = owner.masked_fill(owner < 0, n_words)  # [CLS]/[SEP]/padding read the "row runs" column
     n_pieces, n_row_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     active = batch.word_mask.clone()
-    if policy.criterion == "learned" and model.learned_exits is None:
-        raise ValueError("criterion 'learned' needs learned exit heads: run `seqexit learn-exits MODEL DATA` first")
-    state = CriterionState(policy.criterion, size, n_words, len(model.labels), device)
+    learned, heads = policy.criterion == "learned", trained_heads(model, policy)
+    state = CriterionState(policy.criterion, size, n_words, len(model.labels), device, batch.word_mask)
     temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
     logits_all, exit_layer = out.logits, torch.zeros_like(batch.word_starts)
     words_read = torch.zeros(size, dtype=torch.long, device=device)
@@ -190,12 +191,11 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             else:
                 states = model.adapter.run_layer(layer, states, key_mask)
             hidden[rows, :pieces] = states
-            features = at_word_starts(states, batch.word_starts[rows, :words])  # (group, words, hidden)
-            logits = model.exits[layer](features)  # (group, words, labels)
+            features = at_word_starts(states, batch.word_starts[rows, :words]) if learned else None  # (group, words, hidden)
+            logits = model.read_exit(layer, states, batch.word_starts[rows, :words])  # (group, words, labels)
             words_read[rows] += n_row_words[rows]
             logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
-            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features,
-                               model.learned_exits)
+            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features, heads)
             exit_layer[rows, :words] += act
             if layer == num_layers - 1:
                 halt = act
@@ -224,11 +224,10 @@ def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits,
     bounds = policy.doubt_bounds(num_layers)
     n_words = batch.word_mask.shape[1]
     key_mask, word_mask = batch.attention_mask, batch.word_mask  # (1, pieces), (1, words)
-    if policy.criterion == "learned" and model.learned_exits is None:
-        raise ValueError("criterion 'learned' needs learned exit heads: run `seqexit learn-exits MODEL DATA` first")
+    learned, heads = policy.criterion == "learned", trained_heads(model, policy)
     hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)  # (1, pieces, hidden)
     out = _empty_exits(model, batch, hidden)
-    state = CriterionState(policy.criterion, 1, n_words, len(model.labels), hidden.device)
+    state = CriterionState(policy.criterion, 1, n_words, len(model.labels), hidden.device, word_mask)
     temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
     reads = owner.masked_fill(owner < 0, n_words)  # (1, pieces): [CLS]/[SEP] read the "row runs" column
     row = torch.zeros(1, dtype=torch.long, device=hidden.device)
@@ -242,11 +241,10 @@ def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits,
             running = torch.cat([active, active.new_ones(1, 1)], 1).gather(1, reads)  # (1, pieces)
             hidden = model.adapter.run_layer_active(layer, hidden, key_mask, key_mask & running)
         layers_run += 1
-        features = at_word_starts(hidden, batch.word_starts)  # (1, words, hidden)
-        logits = model.exits[layer](features)  # (1, words, labels)
+        features = at_word_starts(hidden, batch.word_starts) if learned else None  # (1, words, hidden)
+        logits = model.read_exit(layer, hidden, batch.word_starts)  # (1, words, labels)
         logits_all = torch.where(active[..., None], logits, logits_all)
-        doubt = state.step(row, n_words, logits, active, layer, num_layers, policy.patience, temperatures, features,
-                           model.learned_exits)
+        doubt = state.step(row, n_words, logits, active, layer, num_layers, policy.patience, temperatures, features, heads)
         exit_layer += active
         if layer == num_layers - 1:
             break
@@ -261,6 +259,19 @@ def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits,
     if keep_hidden:
         out.hidden = hidden
     return out, word_mask.sum(1) * layers_run
+
+
+def trained_heads(model: MultiExitTagger, policy: ExitPolicy):
+    """The model's heads that `policy`'s criterion reads ("learned", "signals"), None for the
+    others; a ValueError saying how to train them where the model has none."""
+    attribute = TRAINED.get(policy.criterion)
+    if attribute is None:
+        return None
+    heads = getattr(model, attribute)
+    if heads is None:
+        kind = " --criterion signals" if policy.criterion == "signals" else ""
+        raise ValueError(f"criterion {policy.criterion!r} needs its trained heads: run `seqexit learn-exits MODEL DATA{kind}` first")
+    return heads
 
 
 def _pieces_per_word(batch: Batch) -> torch.Tensor:

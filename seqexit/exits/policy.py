@@ -22,6 +22,8 @@ THRESHOLDS: dict[str, tuple[float | None, str]] = {
     "vote": (1.0, "a share of the total vote weight of all exits, in [0, 1] (a word halts when its label's lead is above it)"),
     "learned": (1.0, "a probability in [0, 1] (a word halts when the learned head's probability that its label is final "
                      "is above it)"),
+    "signals": (1.0, "a probability in [0, 1] (a word halts when the signals' probability that its label is final "
+                     "is above it)"),
 }
 
 
@@ -52,8 +54,8 @@ class ExitPolicy:
     threshold: one value, or one per layer; what it means depends on the criterion:
         entropy: a word is certain when its (window) normalised entropy is *below* it; entropy
         is in [0, 1], so 0 never halts and anything above 1 always halts (any value >= 0).
-        confidence, vote, learned: a word is certain when its top probability / vote lead /
-        learned probability is *above* it, a value in [0, 1] (1 never halts).
+        confidence, vote, learned, signals: a word is certain when its top probability / vote
+        lead / learned probability is *above* it, a value in [0, 1] (1 never halts).
         patience, rising: not used (must stay 0).
     window: half-width k of the uncertainty window (words i-k..i+k of the same sentence).
     static_layer: the exit layer of mode "static" (1-based).
@@ -62,8 +64,9 @@ class ExitPolicy:
         default: normalised entropy below threshold), "confidence" (top probability above
         threshold), "patience" / "rising" (the label unchanged / its probability rising at
         `patience` consecutive exits; threshold unused), "vote" (the depth-weighted vote lead
-        of the exits so far above threshold) or "learned" (a trained head's probability that the
-        exit already agrees with the last one, above threshold).
+        of the exits so far above threshold), "learned" (a trained head's probability that the
+        exit already agrees with the last one, above threshold) or "signals" (the same
+        probability from several signals: `seqexit.exits.signals`).
     patience: N for "patience" and "rising" (>= 1); None for the others.
 
     Errors are `PolicyError`s (ValueErrors) whose messages name the settings.

@@ -38,7 +38,13 @@ class ExitGraphs:
         self._weights_key: str | None = None
 
     def spec(self, policy) -> ExitGraphSpec | None:
-        return spec_for(policy, self.adapter.num_layers)
+        """`policy`'s graph, or None where it reads an exit with context (`ExitHead.context`),
+        which the graphs do not build: the layer-by-layer engine runs those."""
+        spec = spec_for(policy, self.adapter.num_layers)
+        if spec is None:
+            return None
+        read = [spec.depth - 1] if spec.mode == "fixed" else range(spec.depth)
+        return None if any(self.exits[layer].context for layer in read) else spec
 
     def session(self, spec: ExitGraphSpec):
         """The checked session of `spec`: built (or read from the cache) once, then kept."""

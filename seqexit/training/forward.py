@@ -53,8 +53,8 @@ def exit_logits(
     logits = []
     for layer, hidden in enumerate(model.layer_states(batch, exit_layer=exit_layer)):
         if layer == last:
-            logits.append(model.exits[layer](at_word_starts(hidden, batch.word_starts)))
+            logits.append(model.read_exit(layer, hidden, batch.word_starts))
         elif exits == "all":
-            words = scale_grad(at_word_starts(hidden, batch.word_starts), exit_grad_scale)
-            logits.append(model.exits[layer](words, lower_exit_generator))
+            states = scale_grad(hidden, exit_grad_scale)  # (batch, pieces, hidden)
+            logits.append(model.read_exit(layer, states, batch.word_starts, lower_exit_generator))
     return torch.stack(logits)

@@ -44,4 +44,8 @@ def describe(record: dict) -> list[str]:
     if record.get("unlabelled"):
         u = record["unlabelled"]
         lines.append(f"unlabelled text: {u['sentences']} sentences from {u['file']}")
+    if record.get("context_exits"):
+        c = record["context_exits"]
+        lines.append(f"context exits: {c.get('context', '?')} words on each side, distilled from the last exit for "
+                     f"{c.get('epochs', '?')} epochs on {c.get('sentences', '?')} sentences")
     return lines

@@ -246,3 +246,24 @@ def test_calibrating_another_criterion_stores_suffixed_presets(trained, calibrat
     assert bad.exit_code == 2 and "--criterion must be one of entropy" in bad.output
     unlearned = runner.invoke(app, ["calibrate", str(model), data, "--criterion", "learned"])
     assert unlearned.exit_code == 2 and "seqexit learn-exits" in unlearned.output
+
+
+def test_names_plain_make_another_criterion_the_default_presets(trained, calibrated, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(trained / "run" / "model", model)  # the module's model keeps its entropy presets
+    data = str(trained / "train.conll")
+    result = runner.invoke(app, ["calibrate", str(model), data, "--criterion", "vote", "--names", "plain", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert {"accurate", "balanced", "fast"} <= set(payload["presets"]) and "accurate-vote" not in payload["presets"]
+    stored = load_presets(model)
+    for name in ("accurate", "balanced", "fast"):
+        assert stored[name].fallback or stored[name].policy.criterion == "vote", name
+    entropy = runner.invoke(app, ["calibrate", str(model), data, "--names", "suffixed", "--json"])
+    assert entropy.exit_code == 0, entropy.output
+    assert {"accurate-entropy", "balanced-entropy", "fast-entropy"} <= set(load_presets(model))
+    assert load_presets(model)["accurate"].policy == stored["accurate"].policy, "the plain names stay the vote picks"
+    bad = runner.invoke(app, ["calibrate", str(model), data, "--names", "short"])
+    assert bad.exit_code == 2 and "--names must be auto, plain or suffixed" in bad.output

@@ -28,7 +28,7 @@ def exits_of(run):
     return [r.exit_layer.tolist() for r in run.sentences], [r.label_ids.tolist() for r in run.sentences]
 
 
-UNTRAINED = [c for c in CRITERIA if c != "learned"]  # "learned" needs trained heads: its own test below
+UNTRAINED = [c for c in CRITERIA if c not in ("learned", "signals")]  # trained heads: their own tests
 
 
 @pytest.mark.parametrize("mode", ["tokee", "sentee"])
@@ -104,7 +104,7 @@ def test_policy_criterion_round_trip_and_errors():
                    ExitPolicy.tokee(0.4, window=0, criterion="vote")):
         assert ExitPolicy.from_dict(json.loads(json.dumps(policy.to_dict()))) == policy
     assert "criterion" not in ExitPolicy.tokee(0.1).to_dict(), "entropy policies read as before"
-    with pytest.raises(ValueError, match="criterion must be one of entropy, confidence, patience, rising, vote, learned"):
+    with pytest.raises(ValueError, match="criterion must be one of entropy, confidence, patience, rising, vote, learned, signals"):
         ExitPolicy.tokee(criterion="bogus")
     with pytest.raises(ValueError, match="needs patience >= 1"):
         ExitPolicy.tokee(criterion="patience", patience=0)
@@ -146,7 +146,7 @@ def test_fit_temperatures_on_a_tiny_model_and_save_load(make_tagger, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--criterion", "bogus"], "--criterion must be one of entropy, confidence, patience, rising, vote, learned"),
+    (["--criterion", "bogus"], "--criterion must be one of entropy, confidence, patience, rising, vote, learned, signals"),
     (["--criterion", "patience", "--patience", "0"], "--criterion patience needs --patience >= 1"),
     (["--criterion", "patience"], "--criterion patience needs --patience >= 1"),
     (["--patience", "2"], "--patience is for the criteria patience and rising"),
@@ -166,7 +166,7 @@ def test_learned_exit_heads_train_save_load_and_halt(make_tagger, sentences, tmp
     from seqexit.training.learned_exits import train_learned_exits
 
     model = make_tagger(LAYERS)
-    with pytest.raises(ValueError, match="needs learned exit heads: run `seqexit learn-exits"):
+    with pytest.raises(ValueError, match="needs its trained heads: run `seqexit learn-exits"):
         run_policy(model, sentences, ExitPolicy.tokee(0.5, criterion="learned"))
     result = train_learned_exits(model, sentences * 8, epochs=6, learning_rate=1e-2, batch_size=4)
     assert result.epoch_losses[-1] < result.epoch_losses[0], "the heads learn"
@@ -198,7 +198,7 @@ def test_learn_exits_command(make_tagger, tmp_path):
     (tmp_path / "text.txt").write_text("john smith was in berlin .\nthe european union said it was new .\n")
     result = CliRunner().invoke(app, ["learn-exits", str(folder), str(tmp_path / "text.txt"), "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    assert "exit heads written to" in result.output and load_model(folder).learned_exits is not None
+    assert "heads written to" in result.output and load_model(folder).learned_exits is not None
     tagged = CliRunner().invoke(app, ["tag", str(tmp_path / "text.txt"), "-m", str(folder), "--mode", "tokee",
                                       "--criterion", "learned", "--threshold", "0.5", "-f", "jsonl"])
     assert tagged.exit_code == 0, tagged.output

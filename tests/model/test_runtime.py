@@ -18,6 +18,7 @@ from seqexit.bundle import save_model
 from seqexit.exits import ExitPolicy, run_exits, run_policy
 from seqexit.exits.criteria import CRITERIA
 from seqexit.exits.learned import LearnedExitHeads
+from seqexit.exits.signals import HaltingSignals
 from seqexit.runtime import apply_runtime, check_runtime, pick_runtime
 from seqexit.runtime import onnx_session
 
@@ -29,17 +30,18 @@ runner = CliRunner()
 
 SETTINGS = {  # per criterion, a setting that halts some words on the tiny models
     "entropy": {"threshold": 0.9}, "confidence": {"threshold": 0.5}, "patience": {"patience": 1},
-    "rising": {"patience": 1}, "vote": {"threshold": 0.1}, "learned": {"threshold": 0.5},
+    "rising": {"patience": 1}, "vote": {"threshold": 0.1}, "learned": {"threshold": 0.5}, "signals": {"threshold": 0.5},
 }
 
 
 @pytest.fixture(scope="module")
 def model(make_tagger):
-    """A 4-layer tiny tagger with temperatures and (random) learned exit heads, so every criterion runs."""
+    """A 4-layer tiny tagger with temperatures and (random) learned and signals heads, so every criterion runs."""
     base = copy.deepcopy(make_tagger(LAYERS))
     base.exit_temperatures = [0.5, 1.0, 2.0, 1.5]
     torch.manual_seed(0)
     base.learned_exits = LearnedExitHeads(base.adapter.hidden_size, LAYERS).eval()
+    base.halting_signals = HaltingSignals(len(base.labels), LAYERS).eval()
     return base
 
 

@@ -1,0 +1,140 @@
+"""Context exits (`ExitHead.context`, `seqexit.training.context_exits`) on tiny random models:
+full depth untouched, the same labels at every batch size, saved and loaded, and the command."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from seqexit.bundle import load_model, save_model
+from seqexit.exits import ExitPolicy, run_policy
+from seqexit.model import ExitHead, with_neighbours
+from seqexit.training.context_exits import train_context_exits, widen_exit
+
+LAYERS = 4
+
+
+def exits_of(run):
+    return [r.exit_layer.tolist() for r in run.sentences], [r.label_ids.tolist() for r in run.sentences]
+
+
+@pytest.fixture(scope="module")
+def widened(make_tagger):
+    """A copy of the tiny 4-layer tagger, its exits below the last re-fitted with one word of context."""
+    from tests.conftest import EXIT_SENTENCES
+
+    model = copy.deepcopy(make_tagger(LAYERS))
+    model.exit_temperatures = [1.0] * LAYERS
+    before = run_policy(model, [list(s) for s in EXIT_SENTENCES], ExitPolicy())
+    result = train_context_exits(model, [list(s) for s in EXIT_SENTENCES] * 8, context=1, epochs=3,
+                                 learning_rate=1e-2, batch_size=4)
+    return model, result, before
+
+
+def test_with_neighbours_reads_the_words_around_with_zeros_past_the_ends():
+    words = torch.arange(1, 7, dtype=torch.float).view(1, 3, 2)  # (batch, words, hidden): w0=(1,2) w1=(3,4) w2=(5,6)
+    got = with_neighbours(words, 1)
+    assert got.shape == (1, 3, 6)
+    assert got[0].tolist() == [[0, 0, 1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 0, 0]]
+
+
+def test_a_widened_exit_starts_as_the_exit_it_replaces():
+    torch.manual_seed(0)
+    head = ExitHead(8, 5, 0.1).eval()
+    wide = widen_exit(head, 2).eval()
+    words = torch.randn(3, 7, 8)
+    assert wide.context == 2 and wide.linear.in_features == 5 * 8
+    assert torch.allclose(wide(words), head(words), atol=1e-6)
+
+
+def test_context_exits_leave_full_depth_bit_for_bit(widened, sentences):
+    model, result, before = widened
+    assert model.config.exit_context == [1, 1, 1, 0] == result.context
+    assert model.exit_temperatures is None, "temperatures of the old exits are dropped"
+    after = run_policy(model, sentences, ExitPolicy())
+    assert exits_of(after) == exits_of(before)
+    assert all(torch.equal(a.confidence, b.confidence) for a, b in zip(after.sentences, before.sentences))
+
+
+def test_context_exits_learn_the_last_exit(widened):
+    _, result, _ = widened
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    assert sum(result.agreement_after) > sum(result.agreement_before)
+
+
+@pytest.mark.parametrize("policy", [ExitPolicy.tokee(0.9, window=1), ExitPolicy.sentee(0.9), ExitPolicy.static(1)],
+                         ids=["tokee", "sentee", "static"])
+def test_context_exits_give_the_same_labels_at_every_batch_size(widened, sentences, policy):
+    model, _, _ = widened
+    runs = [exits_of(run_policy(model, sentences, policy, batch_size=size)) for size in (1, 2, 32)]
+    assert runs[0] == runs[1] == runs[2], "a padded neighbour reads zeros, as past a sentence's end"
+    assert [len(labels) for labels in runs[0][1]] == [len(s) for s in sentences]
+
+
+def test_a_context_exit_reads_exactly_its_neighbours(widened, sentences):
+    model, _, _ = widened
+    run = run_policy(model, sentences, ExitPolicy.static(1), batch_size=32)
+    words = sentences[0]
+    batch = model.pieces.collate(model.pieces.encode([words])[0])
+    states = next(iter(model.layer_states(batch, 1)))[0]  # (pieces, hidden)
+    at_words = states[batch.word_starts[0]]  # (words, hidden)
+    padded = torch.cat([torch.zeros(1, at_words.shape[1]), at_words, torch.zeros(1, at_words.shape[1])])
+    by_hand = torch.stack([padded[i:i + 3].reshape(-1) for i in range(len(words))]) @ model.exits[0].linear.weight.T
+    by_hand = by_hand + model.exits[0].linear.bias
+    assert run.sentences[0].label_ids.tolist() == by_hand.argmax(-1).tolist()
+
+
+def test_context_exits_save_load_and_compact(widened, sentences, tmp_path, tiny_backbone):
+    model, _, _ = widened
+    policy = ExitPolicy.tokee(0.9, window=1)
+    folder = save_model(model, tmp_path / "model")
+    assert json.loads((folder / "seqexit.json").read_text())["exit_context"] == [1, 1, 1, 0]
+    loaded = load_model(folder)
+    assert [head.context for head in loaded.exits] == [1, 1, 1, 0]
+    assert exits_of(run_policy(loaded, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
+    assert loaded.training_record["context_exits"]["context"] == 1
+
+
+def test_a_bad_exit_context_in_a_folder_is_a_clear_error(widened, tmp_path):
+    model, _, _ = widened
+    folder = save_model(model, tmp_path / "model")
+    config = json.loads((folder / "seqexit.json").read_text())
+    for bad, message in (([1, 1, 1], "one width per layer"), ([1, -1, 1, 0], "exit_context must list integers"),
+                         ("wide", "exit_context must be list")):
+        (folder / "seqexit.json").write_text(json.dumps({**config, "exit_context": bad}))
+        with pytest.raises(ValueError, match=message):
+            load_model(folder)
+
+
+def test_exit_graphs_leave_context_exits_to_the_layer_loop(widened, sentences):
+    pytest.importorskip("onnxruntime")
+    from seqexit.runtime import apply_runtime
+
+    model, _, _ = widened
+    onnx = apply_runtime(model, "onnx")
+    graphs = onnx.adapter.exit_graphs
+    assert graphs.spec(ExitPolicy.tokee(0.9)) is None and graphs.spec(ExitPolicy.static(2)) is None
+    assert graphs.spec(ExitPolicy()) is not None, "full depth reads the plain last exit: still one graph"
+    for policy in (ExitPolicy.tokee(0.9, window=1), ExitPolicy(), ExitPolicy.static(2)):
+        assert exits_of(run_policy(onnx, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
+
+
+def test_context_exits_command(make_tagger, tmp_path):
+    source = save_model(make_tagger(LAYERS), tmp_path / "model")
+    text = tmp_path / "text.txt"
+    text.write_text("john smith was in berlin .\nthe european union said it was new .\n")
+    out = tmp_path / "wide"
+    result = CliRunner().invoke(app, ["context-exits", str(source), str(text), "-o", str(out), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "before -> after" in result.output and [h.context for h in load_model(out).exits] == [1, 1, 1, 0]
+    info = CliRunner().invoke(app, ["info", str(out)])
+    assert "context exits: 1 words on each side" in info.output, info.output
+    again = CliRunner().invoke(app, ["context-exits", str(source), str(text), "-o", str(out)])
+    assert again.exit_code == 2 and "is not an empty folder" in again.output
+    missing = CliRunner().invoke(app, ["context-exits", str(source), str(tmp_path / "nope.txt"), "-o", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
