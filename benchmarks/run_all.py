@@ -265,7 +265,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
     parser.add_argument("--output", type=Path, default=HERE)
 
 
-SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "training_recipes.md")  # written by the scripts of these names
+SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "exits_that_see_more.md",
+            "training_recipes.md")  # written by the scripts of these names
 
 
 def task_model_and_test(task: str, args) -> tuple[Path, MultiExitTagger, bool, list[Sentence]]:
