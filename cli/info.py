@@ -30,11 +30,13 @@ def info(
     model_type = config.backbone_config.get("model_type")
     hidden_size = tagger.adapter.hidden_size
     parameters = sum(p.numel() for p in tagger.parameters())
+    heads = [name for name, present in (("learned", tagger.learned_exits), ("signals", tagger.halting_signals)) if present]
     if json_output:
         print_json({
             "path": str(model), "task": config.task, "labels": list(config.labels), "scheme": config.scheme,
             "backbone": config.backbone, "model_type": model_type, "layers": tagger.num_layers,
             "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
+            "exit_context": [head.context for head in tagger.exits], "criterion_heads": heads,
             "presets": {name: p.to_dict() for name, p in presets.items()},
             "int8_presets": {name: p.to_dict() for name, p in int8_presets.items()},
             "training": tagger.training_record,
@@ -45,6 +47,10 @@ def info(
     typer.echo(f"labels      {len(config.labels)}: {' '.join(config.labels)}")
     typer.echo(f"backbone    {config.backbone or '?'} ({model_type}, hidden size {hidden_size})")
     typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
+    context = [head.context for head in tagger.exits]
+    if any(context):
+        typer.echo("exits       context exits, words read on each side per exit: " + " ".join(map(str, context)))
+    typer.echo(f"heads       {', '.join(heads) or 'none'} (of the trained exit criteria: learned, signals)")
     typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")
     if tagger.training_record:

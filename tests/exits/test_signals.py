@@ -128,6 +128,8 @@ def test_learn_exits_signals_command_then_tag_and_calibrate(make_tagger, tmp_pat
     result = CliRunner().invoke(app, ["learn-exits", str(folder), str(text), "--criterion", "signals", "--epochs", "2"])
     assert result.exit_code == 0, result.output
     assert "--criterion signals" in result.output and load_model(folder).halting_signals is not None
+    info = CliRunner().invoke(app, ["info", str(folder), "--json"])
+    assert json.loads(info.stdout)["criterion_heads"] == ["signals"]
     tagged = CliRunner().invoke(app, ["tag", str(text), "-m", str(folder), "--mode", "tokee", "--criterion", "signals",
                                       "--threshold", "0.5", "-f", "jsonl"])
     assert tagged.exit_code == 0, tagged.output

@@ -89,15 +89,19 @@ def test_a_context_exit_reads_exactly_its_neighbours(widened, sentences):
     assert run.sentences[0].label_ids.tolist() == by_hand.argmax(-1).tolist()
 
 
-def test_context_exits_save_load_and_compact(widened, sentences, tmp_path, tiny_backbone):
+def test_context_exits_save_load_and_compact(widened, sentences, tmp_path):
     model, _, _ = widened
     policy = ExitPolicy.tokee(0.9, window=1)
+    want = exits_of(run_policy(model, sentences, policy))
     folder = save_model(model, tmp_path / "model")
     assert json.loads((folder / "seqexit.json").read_text())["exit_context"] == [1, 1, 1, 0]
     loaded = load_model(folder)
     assert [head.context for head in loaded.exits] == [1, 1, 1, 0]
-    assert exits_of(run_policy(loaded, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
+    assert exits_of(run_policy(loaded, sentences, policy)) == want
     assert loaded.training_record["context_exits"]["context"] == 1
+    compact = load_model(save_model(model, tmp_path / "compact", compact_against=model.config.backbone))
+    assert [head.context for head in compact.exits] == [1, 1, 1, 0]
+    assert all(torch.equal(a.linear.weight, b.linear.weight) for a, b in zip(compact.exits, model.exits)), "exits whole"
 
 
 def test_a_bad_exit_context_in_a_folder_is_a_clear_error(widened, tmp_path):
@@ -134,6 +138,7 @@ def test_context_exits_command(make_tagger, tmp_path):
     assert "before -> after" in result.output and [h.context for h in load_model(out).exits] == [1, 1, 1, 0]
     info = CliRunner().invoke(app, ["info", str(out)])
     assert "context exits: 1 words on each side" in info.output, info.output
+    assert "words read on each side per exit: 1 1 1 0" in info.output
     again = CliRunner().invoke(app, ["context-exits", str(source), str(text), "-o", str(out)])
     assert again.exit_code == 2 and "is not an empty folder" in again.output
     missing = CliRunner().invoke(app, ["context-exits", str(source), str(tmp_path / "nope.txt"), "-o", str(tmp_path / "x")])
