@@ -41,9 +41,10 @@ def sha256(path: Path) -> str:
 
 
 def training_record(run: Path) -> list[dict]:
-    """Each stage of the run: from the final model's training.json (what `seqexit train` records),
-    else from each stage's train_result.json under the training output folder."""
-    recorded = run / "model" / "training.json"
+    """Each stage of the run: from the final model's training.json (what `seqexit train` records;
+    `run` may be that model folder itself), else from each stage's train_result.json under the
+    training output folder."""
+    recorded = run / "training.json" if (run / "training.json").is_file() else run / "model" / "training.json"
     if recorded.is_file():
         record = json.loads(recorded.read_text())
         return [{k: v for k, v in stage.items() if k != "best_dev"} | {"recipe": record.get("recipe")}
@@ -72,8 +73,9 @@ def wall_speedups(model: MultiExitTagger, words: list[list[str]], policies: dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="shipped model name (data/models/NAME)")
-    parser.add_argument("--full", type=Path, required=True, help="the uncompacted trained model folder")
-    parser.add_argument("--run", type=Path, required=True, help="the seqexit train output folder")
+    parser.add_argument("--full", type=Path, default=None, help="the uncompacted trained model folder (if kept)")
+    parser.add_argument("--run", type=Path, default=None, help="the seqexit train output folder (default: the "
+                                                                 "shipped folder's own training.json)")
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--dev", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
@@ -85,10 +87,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     folder = find_model(args.name)
-    shipped, full = load_model(folder), load_model(args.full)
+    shipped, full = load_model(folder), (load_model(args.full) if args.full else None)
     test = read_file(args.test, span_tags=shipped.config.scheme is not None)
     print(f"{args.name}: {len(test)} test sentences", flush=True)
-    exits_shipped, exits_full = evaluate_exits(shipped, test), evaluate_exits(full, test)
+    exits_shipped = evaluate_exits(shipped, test)
+    exits_full = evaluate_exits(full, test) if full is not None else [None] * len(exits_shipped)
     metric = exits_shipped[-1].metric
     presets = load_presets(folder)
     policies = {"full depth": ExitPolicy(), **{name: p.policy for name, p in presets.items()}}
@@ -103,10 +106,12 @@ def main() -> None:
         "size_bytes": files,
         "data": {split: {"file": str(path), "sha256": sha256(path)} for split, path in
                  (("train", args.train), ("dev", args.dev), ("test", args.test))},
-        "commands": args.command, "training": training_record(args.run), "notes": args.note,
+        "commands": args.command, "training": training_record(args.run or folder), "notes": args.note,
+        "exit_context": [head.context for head in shipped.exits],
         "test": {
-            "exits": [{"layer": s.layer, "shipped": s.score, "uncompacted": f.score} for s, f in zip(exits_shipped, exits_full)],
-            "compaction_cost_full_depth": exits_full[-1].score - exits_shipped[-1].score,
+            "exits": [{"layer": s.layer, "shipped": s.score, "uncompacted": f.score if f else None}
+                      for s, f in zip(exits_shipped, exits_full)],
+            "compaction_cost_full_depth": exits_full[-1].score - exits_shipped[-1].score if full is not None else None,
             "policies": {name: {"policy": str(policies[name]), "score": s.score, "flops_speedup": s.flops_speedup,
                                 "mean_exit_layer": s.mean_exit_layer, **speed[name]} for name, s in scores.items()},
         },
@@ -139,7 +144,11 @@ def model_card(record: dict, level: int = 1) -> str:
              f"{h}# Test {metric}, every exit", "",
              "| exit | shipped (compact) | uncompacted | cost |", "|---|---|---|---|"]
     for row in test["exits"]:
-        lines.append(f"| {row['layer']} | {row['shipped']:.2f} | {row['uncompacted']:.2f} | {row['uncompacted'] - row['shipped']:+.2f} |")
+        if row["uncompacted"] is None:
+            lines.append(f"| {row['layer']} | {row['shipped']:.2f} | - | - |")
+        else:
+            lines.append(f"| {row['layer']} | {row['shipped']:.2f} | {row['uncompacted']:.2f} | "
+                         f"{row['uncompacted'] - row['shipped']:+.2f} |")
     lines += ["", f"{h}# Test {metric}, every preset (batch 32, {record['environment']['threads']} CPU threads, "
               f"median of {record['environment']['rounds']} interleaved rounds)", "",
               "| preset | policy | score | drop | FLOPs speed-up | wall-clock speed-up | mean exit layer | words/s |",
