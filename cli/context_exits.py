@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import typer
 
-from seqexit.data.formats import FORMATS, iter_words
+from seqexit.data.formats import FORMATS
 
-from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
+from .errors import ON_BAD_LINE, UsageError, friendly
+from .learn_exits import read_word_lists
 
 
 @friendly
@@ -38,20 +38,13 @@ def context_exits(
     from seqexit.bundle import ModelBundle, compact_base, save_model
     from seqexit.training.context_exits import train_context_exits
 
-    if input_format not in ("auto", *FORMATS):
-        raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
     if not data.is_file():
         raise UsageError(f"{data}: no such file")
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UsageError(f"{output} exists and is not an empty folder")
     source = ModelBundle.find(model)
     tagger = source.load()
-    bad = bad_lines(on_bad_line)
-    sentences = [s.words for s in itertools.islice(iter_words(data, input_format, bad_lines=bad), limit or None) if s.words]
-    bad.finish()
-    if not sentences:
-        raise UsageError(f"{data} holds no sentences")
-    typer.echo(f"{len(sentences)} sentences from {data}")
+    sentences = read_word_lists(data, input_format, limit, on_bad_line)
     result = train_context_exits(tagger, sentences, context=context, epochs=epochs, learning_rate=lr,
                                  batch_size=batch_size, progress=True)
     save_model(tagger, output, compact_against=compact_base(source.folder))  # compact stays compact

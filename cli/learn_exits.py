@@ -13,6 +13,22 @@ from seqexit.data.formats import FORMATS, iter_words
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 
 
+def read_word_lists(data: Path, input_format: str, limit: int, on_bad_line: str) -> list[list[str]]:
+    """The word lists of DATA (labels ignored) for the commands that fit heads on a frozen model:
+    checked options, bad lines handled as asked, at most `limit` sentences (0: all), never none."""
+    if input_format not in ("auto", *FORMATS):
+        raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
+    if not data.is_file():
+        raise UsageError(f"{data}: no such file")
+    bad = bad_lines(on_bad_line)
+    sentences = [s.words for s in itertools.islice(iter_words(data, input_format, bad_lines=bad), limit or None) if s.words]
+    bad.finish()
+    if not sentences:
+        raise UsageError(f"{data} holds no sentences")
+    typer.echo(f"{len(sentences)} sentences from {data}")
+    return sentences
+
+
 @friendly
 def learn_exits(
     model: Path = typer.Argument(..., help="Model folder: the heads are written there (learned_exits.safetensors or "
@@ -45,17 +61,10 @@ def learn_exits(
 
     if criterion not in ("learned", "signals"):
         raise UsageError(f"--criterion must be learned or signals, not {criterion!r}")
-    if input_format not in ("auto", *FORMATS):
-        raise UsageError(f"--input-format must be auto or one of {', '.join(FORMATS)}, not {input_format!r}")
     if not data.is_file():
         raise UsageError(f"{data}: no such file")
     tagger = load_model(model)
-    bad = bad_lines(on_bad_line)
-    sentences = [s.words for s in itertools.islice(iter_words(data, input_format, bad_lines=bad), limit or None) if s.words]
-    bad.finish()
-    if not sentences:
-        raise UsageError(f"{data} holds no sentences")
-    typer.echo(f"{len(sentences)} sentences from {data}")
+    sentences = read_word_lists(data, input_format, limit, on_bad_line)
     if criterion == "signals":
         result = train_halting_signals(tagger, sentences, epochs=epochs or 20, learning_rate=lr or 3e-3,
                                        batch_size=batch_size, progress=True)
