@@ -36,7 +36,8 @@ def info(
             "path": str(model), "task": config.task, "labels": list(config.labels), "scheme": config.scheme,
             "backbone": config.backbone, "model_type": model_type, "layers": tagger.num_layers,
             "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
-            "exit_context": [head.context for head in tagger.exits], "criterion_heads": heads,
+            "exit_context": [head.context for head in tagger.exits],
+            "exits": [head.shape.to_dict() for head in tagger.exits], "criterion_heads": heads,
             "presets": {name: p.to_dict() for name, p in presets.items()},
             "int8_presets": {name: p.to_dict() for name, p in int8_presets.items()},
             "training": tagger.training_record,
@@ -47,9 +48,9 @@ def info(
     typer.echo(f"labels      {len(config.labels)}: {' '.join(config.labels)}")
     typer.echo(f"backbone    {config.backbone or '?'} ({model_type}, hidden size {hidden_size})")
     typer.echo(f"layers      {tagger.num_layers} (one exit after each)")
-    context = [head.context for head in tagger.exits]
-    if any(context):
-        typer.echo("exits       context exits, words read on each side per exit: " + " ".join(map(str, context)))
+    shapes = [head.shape for head in tagger.exits]
+    if any(not shape.plain for shape in shapes):
+        typer.echo("exits       " + " | ".join(f"{layer}: {shape.describe()}" for layer, shape in enumerate(shapes, 1)))
     typer.echo(f"heads       {', '.join(heads) or 'none'} (of the trained exit criteria: learned, signals)")
     typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")

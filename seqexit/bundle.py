@@ -127,7 +127,8 @@ MAX_PIECES = 1_048_576
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "labels": (list,), "task": (str,), "scheme": (str, type(None)), "backbone": (str,), "exit_dropout": (int, float),
     "max_pieces": (int,), "casing": (bool,), "backbone_config": (dict,), "format_version": (int,),
-    "exit_context": (list, type(None)),
+    "exit_context": (list, type(None)), "exit_past": (list, type(None)), "exit_future": (list, type(None)),
+    "exit_hidden": (list, type(None)),
 }
 
 

@@ -1,8 +1,9 @@
-"""`MultiExitTagger`: an encoder with one exit classifier (dropout + linear) after every layer.
+"""`MultiExitTagger`: an encoder with one exit classifier after every layer.
 
-An exit reads a word's state at its first piece; a *context exit* also reads its neighbours'
-(`ExitHead.context` words on each side, at the same layer), which makes the lower exits far
-better for a few FLOPs per word (`seqexit.training.context_exits`).
+An exit reads a word's state at its first piece (`seqexit.exit_heads.ExitHead`); the exits
+below the last may also read its neighbours, its states at the layers below, an imitation of
+the deeper layers and a hidden layer, which makes them far better for a few FLOPs per word
+(`seqexit.training.context_exits`).
 
 A plain `nn.Module`: its folder format (save, load, compact) is the model bundle's
 (`seqexit.bundle`), and the training forward is `seqexit.training.forward`.
@@ -21,6 +22,7 @@ from torch import nn
 from .backbones import load_backbone, resolve_backbone
 from .casing import add_casing_embeddings
 from .encoders import adapter_for
+from .exit_heads import MAX_EXIT_CONTEXT, ExitHead, ExitShape, WordPast, with_neighbours
 from .pieces import Batch, WordPieceEncoder, at_word_starts, piece_words
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1  # of the saved config (seqexit.bundle)
 TASKS = ("ner", "chunk", "pos")
-MAX_EXIT_CONTEXT = 8  # neighbours on each side an exit may read
+__all__ = ["MAX_EXIT_CONTEXT", "ExitHead", "ExitShape", "MultiExitTagger", "TaggerConfig", "WordPast", "with_neighbours"]
 
 
 @dataclass
@@ -44,8 +46,11 @@ class TaggerConfig:
     max_pieces: int = 512
     casing: bool = False  # learned casing features on the piece embeddings (seqexit.casing)
     backbone_config: dict = field(default_factory=dict)
-    # words read on each side of a word by each exit (`ExitHead.context`); None: 0 everywhere
-    exit_context: list[int] | None = None
+    # what each exit reads (`seqexit.exit_heads.ExitShape`), one entry per layer; None: plain
+    exit_context: list[int] | None = None  # words on each side
+    exit_past: list[bool] | None = None  # the mean of the word's states below
+    exit_future: list[int] | None = None  # units of the deeper layers' imitation
+    exit_hidden: list[int] | None = None  # units of a hidden layer
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -57,41 +62,28 @@ class TaggerConfig:
             isinstance(k, int) and not isinstance(k, bool) and 0 <= k <= MAX_EXIT_CONTEXT for k in self.exit_context
         ):
             raise ValueError(f"exit_context must list integers in 0..{MAX_EXIT_CONTEXT}, got {self.exit_context!r}")
+        given = [len(v) for v in (self.exit_context, self.exit_past, self.exit_future, self.exit_hidden) if v is not None]
+        if len(set(given)) > 1:
+            raise ValueError("exit_context, exit_past, exit_future and exit_hidden must give one entry per layer each")
+        if given:
+            self.exit_shapes(given[0])  # checks every entry
 
+    def exit_shapes(self, num_layers: int) -> list[ExitShape]:
+        """What each of `num_layers` exits reads (plain where the config says nothing)."""
+        def entries(values: list | None, default) -> list:
+            if values is not None and len(values) != num_layers:
+                raise ValueError(f"exit shapes must give one entry per layer ({num_layers}), got {len(values)}")
+            return list(values) if values is not None else [default] * num_layers
 
-class ExitHead(nn.Module):
-    """dropout + linear: one layer's hidden states at word starts -> label logits.
+        return [ExitShape(*fields) for fields in zip(entries(self.exit_context, 0), entries(self.exit_past, False),
+                                                     entries(self.exit_future, 0), entries(self.exit_hidden, 0))]
 
-    context k > 0: word i's logits read the states of words i-k..i+k (zeros past the sentence's
-    ends and on padding), concatenated in that order: (..., words, hidden) -> the linear sees
-    (..., words, (2k+1) * hidden)."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float, context: int = 0) -> None:
-        super().__init__()
-        self.context = context
-        self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(hidden_size * (2 * context + 1), num_labels)
-
-    def forward(self, hidden: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(..., words, hidden) -> (..., words, labels); padded words must be zeros when
-        `context` > 0 (`MultiExitTagger.read_exit` does it). A `generator` draws the dropout
-        mask from its own stream instead of torch's global one (see `MultiExitTagger.forward`)."""
-        if self.context:
-            hidden = with_neighbours(hidden, self.context)
-        if generator is None or not self.training or self.dropout.p == 0.0:
-            return self.linear(self.dropout(hidden))
-        keep = 1.0 - self.dropout.p
-        mask = torch.bernoulli(torch.full(hidden.shape, keep, device=hidden.device), generator=generator)
-        return self.linear(hidden * mask.to(hidden.dtype) / keep)
-
-
-def with_neighbours(words: torch.Tensor, context: int) -> torch.Tensor:
-    """(..., words, hidden) -> (..., words, (2 * context + 1) * hidden): each word's state
-    after those of the `context` words before it and before those of the words after it, zeros
-    past either end."""
-    n = words.shape[-2]
-    padded = nn.functional.pad(words, (0, 0, context, context))  # (..., words + 2k, hidden)
-    return torch.cat([padded[..., offset:offset + n, :] for offset in range(2 * context + 1)], -1)
+    def set_exit_shapes(self, shapes: list[ExitShape]) -> None:
+        """Record `shapes`, leaving the fields no exit uses at None (the saved file stays as before)."""
+        self.exit_context = [s.context for s in shapes] if any(s.context for s in shapes) else None
+        self.exit_past = [s.past for s in shapes] if any(s.past for s in shapes) else None
+        self.exit_future = [s.future for s in shapes] if any(s.future for s in shapes) else None
+        self.exit_hidden = [s.hidden for s in shapes] if any(s.hidden for s in shapes) else None
 
 
 class MultiExitTagger(nn.Module):
@@ -102,11 +94,11 @@ class MultiExitTagger(nn.Module):
         self.config = config
         self.encoder = encoder
         self.adapter = adapter_for(encoder)
-        context = config.exit_context or [0] * self.adapter.num_layers
-        if len(context) != self.adapter.num_layers:
-            raise ValueError(f"exit_context must give one width per layer ({self.adapter.num_layers}), got {len(context)}")
+        shapes = config.exit_shapes(self.adapter.num_layers)
         self.exits = nn.ModuleList(
-            ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout, k) for k in context
+            ExitHead(self.adapter.hidden_size, len(config.labels), config.exit_dropout, s.context, past=s.past,
+                     future=s.future, hidden=s.hidden)
+            for s in shapes
         )
         if config.casing:  # after the exits, whose random init stays as without casing
             add_casing_embeddings(encoder, self.adapter.hidden_size)
@@ -132,16 +124,24 @@ class MultiExitTagger(nn.Module):
     def labels(self) -> list[str]:
         return self.config.labels
 
+    @property
+    def reads_past(self) -> bool:
+        """Whether an exit reads the word's states below its layer (the loops then keep a `WordPast`)."""
+        return any(head.shape.past for head in self.exits)
+
     def read_exit(
-        self, layer: int, states: torch.Tensor, word_starts: torch.Tensor, generator: torch.Generator | None = None
+        self, layer: int, states: torch.Tensor, word_starts: torch.Tensor, generator: torch.Generator | None = None,
+        past: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Exit `layer` (0-based) on piece states (batch, pieces, hidden) at `word_starts`
-        (batch, words; 0 on padding, where no word starts): (batch, words, labels)."""
+        (batch, words; 0 on padding, where no word starts): (batch, words, labels).
+        past: (batch, words, hidden), `WordPast.mean()` before this layer's states are added;
+        needed by an exit with `past` only."""
         words = at_word_starts(states, word_starts)  # (batch, words, hidden)
         head = self.exits[layer]
         if head.context:  # padding gathered [CLS]: a neighbour that is not there reads zeros
             words = words * (word_starts > 0)[..., None].to(words.dtype)
-        return head(words, generator)
+        return head(words, generator, past if head.shape.past else None)
 
     @classmethod
     def from_backbone(
@@ -167,11 +167,14 @@ class MultiExitTagger(nn.Module):
         return cls(encoder, config, tokenizer)
 
     def layer_states(
-        self, batch: Batch, num_layers: int | None = None, exit_layer: torch.Tensor | None = None
+        self, batch: Batch, num_layers: int | None = None, exit_layer: torch.Tensor | None = None,
+        past: list[WordPast] | None = None,
     ) -> Iterator[torch.Tensor]:
         """The one layer loop of full depth, static exits and training: yields the piece states
         (batch, pieces, hidden) after each of the first `num_layers` layers.
 
+        past: an empty list to receive the batch's `WordPast`, which holds the embeddings
+            when the first layer's states are yielded and each layer's once the next one is asked for.
         exit_layer: (batch, words) long, 1-based; word i stops at layer exit_layer[i]: its pieces
             are frozen there and serve only as keys/values above it, as under TOKEE at inference
             (self-sampling fine-tuning trains through this). None: every piece runs every layer.
@@ -181,8 +184,12 @@ class MultiExitTagger(nn.Module):
         if not 1 <= depth <= self.num_layers:
             raise ValueError(f"num_layers must be in 1..{self.num_layers}, got {depth}")
         hidden = self.adapter.embed(batch.input_ids, batch.casing_ids)  # (batch, pieces, hidden)
+        if past is not None:
+            past.append(WordPast.from_embeddings(hidden, batch.word_starts))
         owner = piece_words(batch) if exit_layer is not None else None
         for layer in range(depth):
+            if past is not None and layer:
+                past[0].add_layer(hidden, batch.word_starts)
             if owner is None:
                 hidden = self.adapter.run_layer(layer, hidden, batch.attention_mask)
             else:
@@ -206,9 +213,10 @@ class MultiExitTagger(nn.Module):
         exit_layer: per-word exit layers, as in `layer_states`."""
         depth = num_layers or self.num_layers
         logits = []
-        for layer, hidden in enumerate(self.layer_states(batch, depth, exit_layer)):
+        past: list[WordPast] | None = [] if self.reads_past else None
+        for layer, hidden in enumerate(self.layer_states(batch, depth, exit_layer, past)):
             if exits == "all" or layer == depth - 1:
-                logits.append(self.read_exit(layer, hidden, batch.word_starts))
+                logits.append(self.read_exit(layer, hidden, batch.word_starts, past=past[0].mean() if past else None))
         return torch.stack(logits)
 
 

@@ -8,8 +8,9 @@ hidden size H, feed-forward size I (a multiply-add counts 2):
     attention              2anH + 2anH        scores and weighted sum, per head summed
     feed-forward           2 * 2aHI           active pieces only
 
-and an exit costs 2HC per word it reads (C labels; 2(2k+1)HC for a context exit reading k
-words on each side, counted at the widest exit's width). A full forward is the same with a = n
+and an exit costs 2HC per word it reads (C labels), more for an exit that reads more
+(`ExitHead.flops_per_word`: neighbours, past, future imitation, hidden layer), counted at the
+costliest exit a run reads. A full forward is the same with a = n
 at every layer and the last exit only. Embedding lookups, LayerNorm, softmax, activations and
 biases are lower order and left out; padding is left out on both sides, so the ratio measures
 what halting saves, not how well batches are packed.
@@ -32,7 +33,7 @@ class FlopCounter:
     num_layers: int
     spent: int = 0
     full: int = 0
-    exit_width: int = 1  # states an exit reads per word: 2k + 1 for the widest context exit
+    exit_flops: int = 0  # FLOPs of one word's exit read, at the costliest exit read; 0: 2HC (a linear exit)
 
     def rows_spent(self, n_pieces: torch.Tensor, piece_exit: torch.Tensor, words_read: torch.Tensor) -> torch.Tensor:
         """FLOPs spent per row, from where every piece stopped.
@@ -51,7 +52,7 @@ class FlopCounter:
         feed-forward and scores (n keys per query) S in all."""
         n, deepest, queries = n_pieces.long(), torch.as_tensor(deepest).long(), queries.long()
         h, i = self.hidden, self.intermediate
-        exits = 2 * h * self.exit_width * self.num_labels * words_read.long()
+        exits = (self.exit_flops or 2 * h * self.num_labels) * words_read.long()
         return 4 * h * h * n * deepest + (4 * h * h + 4 * h * n + 4 * h * i) * queries + exits
 
     def rows_full(self, n_pieces: torch.Tensor, n_words: torch.Tensor) -> torch.Tensor:

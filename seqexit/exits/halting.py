@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import MultiExitTagger
+from ..model import MultiExitTagger, WordPast
 from ..pieces import Batch, at_word_starts, piece_words
 from .flops import FlopCounter
 from .criteria import TRAINED, CriterionState
@@ -37,12 +37,13 @@ class BatchExits:
     row_flops: tuple[torch.Tensor, torch.Tensor] | None = None  # (spent, full) per row: (batch,) each
 
 
-def new_counter(model: MultiExitTagger) -> FlopCounter:
-    """A zeroed FLOP counter sized for `model`."""
+def new_counter(model: MultiExitTagger, depth: int | None = None) -> FlopCounter:
+    """A zeroed FLOP counter sized for `model`, charging each word's exit read at the costliest
+    exit (or at exit `depth`'s cost, for a run that reads only that one)."""
     parts = model.adapter.layers[0]
-    width = 2 * max(head.context for head in model.exits) + 1
+    heads = model.exits if depth is None else [model.exits[depth - 1]]
     return FlopCounter(parts.query.in_features, parts.ffn_in.out_features, len(model.labels), model.num_layers,
-                       exit_width=width)
+                       exit_flops=max(head.flops_per_word() for head in heads))
 
 
 def exit_batch(
@@ -94,12 +95,13 @@ def _empty_exits(model: MultiExitTagger, batch: Batch, hidden: torch.Tensor) -> 
 
 def _static(model, batch, depth, keep_hidden) -> tuple[BatchExits, torch.Tensor]:
     """Full depth or a static exit: the model's own layer loop, read by one exit."""
-    for hidden in model.layer_states(batch, depth):  # (batch, pieces, hidden)
+    past: list[WordPast] | None = [] if model.exits[depth - 1].shape.past else None
+    for hidden in model.layer_states(batch, depth, past=past):  # (batch, pieces, hidden)
         pass
-    logits = model.read_exit(depth - 1, hidden, batch.word_starts)  # (batch, words, labels)
+    logits = model.read_exit(depth - 1, hidden, batch.word_starts, past=past[0].mean() if past else None)  # (batch, words, labels)
     confidence, label_ids = logits.float().softmax(-1).max(-1)
     exit_layer = batch.word_mask.long() * depth
-    out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model), hidden if keep_hidden else None)
+    out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model, depth), hidden if keep_hidden else None)
     return out, batch.word_mask.sum(1)
 
 
@@ -135,7 +137,8 @@ def _in_one_call(model, batch, policy, loop, group_size) -> BatchExits:
         deepest = exit_layer.max(1).values
         words_read = n_words * deepest
     confidence, label_ids = logits.softmax(-1).max(-1)
-    out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model))
+    fixed = policy.mode in ("full", "static")
+    out = BatchExits(label_ids, confidence, exit_layer, logits, new_counter(model, depth if fixed else None))
     _count(out, n_pieces, out.flops.rows_spent_from(n_pieces, deepest, queries, words_read), batch)
     return out
 
@@ -169,6 +172,8 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
     logits_all, exit_layer = out.logits, torch.zeros_like(batch.word_starts)
     words_read = torch.zeros(size, dtype=torch.long, device=device)
+    # each word's states so far, where an exit reads them; the embeddings count as one layer
+    past = WordPast(torch.zeros(size, n_words, hidden.shape[-1], device=device, dtype=dtype)) if model.reads_past else None
     running = torch.arange(size, device=device)  # rows with an active word, in batch order
     group_size = group_size or size
     word_pieces = _pieces_per_word(batch)  # (size, words)
@@ -180,8 +185,11 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             rows = running[start:end]
             pieces, words = int(n_pieces[rows].max()), int(n_row_words[rows].max())
             key_mask, word_mask, act = batch.attention_mask[rows, :pieces], batch.word_mask[rows, :words], active[rows, :words]
+            starts = batch.word_starts[rows, :words]
             if layer == 0:
                 states = model.adapter.embed(batch.input_ids[rows, :pieces], _rows(batch.casing_ids, rows, pieces))  # (group, pieces, hidden)
+                if past is not None:
+                    past.add_rows(states, starts, rows)
             else:
                 states = hidden[rows, :pieces]  # a copy
             if tokee and not bool(act.eq(word_mask).all()):
@@ -191,8 +199,11 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             else:
                 states = model.adapter.run_layer(layer, states, key_mask)
             hidden[rows, :pieces] = states
-            features = at_word_starts(states, batch.word_starts[rows, :words]) if learned else None  # (group, words, hidden)
-            logits = model.read_exit(layer, states, batch.word_starts[rows, :words])  # (group, words, labels)
+            features = at_word_starts(states, starts) if learned else None  # (group, words, hidden)
+            below = past.mean(rows, words) if past is not None else None  # (group, words, hidden)
+            logits = model.read_exit(layer, states, starts, past=below)  # (group, words, labels)
+            if past is not None:
+                past.add_rows(states, starts, rows)
             words_read[rows] += n_row_words[rows]
             logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
             doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features, heads)
@@ -206,6 +217,8 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
             active[rows, :words] = act
             going_on.append(rows[act.any(1)])
         running = torch.cat(going_on)
+        if past is not None:
+            past.next_layer()
         if running.numel() == 0:
             break
     out.confidence, out.label_ids = logits_all.float().softmax(-1).max(-1)
@@ -226,6 +239,7 @@ def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits,
     key_mask, word_mask = batch.attention_mask, batch.word_mask  # (1, pieces), (1, words)
     learned, heads = policy.criterion == "learned", trained_heads(model, policy)
     hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)  # (1, pieces, hidden)
+    past = WordPast.from_embeddings(hidden, batch.word_starts) if model.reads_past else None
     out = _empty_exits(model, batch, hidden)
     state = CriterionState(policy.criterion, 1, n_words, len(model.labels), hidden.device, word_mask)
     temperatures = model.exit_temperatures if policy.criterion == "confidence" else None
@@ -242,7 +256,9 @@ def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits,
             hidden = model.adapter.run_layer_active(layer, hidden, key_mask, key_mask & running)
         layers_run += 1
         features = at_word_starts(hidden, batch.word_starts) if learned else None  # (1, words, hidden)
-        logits = model.read_exit(layer, hidden, batch.word_starts)  # (1, words, labels)
+        logits = model.read_exit(layer, hidden, batch.word_starts, past=past.mean() if past else None)  # (1, words, labels)
+        if past is not None:
+            past.add_layer(hidden, batch.word_starts)
         logits_all = torch.where(active[..., None], logits, logits_all)
         doubt = state.step(row, n_words, logits, active, layer, num_layers, policy.patience, temperatures, features, heads)
         exit_layer += active

@@ -38,13 +38,14 @@ class ExitGraphs:
         self._weights_key: str | None = None
 
     def spec(self, policy) -> ExitGraphSpec | None:
-        """`policy`'s graph, or None where it reads an exit with context (`ExitHead.context`),
-        which the graphs do not build: the layer-by-layer engine runs those."""
+        """`policy`'s graph, or None where it reads an exit that is not plain linear (context,
+        past, future or hidden layer: `ExitHead.shape`), which the graphs do not build: the
+        layer-by-layer engine runs those."""
         spec = spec_for(policy, self.adapter.num_layers)
         if spec is None:
             return None
         read = [spec.depth - 1] if spec.mode == "fixed" else range(spec.depth)
-        return None if any(self.exits[layer].context for layer in read) else spec
+        return None if any(not self.exits[layer].shape.plain for layer in read) else spec
 
     def session(self, spec: ExitGraphSpec):
         """The checked session of `spec`: built (or read from the cache) once, then kept."""
@@ -55,7 +56,7 @@ class ExitGraphs:
 
             if self._weights_key is None:
                 tensors = [t for parts in self.adapter.layers for t in layer_tensors(parts)]
-                tensors += [t for head in self.exits for t in (head.linear.weight, head.linear.bias)]
+                tensors += [t for head in self.exits for t in head.parameters()]
                 tensors += self.embedding.tensors() if self.embedding is not None else []
                 self._weights_key = tensors_digest(tensors)
             settings = (EXIT_GRAPH_VERSION, ort.__version__, self.activation, self.quantize, sorted(self.keep_float),

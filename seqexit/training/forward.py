@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..model import MultiExitTagger
-from ..pieces import Batch, at_word_starts
+from ..model import MultiExitTagger, WordPast
+from ..pieces import Batch
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -51,10 +51,12 @@ def exit_logits(
         as an ordinary (last-exit-only) fine-tune with the same seed."""
     last = model.num_layers - 1
     logits = []
-    for layer, hidden in enumerate(model.layer_states(batch, exit_layer=exit_layer)):
+    past: list[WordPast] | None = [] if model.reads_past else None
+    for layer, hidden in enumerate(model.layer_states(batch, exit_layer=exit_layer, past=past)):
         if layer == last:
-            logits.append(model.read_exit(layer, hidden, batch.word_starts))
+            logits.append(model.read_exit(layer, hidden, batch.word_starts, past=past[0].mean() if past else None))
         elif exits == "all":
             states = scale_grad(hidden, exit_grad_scale)  # (batch, pieces, hidden)
-            logits.append(model.read_exit(layer, states, batch.word_starts, lower_exit_generator))
+            below = scale_grad(past[0].mean(), exit_grad_scale) if past else None
+            logits.append(model.read_exit(layer, states, batch.word_starts, lower_exit_generator, below))
     return torch.stack(logits)

@@ -46,6 +46,8 @@ def describe(record: dict) -> list[str]:
         lines.append(f"unlabelled text: {u['sentences']} sentences from {u['file']}")
     if record.get("context_exits"):
         c = record["context_exits"]
-        lines.append(f"context exits: {c.get('context', '?')} words on each side, distilled from the last exit for "
+        extra = "".join(f", {part}" for part, on in (("past", c.get("past")), (f"future {c.get('future')}", c.get("future")),
+                                                      (f"hidden {c.get('hidden')}", c.get("hidden"))) if on)
+        lines.append(f"exits that see more: context {c.get('context', '?')}{extra}, distilled from the last exit for "
                      f"{c.get('epochs', '?')} epochs on {c.get('sentences', '?')} sentences")
     return lines
