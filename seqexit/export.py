@@ -32,6 +32,8 @@ def to_hf_token_classifier(model: MultiExitTagger, folder: str | Path) -> Path:
                                   label2id={label: i for i, label in enumerate(labels)})
     classifier = BertForTokenClassification(config)
     state = {f"bert.{k}": v for k, v in model.encoder.state_dict().items()}
+    if not model.exits[-1].shape.plain:
+        raise ValueError(f"the last exit reads {model.exits[-1].shape.describe()}: only a linear last exit exports as a classifier")
     last = model.exits[-1].linear
     state |= {"classifier.weight": last.weight.detach(), "classifier.bias": last.bias.detach()}
     missing, unexpected = classifier.load_state_dict(state, strict=False)

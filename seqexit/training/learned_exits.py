@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..exits.engine import length_sorted_batches
 from ..pieces import at_word_starts
 from ..exits.learned import LearnedExitHeads
-from ..model import MultiExitTagger
+from ..model import MultiExitTagger, WordPast
 
 
 @dataclass
@@ -27,13 +27,12 @@ class LearnedExitsResult:
 @torch.no_grad()
 def layer_features(model: MultiExitTagger, batch) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per layer: hidden states at word starts (batch, words, hidden) and the exit's label ids."""
-    hidden = model.adapter.embed(batch.input_ids, batch.casing_ids)
     features, labels = [], []
-    for layer in range(model.num_layers):
-        hidden = model.adapter.run_layer(layer, hidden, batch.attention_mask)
-        at_words = at_word_starts(hidden, batch.word_starts)
-        features.append(at_words)
-        labels.append(model.exits[layer](at_words).argmax(-1))
+    past: list[WordPast] | None = [] if model.reads_past else None
+    for layer, hidden in enumerate(model.layer_states(batch, past=past)):
+        features.append(at_word_starts(hidden, batch.word_starts))
+        below = past[0].mean() if past else None
+        labels.append(model.read_exit(layer, hidden, batch.word_starts, past=below).argmax(-1))
     return features, labels
 
 

@@ -264,3 +264,15 @@ def test_onnx_runs_exits_that_see_more_layer_by_layer(sees_more, sentences):
     assert onnx.adapter.exit_graphs.spec(ExitPolicy.tokee(0.9)) is None
     for policy in (ExitPolicy.tokee(0.9, window=1), ExitPolicy.static(2)):
         assert exits_of(run_policy(onnx, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
+
+
+def test_trained_criteria_learn_on_exits_that_see_more(sees_more, sentences):
+    from seqexit.training.halting_signals import train_halting_signals
+    from seqexit.training.learned_exits import train_learned_exits
+
+    model = copy.deepcopy(sees_more[0])
+    model.learned_exits = train_learned_exits(model, sentences, epochs=1).heads
+    model.halting_signals = train_halting_signals(model, sentences, epochs=1).signals
+    for criterion in ("learned", "signals"):
+        run = run_policy(model, sentences, ExitPolicy.tokee(0.5, criterion=criterion))
+        assert [len(r.label_ids) for r in run.sentences] == [len(s) for s in sentences]
