@@ -1,22 +1,30 @@
-"""Exits that see more: context exits and the "signals" criterion against today's exits, under TOKEE.
+"""Exits that see more: context exits, past/future/hidden-layer exits and the "signals" criterion
+against today's exits, under TOKEE.
 
-For each task, two models with the same encoder: the linear exits (`--{task}-base`, by default
-the shipped model) and the same model after `seqexit context-exits` (`--{task}-context`). On each,
-the "signals" heads are trained on train text in memory (label-free). Four variants, an ablation:
-linear exits + entropy (today), linear + signals, context + entropy, context + signals; each swept
-over its thresholds x windows 0-2 through the real engine (halted words removed) on test. For each:
-every exit's score, the frontier, the best FLOPs speed-up within 0.1 and 0.3 points of full depth
-and its share of the oracle's saving, the Difficulty Inversion Score on dev at the setting nearest
-2x FLOPs, and the wall-clock speed-up at batch 32 of the fastest setting within 0.3 (rounds
-interleaved with full depth, median of paired ratios).
+For each task, models with the same encoder and last exit whose lower exits differ: the linear
+exits (`--{task}-base`), the same after `seqexit context-exits` (`--{task}-context`), and any
+more (`--{task}-model KIND=PATH`, e.g. hidden=runs/gpf/en-ner-h64). On each, the "signals"
+heads are trained on train text in memory (label-free). Each kind x criterion (entropy,
+signals) is an ablation variant, swept over its thresholds x windows 0-2 through the real engine
+(halted words removed) on test. For each: every exit's score, the frontier, the best FLOPs
+speed-up within 0.1 and 0.3 points of full depth and its share of the oracle's saving, the
+Difficulty Inversion Score on dev at the setting nearest 2x FLOPs (word difficulty from the
+`--{task}-reference` model's exits, by default the linear one), and the wall-clock speed-up at
+batch 32 of the fastest setting within 0.3 (rounds interleaved with full depth, median of
+paired ratios).
+
+--merge keeps the kinds already in exits_that_see_more.json that this run does not measure (their
+wall-clock ratios were measured against full depth in their own run).
 
 Writes benchmarks/exits_that_see_more.{json,md}, see_more_{ner,pos}.png and rebuilds RESULTS.md.
 Usage: python benchmarks/exits_that_see_more.py --ner-context runs/ctx/en-ner [--pos-context ...]
+       python benchmarks/exits_that_see_more.py --merge --ner-model hidden=runs/gpf/en-ner-h64 --ner-reference OLD
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 from functools import partial
@@ -42,7 +50,8 @@ THRESHOLDS = {
 }
 WINDOWS = (0, 1, 2)
 SPEEDUPS = (2.0, 2.5, 3.0, 3.5)
-VARIANTS = (("linear", "entropy"), ("linear", "signals"), ("context", "entropy"), ("context", "signals"))
+CRITERIA = ("entropy", "signals")
+NAMES = {"linear": "linear (today)"}
 
 
 def sweep_variant(model, test, criterion: str) -> list[dict]:
@@ -71,15 +80,28 @@ def summarise(rows: list[dict], full: float, oracle: float, metric: str) -> dict
     }
 
 
-def benchmark_task(task: str, args) -> dict:
+def task_models(task: str, args) -> dict[str, str]:
+    """KIND -> model path of this run, in the order given."""
+    kinds = {}
+    if getattr(args, f"{task}_base"):
+        kinds["linear"] = getattr(args, f"{task}_base")
+    if getattr(args, f"{task}_context"):
+        kinds["context"] = getattr(args, f"{task}_context")
+    for entry in getattr(args, f"{task}_model") or []:
+        kind, _, path = entry.partition("=")
+        kinds[kind] = path
+    return kinds
+
+
+def benchmark_task(task: str, args, kept: dict | None) -> dict:
     name, path, data_name, metric = TASKS[task]
     spans = task != "pos"
     test = read_file(path, span_tags=spans)[: args.limit or None]
     dev = read_file(DEV[task], span_tags=spans)[: args.limit or None]
     train_words = [s.words for s in read_file(TRAIN[task], span_tags=spans)[: args.learn_sentences or None]]
-    models = {"linear": load_model(find_model(getattr(args, f"{task}_base") or name)),
-              "context": load_model(find_model(getattr(args, f"{task}_context")))}
-    result = {"task": task, "data": data_name, "metric": metric, "sentences": len(test), "models": {}, "variants": {}}
+    models = {kind: load_model(find_model(folder)) for kind, folder in task_models(task, args).items()}
+    result = {"task": task, "data": data_name, "metric": metric, "sentences": len(test), "models": {}, "variants": {},
+              "seconds": {}}
     for kind, model in models.items():
         print(f"{task} {kind}: signals heads on {len(train_words)} train sentences", flush=True)
         signals = train_halting_signals(model, train_words)
@@ -87,31 +109,42 @@ def benchmark_task(task: str, args) -> dict:
         full = evaluate_policy(model, test, ExitPolicy())
         oracle = oracle_bound(model, [s.words for s in test])
         result["models"][kind] = {
-            "context": [head.context for head in model.exits], "full_score": full.score,
+            "context": [head.context for head in model.exits], "exits": [head.shape.describe() for head in model.exits],
+            "exit_flops_per_word": [head.flops_per_word() for head in model.exits], "full_score": full.score,
             "exit_scores": [e.score for e in evaluate_exits(model, test)],
             "oracle_flops_speedup": oracle.flops_speedup, "signals_agreement": signals.agreement,
         }
-    difficulty = word_difficulty(models["linear"], dev)  # by the linear exits: the same encoder, the reference words
-    for kind, criterion in VARIANTS:
-        model, info = models[kind], result["models"][kind]
-        print(f"{task}: {kind} exits, {criterion}", flush=True)
-        rows = sweep_variant(model, test, criterion)
-        summary = summarise(rows, info["full_score"], info["oracle_flops_speedup"], metric)
-        nearest = min(rows, key=lambda r: abs(r["flops_speedup"] - 2.0))
-        run = run_policy(model, [s.words for s in dev], ExitPolicy.from_dict(nearest["policy_dict"]))
-        summary["dis_policy"] = nearest["policy"]
-        summary["dis"] = difficulty_inversion_score(torch.cat([r.exit_layer for r in run.sentences]), difficulty)
-        result["variants"][f"{kind} {criterion}"] = {"rows": rows, **summary}
+    reference = getattr(args, f"{task}_reference")
+    reference_model = load_model(find_model(reference)) if reference else models.get("linear", next(iter(models.values())))
+    difficulty = word_difficulty(reference_model, dev)  # the same encoder: the reference words
+    for kind, model in models.items():
+        for criterion in CRITERIA:
+            info = result["models"][kind]
+            print(f"{task}: {kind} exits, {criterion}", flush=True)
+            rows = sweep_variant(model, test, criterion)
+            summary = summarise(rows, info["full_score"], info["oracle_flops_speedup"], metric)
+            nearest = min(rows, key=lambda r: abs(r["flops_speedup"] - 2.0))
+            run = run_policy(model, [s.words for s in dev], ExitPolicy.from_dict(nearest["policy_dict"]))
+            summary["dis_policy"] = nearest["policy"]
+            summary["dis"] = difficulty_inversion_score(torch.cat([r.exit_layer for r in run.sentences]), difficulty)
+            result["variants"][f"{kind} {criterion}"] = {"rows": rows, **summary}
     words = [s.words for s in test]
-    timed = {"full depth": lambda: run_policy(models["linear"], words, ExitPolicy())}
+    first = next(iter(models.values()))
+    timed = {"full depth": lambda: run_policy(first, words, ExitPolicy())}
     for key, variant in result["variants"].items():
         if variant["best_within_0.3"] is not None:
             policy = ExitPolicy.from_dict(variant["best_within_0.3"]["policy_dict"])
-            timed[key] = partial(run_policy, models[key.split()[0]], words, policy)
+            timed[key] = partial(run_policy, models[key.rsplit(" ", 1)[0]], words, policy)
     seconds = interleaved_seconds(timed, args.rounds)
     for key, variant in result["variants"].items():
         variant["wall_speedup_within_0.3"] = paired_speedup(seconds["full depth"], seconds[key]) if key in seconds else None
     result["seconds"] = seconds
+    if kept:  # the kinds measured before and not now, first (as they were)
+        old = {k: v for k, v in kept["models"].items() if k not in models}
+        result["models"] = {**old, **result["models"]}
+        result["variants"] = {**{k: v for k, v in kept["variants"].items() if k.rsplit(" ", 1)[0] in old},
+                              **result["variants"]}
+        result["seconds_before"] = kept.get("seconds_before") or kept.get("seconds")
     return result
 
 
@@ -121,12 +154,16 @@ def report(results: dict) -> str:
              f"`{results['command']}` ({env['machine']}, {env['threads']} threads, torch {env['torch']}; one run; "
              f"wall-clock at batch 32: median of {results['rounds']} interleaved rounds' ratios to full depth).", ""]
     for task, r in results["tasks"].items():
-        lin, ctx = r["models"]["linear"], r["models"]["context"]
+        n_exits = len(next(iter(r["models"].values()))["exit_scores"])
         lines += [f"### {r['data']} ({r['metric']}, {r['sentences']} sentences)", "",
-                  "| exits | full depth | " + " | ".join(f"exit {i + 1}" for i in range(len(lin["exit_scores"]))) + " | oracle |",
-                  "|---|---|" + "---|" * (len(lin["exit_scores"]) + 1)]
-        for kind, m in (("linear (today)", lin), ("context", ctx)):
-            lines.append(f"| {kind} | {m['full_score']:.2f} | " + " | ".join(f"{s:.2f}" for s in m["exit_scores"])
+                  "| exits | reads (exit 1) | FLOPs per word read | full depth | "
+                  + " | ".join(f"exit {i + 1}" for i in range(n_exits)) + " | oracle |",
+                  "|---|---|---|---|" + "---|" * (n_exits + 1)]
+        for kind, m in r["models"].items():
+            reads = m.get("exits", [f"context {k}" if k else "linear" for k in m["context"]])[0]
+            cost = m.get("exit_flops_per_word")
+            lines.append(f"| {NAMES.get(kind, kind)} | {reads} | {'-' if cost is None else f'{cost[0]:,}'} | "
+                         f"{m['full_score']:.2f} | " + " | ".join(f"{s:.2f}" for s in m["exit_scores"])
                          + f" | {m['oracle_flops_speedup']:.2f}x |")
         lines += ["", "TOKEE frontier: score drop against full depth at a FLOPs speed-up; the fastest setting within 0.1 "
                   "and 0.3 points (FLOPs; wall-clock at batch 32 for the latter); its share of the oracle's saving; the "
@@ -151,22 +188,24 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    styles = {"linear entropy": ("k", "-"), "linear signals": ("tab:blue", "--"),
-              "context entropy": ("tab:orange", "-"), "context signals": ("tab:red", "-")}
+    colors = ["k", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink"]
+    kinds = list(result["models"])
     fig, axis = plt.subplots(figsize=(7, 5))
     for key, v in result["variants"].items():
-        color, style = styles[key]
+        kind, criterion = key.rsplit(" ", 1)
+        color, style = colors[kinds.index(kind) % len(colors)], "-" if criterion == "signals" else "--"
         axis.plot(*zip(*v["frontier"]), style, marker="o", markersize=3, color=color, label=key)
-    full = result["models"]["linear"]["full_score"]
+    base = result["models"].get("linear") or next(iter(result["models"].values()))
+    full = base["full_score"]
     axis.axhline(full, color="gray", linewidth=0.5)
     axis.axhline(full - 0.3, color="gray", linewidth=0.5, linestyle=":", label="full depth - 0.3")
-    axis.axvline(result["models"]["linear"]["oracle_flops_speedup"], color="gray", linestyle="--", label="oracle (linear exits)")
+    axis.axvline(base["oracle_flops_speedup"], color="gray", linestyle="--", label="oracle (linear exits)")
     axis.set_xlabel("FLOPs speed-up (TOKEE)")
     axis.set_ylabel(result["metric"])
     axis.set_ylim(full - 4, full + 0.5)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    axis.set_title(f"{result['data']}: frontiers before (black) and after")
+    axis.set_title(f"{result['data']}: frontiers (dashed: entropy, solid: signals)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -178,21 +217,28 @@ def main() -> None:
     for task in TASKS:
         parser.add_argument(f"--{task}-base", default=None, help=f"{task}: the model with linear exits (default: shipped)")
         parser.add_argument(f"--{task}-context", default=None, help=f"{task}: the same model after seqexit context-exits")
+        parser.add_argument(f"--{task}-model", action="append", metavar="KIND=PATH",
+                            help=f"{task}: one more model with other lower exits (repeatable)")
+        parser.add_argument(f"--{task}-reference", default=None,
+                            help=f"{task}: the model whose exits rate word difficulty for the DIS (default: the linear one)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=0, help="first N test and dev sentences only (a smoke run)")
     parser.add_argument("--learn-sentences", type=int, default=0, help="train sentences for the signals heads (0: all)")
     parser.add_argument("--output", type=Path, default=HERE)
+    parser.add_argument("--merge", action="store_true", help="keep the kinds already in the results file not measured now")
     args = parser.parse_args()
     for task in args.tasks:
-        if getattr(args, f"{task}_context") is None:
-            parser.error(f"--{task}-context is needed (a folder written by seqexit context-exits)")
+        if not task_models(task, args):
+            parser.error(f"give --{task}-base, --{task}-context or --{task}-model KIND=PATH")
+    previous = args.output / "exits_that_see_more.json"
+    kept = json.loads(previous.read_text())["tasks"] if args.merge and previous.exists() else {}
     torch.set_num_threads(args.threads)
     results = {"command": "python benchmarks/exits_that_see_more.py " + " ".join(sys.argv[1:]), "rounds": args.rounds,
                "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__,
                                "python": platform.python_version()}, "tasks": {}}
     for task in args.tasks:
-        results["tasks"][task] = benchmark_task(task, args)
+        results["tasks"][task] = benchmark_task(task, args, kept.get(task))
         plot(results["tasks"][task], args.output / f"see_more_{task}.png")
     write_section(args.output, "exits_that_see_more", results, report(results))
 
