@@ -152,7 +152,8 @@ def report(results: dict) -> str:
     env = results["environment"]
     lines = ["## Exits that see more: context exits and halting from several signals", "",
              f"`{results['command']}` ({env['machine']}, {env['threads']} threads, torch {env['torch']}; one run; "
-             f"wall-clock at batch 32: median of {results['rounds']} interleaved rounds' ratios to full depth).", ""]
+             f"wall-clock at batch 32: median of {results['rounds']} interleaved rounds' ratios to full depth)"
+             + "".join(f"; before it, merged: `{c}`" for c in results.get("earlier_commands", [])) + ".", ""]
     for task, r in results["tasks"].items():
         n_exits = len(next(iter(r["models"].values()))["exit_scores"])
         lines += [f"### {r['data']} ({r['metric']}, {r['sentences']} sentences)", "",
@@ -232,11 +233,14 @@ def main() -> None:
         if not task_models(task, args):
             parser.error(f"give --{task}-base, --{task}-context or --{task}-model KIND=PATH")
     previous = args.output / "exits_that_see_more.json"
-    kept = json.loads(previous.read_text())["tasks"] if args.merge and previous.exists() else {}
+    before = json.loads(previous.read_text()) if args.merge and previous.exists() else {}
+    kept = before.get("tasks", {})
     torch.set_num_threads(args.threads)
     results = {"command": "python benchmarks/exits_that_see_more.py " + " ".join(sys.argv[1:]), "rounds": args.rounds,
                "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__,
                                "python": platform.python_version()}, "tasks": {}}
+    results["earlier_commands"] = [*before.get("earlier_commands", []), before["command"]] if before else []
+    results["tasks"] = {task: r for task, r in kept.items() if task not in args.tasks}  # --merge: other tasks as they were
     for task in args.tasks:
         results["tasks"][task] = benchmark_task(task, args, kept.get(task))
         plot(results["tasks"][task], args.output / f"see_more_{task}.png")
