@@ -150,11 +150,13 @@ def benchmark_task(task: str, args, kept: dict | None) -> dict:
 
 def report(results: dict) -> str:
     env = results["environment"]
+    commands = [*results.get("earlier_commands", []), results["command"]]
     lines = ["## Exits that see more: context exits and halting from several signals", "",
-             f"`{results['command']}` ({env['machine']}, {env['threads']} threads, torch {env['torch']}; one run; "
-             f"wall-clock at batch 32: median of {results['rounds']} interleaved rounds' ratios to full depth)"
-             + "".join(f"; before it, merged: `{c}`" for c in results.get("earlier_commands", [])) + ".", ""]
-    for task, r in results["tasks"].items():
+             f"{env['machine']}, {env['threads']} threads, torch {env['torch']}; one run per model; wall-clock at batch 32: "
+             f"median of {results['rounds']} interleaved rounds' ratios to full depth, measured in the run that measured "
+             "the model. " + ("Runs merged here, oldest first: " if len(commands) > 1 else "Command: ")
+             + "; ".join(f"`{c}`" for c in commands) + ".", ""]
+    for task, r in sorted(results["tasks"].items(), key=lambda item: list(TASKS).index(item[0])):
         n_exits = len(next(iter(r["models"].values()))["exit_scores"])
         lines += [f"### {r['data']} ({r['metric']}, {r['sentences']} sentences)", "",
                   "| exits | reads (exit 1) | FLOPs per word read | full depth | "
