@@ -47,6 +47,9 @@ def train(
     ssft_epochs: int = typer.Option(SSFT_EPOCHS, min=1, help="SSFT epochs."),
     ssft_lr: float = typer.Option(SSFT_LEARNING_RATE, help="SSFT peak learning rate."),
     max_threshold: float = typer.Option(0.5, help="SSFT: sampled TOKEE thresholds lie in [0, this]."),
+    ssft_distill: float = typer.Option(0.0, min=0.0, max=1.0, help="SSFT: share of each exit's loss that is "
+                                       "distillation from the full-depth output of the model SSFT starts from (0: gold "
+                                       "tags only; 1: that output only, which holds full depth where it was)."),
     batch_size: int = typer.Option(32, min=1),
     seed: int = typer.Option(42),
     exit_grad_scale: float | None = typer.Option(
@@ -98,7 +101,7 @@ def train(
         config=TrainConfig(epochs=epochs, learning_rate=lr, batch_size=batch_size, seed=seed,
                            exit_grad_scale=exit_grad_scale or 0.0, exit_weights=exit_weights),
         ssft=ssft, ssft_config=TrainConfig(epochs=ssft_epochs, learning_rate=ssft_lr, batch_size=batch_size, seed=seed),
-        sampling=SelfSamplingConfig(max_threshold=max_threshold,
+        sampling=SelfSamplingConfig(max_threshold=max_threshold, distill_share=ssft_distill,
                                     exit_grad_scale=1.0 if exit_grad_scale is None else exit_grad_scale),
         ssft_tolerance=ssft_tolerance, init=load_model(init) if init is not None else None, unlabelled=extra,
         distill_temperature=distill_temperature, mutual=mutual, backbone=backbone, task=task, casing=casing,

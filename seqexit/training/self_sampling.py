@@ -8,11 +8,15 @@ the engine does (`exit_logits` with per-word exit layers). In each batch a share
 depth (anchoring the last exit) and a share at the most aggressive setting.
 
 Loss: exit l is trained on the words still running at layer l (exit_layer >= l), weighted l/L:
-a word is never trained at a layer it would not reach, and never on its own copied state.
+a word is never trained at a layer it would not reach, and never on its own copied state. Its
+target is the gold tag, or (`distill_share` > 0) partly or wholly the full-depth output of the
+model SSFT started from: that teaches the layers to give the starting model's labels from copied
+states, and holds full depth where it was instead of fitting the training set further.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,6 +32,7 @@ from ..exits.uncertainty import normalised_entropy
 from ..model import MultiExitTagger
 from ..training_defaults import DEFAULT_FULL_DEPTH_TOLERANCE
 from .config import TrainConfig
+from .distill import distillation_loss
 from .joint import IGNORE, TrainResult, train_joint
 
 
@@ -35,13 +40,15 @@ from .joint import IGNORE, TrainResult, train_joint
 class SelfSamplingConfig:
     """How exits are sampled. Thresholds are drawn uniformly from [0, max_threshold], windows
     from `windows`; `full_share` of each batch runs at full depth and `aggressive_share` at
-    (max_threshold, smallest window)."""
+    (max_threshold, smallest window). distill_share: share of each exit's loss that is
+    distillation from the starting model's full depth (0: gold only, 1: that output only)."""
 
     max_threshold: float = 0.5
     windows: tuple[int, ...] = (0, 1, 2)
     full_share: float = 0.25
     aggressive_share: float = 0.25
     exit_grad_scale: float = 1.0
+    distill_share: float = 0.0
 
     def __post_init__(self) -> None:
         self.windows = tuple(int(k) for k in self.windows)
@@ -49,6 +56,8 @@ class SelfSamplingConfig:
             raise ValueError("windows must be a non-empty list of half-widths >= 0")
         if self.max_threshold < 0 or not 0 <= self.full_share + self.aggressive_share <= 1:
             raise ValueError("max_threshold must be >= 0 and the two shares must sum to at most 1")
+        if not 0 <= self.distill_share <= 1:
+            raise ValueError(f"distill_share must lie in [0, 1], not {self.distill_share}")
 
 
 class SelfSamplingObjective:
@@ -62,6 +71,9 @@ class SelfSamplingObjective:
             "sampling": torch.Generator().manual_seed(config.seed + 2),
         }
         self.record = {"self_sampling": asdict(sampling)}
+        self.teacher: MultiExitTagger | None = None
+        if sampling.distill_share > 0:  # the model as SSFT found it, frozen
+            self.teacher = copy.deepcopy(model).eval().requires_grad_(False)
 
     def sample_settings(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(thresholds, windows), one per sentence: (rows,) each."""
@@ -87,11 +99,21 @@ class SelfSamplingObjective:
             model, batch, exit_layer=exit_layer, exit_grad_scale=self.sampling.exit_grad_scale,
             lower_exit_generator=self.generators["lower_exits"],
         )  # (layers, batch, words, labels)
+        share = self.sampling.distill_share
+        teacher = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher = exit_logits(self.teacher, batch, exits="last")[0]  # (batch, words, labels)
         loss = labels.new_zeros((), dtype=logits.dtype)
         for layer, (weight, layer_logits) in enumerate(zip(self.weights, logits)):
             running = labels.masked_fill(exit_layer <= layer, IGNORE)  # words that reach layer+1
-            if bool((running != IGNORE).any()):
-                loss = loss + weight * F.cross_entropy(layer_logits.flatten(0, 1), running.reshape(-1), ignore_index=IGNORE)
+            if not bool((running != IGNORE).any()):
+                continue
+            if share < 1:
+                gold = F.cross_entropy(layer_logits.flatten(0, 1), running.reshape(-1), ignore_index=IGNORE)
+                loss = loss + weight * (1 - share) * gold
+            if teacher is not None:
+                loss = loss + weight * share * distillation_loss(layer_logits, teacher, running != IGNORE)
         return loss
 
 

@@ -89,3 +89,59 @@ def test_ssft_after_two_stage_in_one_process_trains_the_encoder(corpus, fresh, s
     assert any(k.startswith("encoder.encoder.layer.") for k in changed), "SSFT must move the encoder"
     assert any(k.startswith(f"exits.{model.num_layers - 1}.") for k in changed), "and the last exit"
     assert "encoder.embeddings.word_embeddings.weight" not in changed
+
+
+def _ssft_loss(model, batch, labels, **sampling) -> torch.Tensor:
+    return SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(**sampling))(model, batch, labels)
+
+
+def test_distilled_ssft_targets_the_starting_models_full_depth(corpus, fresh, labelled_batch):
+    from seqexit.training.distill import distillation_loss
+
+    model = fresh().eval()
+    batch, labels = labelled_batch(model, corpus(6, 13))
+    loss = _ssft_loss(model, batch, labels, full_share=1.0, aggressive_share=0.0, distill_share=1.0)
+    with torch.no_grad():
+        logits = model(batch)  # (layers, batch, words, labels)
+    words = labels != -100
+    weights = torch.arange(1, model.num_layers + 1) / model.num_layers
+    expected = sum(w * distillation_loss(layer, logits[-1], words) for w, layer in zip(weights, logits))
+    assert loss.item() > 0 and torch.allclose(loss, expected, atol=1e-5)
+    loss.backward()  # the last exit already gives the teacher's output: nothing pulls it
+    assert model.exits[-1].linear.weight.grad.abs().max() < 1e-6
+    assert model.exits[0].linear.weight.grad.abs().sum() > 0
+
+
+def test_distilled_ssft_reads_no_gold_tag_and_mixes_linearly(corpus, fresh, labelled_batch):
+    model = fresh().eval()
+    batch, labels = labelled_batch(model, corpus(6, 14))
+    other = labels.masked_fill(labels != -100, 1)  # every word's tag replaced
+    settings = dict(max_threshold=0.4)
+    distilled = _ssft_loss(model, batch, labels, distill_share=1.0, **settings)
+    assert torch.allclose(distilled, _ssft_loss(model, batch, other, distill_share=1.0, **settings))
+    gold = _ssft_loss(model, batch, labels, **settings)
+    assert not torch.allclose(gold, _ssft_loss(model, batch, other, **settings))
+    half = _ssft_loss(model, batch, labels, distill_share=0.5, **settings)
+    assert torch.allclose(half, 0.5 * gold + 0.5 * distilled, atol=1e-5)
+
+
+def test_the_teacher_stays_as_ssft_found_it(corpus, fresh, labelled_batch):
+    model = fresh().eval()
+    batch, labels = labelled_batch(model, corpus(6, 15))
+    objective = SelfSamplingObjective(model, TrainConfig(), SelfSamplingConfig(distill_share=1.0))
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    for _ in range(2):
+        optimizer.zero_grad()
+        objective(model, batch, labels).backward()
+        optimizer.step()
+    teacher = objective.teacher.state_dict()
+    assert all(torch.equal(teacher[k], v) for k, v in start.items())
+    assert not all(torch.equal(model.state_dict()[k], v) for k, v in start.items())
+    assert all(p.grad is None for p in objective.teacher.parameters())
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_a_distill_share_outside_0_1_is_refused(share):
+    with pytest.raises(ValueError, match="distill_share"):
+        SelfSamplingConfig(distill_share=share)
