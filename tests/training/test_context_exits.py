@@ -43,6 +43,22 @@ def test_with_neighbours_reads_the_words_around_with_zeros_past_the_ends():
     assert got[0].tolist() == [[0, 0, 1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [3, 4, 5, 6, 0, 0]]
 
 
+@pytest.mark.parametrize("shape", [dict(context=1), dict(context=2, past=True), dict(context=3, past=True, future=4)])
+def test_inference_reads_a_wide_exit_by_parts_as_its_features_would(shape):
+    """Out of training the exit never builds the (2k+1)-wide features; the logits are the same."""
+    torch.manual_seed(0)
+    head = ExitHead(8, 5, 0.1, **shape)
+    for parameter in head.parameters():
+        torch.nn.init.normal_(parameter)
+    words, past = torch.randn(3, 7, 8), torch.randn(3, 7, 8)
+    by_parts = head.eval()(words, past=past)
+    assert torch.allclose(by_parts, head.linear(head.features(words, past)), atol=1e-4)
+    words[:, 3] += 1.0  # a word moves only its own logits and its neighbours'
+    moved = (head(words, past=past) - by_parts).abs().amax(-1) > 1e-3  # (3, 7)
+    reach = {3 + d for d in range(-shape["context"], shape["context"] + 1)}
+    assert moved.all(0).tolist() == [i in reach for i in range(7)]
+
+
 def test_a_widened_exit_starts_as_the_exit_it_replaces():
     torch.manual_seed(0)
     head = ExitHead(8, 5, 0.1).eval()
