@@ -172,7 +172,11 @@ class WordPast:
     def add_rows(self, states: torch.Tensor, word_starts: torch.Tensor, rows: torch.Tensor) -> None:
         """Add one more layer's states (group, pieces, hidden) for some rows; call `next_layer`
         once every running row is in (the rows that stopped are not read again)."""
-        self.total[rows, :word_starts.shape[1]] += at_word_starts(states, word_starts)
+        self.add_words(at_word_starts(states, word_starts), rows)
+
+    def add_words(self, words: torch.Tensor, rows: torch.Tensor) -> None:
+        """`add_rows` on the states already taken at the word starts (group, words, hidden)."""
+        self.total[rows, :words.shape[1]] += words
 
     def next_layer(self) -> None:
         self.count += 1

@@ -137,7 +137,14 @@ class MultiExitTagger(nn.Module):
         (batch, words; 0 on padding, where no word starts): (batch, words, labels).
         past: (batch, words, hidden), `WordPast.mean()` before this layer's states are added;
         needed by an exit with `past` only."""
-        words = at_word_starts(states, word_starts)  # (batch, words, hidden)
+        return self.read_exit_words(layer, at_word_starts(states, word_starts), word_starts, generator, past)
+
+    def read_exit_words(
+        self, layer: int, words: torch.Tensor, word_starts: torch.Tensor, generator: torch.Generator | None = None,
+        past: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`read_exit` on the states already taken at the word starts: words (batch, words,
+        hidden) -> (batch, words, labels)."""
         head = self.exits[layer]
         if head.context:  # padding gathered [CLS]: a neighbour that is not there reads zeros
             words = words * (word_starts > 0)[..., None].to(words.dtype)

@@ -161,9 +161,11 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     size, n_words = batch.word_mask.shape
     parts = model.adapter.layers[0]
     device, dtype = model.adapter.state_dtype
-    # every row's states, embedded group by group at layer 1 (so padding follows each group)
-    hidden = torch.zeros(size, batch.input_ids.shape[1], parts.query.in_features, device=device, dtype=dtype)
-    out = _empty_exits(model, batch, hidden)
+    # the running rows' states, in `running` order, so that a group is a slice (a view the layer
+    # updates in place) and rows leave with one gather per layer; embedded group by group at layer 1
+    states_run = torch.zeros(size, batch.input_ids.shape[1], parts.query.in_features, device=device, dtype=dtype)
+    hidden = torch.zeros_like(states_run) if keep_hidden else None  # every row's final states
+    out = _empty_exits(model, batch, states_run)
     owner = owner.masked_fill(owner < 0, n_words)  # [CLS]/[SEP]/padding read the "row runs" column
     n_pieces, n_row_words = batch.attention_mask.sum(1), batch.word_mask.sum(1)
     active = batch.word_mask.clone()
@@ -173,59 +175,73 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
     logits_all, exit_layer = out.logits, torch.zeros_like(batch.word_starts)
     words_read = torch.zeros(size, dtype=torch.long, device=device)
     # each word's states so far, where an exit reads them; the embeddings count as one layer
-    past = WordPast(torch.zeros(size, n_words, hidden.shape[-1], device=device, dtype=dtype)) if model.reads_past else None
+    past = WordPast(torch.zeros(size, n_words, states_run.shape[-1], device=device, dtype=dtype)) if model.reads_past else None
     running = torch.arange(size, device=device)  # rows with an active word, in batch order
     group_size = group_size or size
     word_pieces = _pieces_per_word(batch)  # (size, words)
     budget = group_size * float(n_pieces.float().mean())  # active pieces in a full group at layer 1
     for layer in range(num_layers):
-        going_on = []
         active_pieces = (word_pieces[running] * active[running]).sum(1) + 2  # queries per running row
         for start, end in _groups(active_pieces, group_size, budget):
             rows = running[start:end]
             pieces, words = int(n_pieces[rows].max()), int(n_row_words[rows].max())
-            key_mask, word_mask, act = batch.attention_mask[rows, :pieces], batch.word_mask[rows, :words], active[rows, :words]
-            starts = batch.word_starts[rows, :words]
+            key_mask, act = batch.attention_mask[rows, :pieces], active[rows, :words]
+            view = states_run[start:end, :pieces]  # (group, pieces, hidden)
             if layer == 0:
-                states = model.adapter.embed(batch.input_ids[rows, :pieces], _rows(batch.casing_ids, rows, pieces))  # (group, pieces, hidden)
+                states = model.adapter.embed(batch.input_ids[rows, :pieces], _rows(batch.casing_ids, rows, pieces))
                 if past is not None:
-                    past.add_rows(states, starts, rows)
+                    past.add_rows(states, batch.word_starts[rows, :words], rows)
             else:
-                states = hidden[rows, :pieces]  # a copy
-            if tokee and not bool(act.eq(word_mask).all()):
+                states = view
+            if tokee and not bool(act.eq(batch.word_mask[rows, :words]).all()):
                 act_or_row = torch.cat([act, act.new_ones(len(rows), 1)], 1)
                 pieces_active = key_mask & act_or_row.gather(1, owner[rows, :pieces].clamp(max=words))
                 states = model.adapter.run_layer_active(layer, states, key_mask, pieces_active)
             else:
                 states = model.adapter.run_layer(layer, states, key_mask)
-            hidden[rows, :pieces] = states
-            features = at_word_starts(states, starts) if learned else None  # (group, words, hidden)
-            below = past.mean(rows, words) if past is not None else None  # (group, words, hidden)
-            logits = model.read_exit(layer, states, starts, past=below)  # (group, words, labels)
-            if past is not None:
-                past.add_rows(states, starts, rows)
-            words_read[rows] += n_row_words[rows]
-            logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
-            doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features, heads)
-            exit_layer[rows, :words] += act
-            if layer == num_layers - 1:
-                halt = act
-            else:
-                certain = window_uncertainty(doubt, word_mask, policy.window) < bounds[layer]
-                halt = act & (certain if tokee else (certain | ~word_mask).all(1, keepdim=True))
-            act = act & ~halt
-            active[rows, :words] = act
-            going_on.append(rows[act.any(1)])
-        running = torch.cat(going_on)
+            if states is not view:  # the torch engine updates a view in place
+                view.copy_(states)
+        # the exit, criterion and halting read every running row at once: a few small operations
+        # per layer instead of per group
+        rows, words = running, int(n_row_words[running].max())
+        starts, word_mask, act = batch.word_starts[rows, :words], batch.word_mask[rows, :words], active[rows, :words]
+        at_starts = states_run[torch.arange(len(rows), device=device)[:, None], starts]  # (running, words, hidden)
+        below = past.mean(rows, words) if past is not None else None  # (running, words, hidden)
+        logits = model.read_exit_words(layer, at_starts, starts, past=below)  # (running, words, labels)
         if past is not None:
+            past.add_words(at_starts, rows)
             past.next_layer()
-        if running.numel() == 0:
+        words_read[rows] += n_row_words[rows]
+        logits_all[rows, :words] = torch.where(act[..., None], logits, logits_all[rows, :words])
+        features = at_starts if learned else None
+        doubt = state.step(rows, words, logits, act, layer, num_layers, policy.patience, temperatures, features, heads)
+        exit_layer[rows, :words] += act
+        if layer == num_layers - 1:
             break
+        certain = window_uncertainty(doubt, word_mask, policy.window) < bounds[layer]
+        halt = act & (certain if tokee else (certain | ~word_mask).all(1, keepdim=True))
+        act = act & ~halt
+        active[rows, :words] = act
+        going_on = act.any(1)  # (running,)
+        if not bool(going_on.all()):
+            if hidden is not None:
+                _keep_final(hidden, running[~going_on], states_run[~going_on])
+            running, states_run = running[going_on], states_run[going_on]  # one gather of the rows that go on
+            if running.numel() == 0:
+                break
+            states_run = states_run[:, :int(n_pieces[running].max())]
+    if hidden is not None and running.numel():
+        _keep_final(hidden, running, states_run)
     out.confidence, out.label_ids = logits_all.float().softmax(-1).max(-1)
     out.exit_layer = exit_layer * batch.word_mask
     if keep_hidden:
         out.hidden = hidden
     return out, words_read
+
+
+def _keep_final(hidden: torch.Tensor, rows: torch.Tensor, states: torch.Tensor) -> None:
+    """Store the final states (rows, pieces', hidden) of rows that stopped into `hidden`."""
+    hidden[rows, :states.shape[1]] = states
 
 
 def _one_sentence(model, batch, owner, policy, keep_hidden) -> tuple[BatchExits, torch.Tensor]:

@@ -126,6 +126,20 @@ def test_halted_word_keeps_its_exit_layer_state_bit_for_bit(make_tagger, sentenc
         assert torch.equal(run.hidden[0][pieces], states[layer - 1][0][pieces])
 
 
+def test_a_batch_keeps_every_rows_final_states_as_rows_leave(make_tagger, sentences):
+    """Rows leave the batched loop at different layers; each keeps the states it had then."""
+    model = make_tagger(6)
+    batch = batch_of(model, sentences)
+    policy = ExitPolicy.tokee(_mid_threshold(model, batch), window=1)
+    with torch.inference_mode():
+        together = exit_batch(model, batch, policy, keep_hidden=True, group_size=2)
+        assert len(set(together.exit_layer.max(1).values.tolist())) > 1, "rows should leave at different layers"
+        for row, sentence in enumerate(sentences):
+            alone = exit_batch(model, batch_of(model, [sentence]), policy, keep_hidden=True)
+            pieces = int(batch.attention_mask[row].sum())
+            assert torch.allclose(together.hidden[row, :pieces], alone.hidden[0, :pieces], atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["tokee", "sentee"])
 def test_a_sentence_does_not_depend_on_its_batch_or_padding(make_tagger, sentences, mode):
     model = make_tagger(6)
