@@ -146,9 +146,8 @@ class MultiExitTagger(nn.Module):
         """`read_exit` on the states already taken at the word starts: words (batch, words,
         hidden) -> (batch, words, labels)."""
         head = self.exits[layer]
-        if head.context:  # padding gathered [CLS]: a neighbour that is not there reads zeros
-            words = words * (word_starts > 0)[..., None].to(words.dtype)
-        return head(words, generator, past if head.shape.past else None)
+        present = word_starts > 0 if head.context else None  # padding gathered [CLS]: its neighbours read zeros
+        return head(words, generator, past if head.shape.past else None, present)
 
     @classmethod
     def from_backbone(

@@ -53,6 +53,10 @@ def test_inference_reads_a_wide_exit_by_parts_as_its_features_would(shape):
     words, past = torch.randn(3, 7, 8), torch.randn(3, 7, 8)
     by_parts = head.eval()(words, past=past)
     assert torch.allclose(by_parts, head.linear(head.features(words, past)), atol=1e-4)
+    present = torch.ones(3, 7, dtype=torch.bool)
+    present[:, 5:] = False  # padding: the words before it read zeros there
+    masked = head.linear(head.features(words * present[..., None], past))
+    assert torch.allclose(head(words, past=past, present=present)[present], masked[present], atol=1e-4)
     words[:, 3] += 1.0  # a word moves only its own logits and its neighbours'
     moved = (head(words, past=past) - by_parts).abs().amax(-1) > 1e-3  # (3, 7)
     reach = {3 + d for d in range(-shape["context"], shape["context"] + 1)}
