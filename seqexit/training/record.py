@@ -30,8 +30,10 @@ def describe(record: dict) -> list[str]:
         config = stage.get("config", {})
         history = stage.get("dev_history") or []
         metric = history[-1].get("metric", "dev") if history else "dev"
+        share = (config.get("self_sampling") or {}).get("distill_share") or 0
+        target = f", {share:.0%} of its targets the starting model's full depth" if share else ""
         lines.append(
-            f"{stage['stage']}: {config.get('epochs', '?')} epochs at lr {config.get('learning_rate', '?')}, "
+            f"{stage['stage']}: {config.get('epochs', '?')} epochs at lr {config.get('learning_rate', '?')}{target}, "
             f"best epoch {stage.get('best_epoch', '?')} ({metric} {stage.get('best_dev', float('nan')):.2f})"
         )
     guard = record.get("ssft_guard")

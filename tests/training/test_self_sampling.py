@@ -145,3 +145,17 @@ def test_the_teacher_stays_as_ssft_found_it(corpus, fresh, labelled_batch):
 def test_a_distill_share_outside_0_1_is_refused(share):
     with pytest.raises(ValueError, match="distill_share"):
         SelfSamplingConfig(distill_share=share)
+
+
+def test_the_training_record_says_ssft_was_distilled(fresh):
+    from seqexit.training.record import describe
+
+    def line(share: float) -> str:
+        objective = SelfSamplingObjective(fresh(), TrainConfig(), SelfSamplingConfig(distill_share=share))
+        stage = {"stage": "SSFT", "config": {"epochs": 1, "learning_rate": 2e-5, **objective.record},
+                 "best_epoch": 1, "best_dev": 90.0}
+        return describe({"recipe": "distill", "stages": [stage]})[1]
+
+    assert "100% of its targets the starting model's full depth" in line(1.0)
+    assert "50% of its targets" in line(0.5)
+    assert "targets" not in line(0.0)
