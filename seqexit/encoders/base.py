@@ -146,30 +146,52 @@ class EncoderAdapter:
         (halted ones included); active: (batch, pieces) bool, a subset of key_mask. Queries,
         attention output and feed-forward run on the active pieces packed across the batch
         (M of them); keys and values on every piece. Under autograd returns a new tensor; in
-        inference writes into `hidden` (the caller passes ownership) to save a copy per layer.
+        inference writes into `hidden` (the caller passes ownership) to save a copy per layer,
+        or into a contiguous copy that it returns where `hidden` has no `piece_rows` view.
         """
         parts = self.layers[index]
         rows, cols = active.nonzero(as_tuple=True)  # (M,), row-major
         n = rows.numel()
         if n == 0:
             return hidden
+        grad = torch.is_grad_enabled()
+        flat_view = None if grad else piece_rows(hidden)  # a group's slice of the engine's states has one
+        if flat_view is None:
+            hidden = hidden.contiguous()
+            flat_view = hidden.view(-1, hidden.shape[-1]), hidden.shape[1]
+        flat, row_stride = flat_view  # pieces as rows of `flat`: 1-D gathers and scatters
         counts = active.sum(1)  # (batch,)
+        width = int(counts.max())
         slots = torch.arange(n, device=hidden.device) - (counts.cumsum(0) - counts)[rows]  # (M,)
-        gather_rows, gather_cols, gather_slots = rows, cols, slots
+        at, into = rows * row_stride + cols, rows * width + slots  # (M,): rows of `flat`, of the queries
+        gather_at, gather_into = at, into
         padded = self.pad_rows(n) if self.pad_rows is not None else n
         if padded > n:  # repeat the last piece: (M',) indices, computed and dropped
-            extra = rows.new_full((padded - n,), n - 1)
-            gather_rows, gather_cols, gather_slots = (torch.cat([t, t[extra]]) for t in (rows, cols, slots))
-        packed = hidden[gather_rows, gather_cols]  # (M', hidden)
+            gather_at, gather_into = (torch.cat([t, t[-1:].expand(padded - n)]) for t in (at, into))
+        packed = flat.index_select(0, gather_at)  # (M', hidden)
         q = parts.query(packed)[:n]  # (M, hidden)
-        width = int(counts.max())
-        q_padded = q.new_zeros(hidden.shape[0], width, q.shape[-1]).index_put_((rows, slots), q)  # (batch, width, hidden)
-        context = attend(parts, split_heads(q_padded, parts.num_heads), hidden, key_mask, self.training)
-        updated = feed_forward(parts, packed, context[gather_rows, gather_slots], self.training)[:n]  # (M, hidden)
-        if torch.is_grad_enabled() and (hidden.requires_grad or updated.requires_grad):
-            return hidden.index_put((rows, cols), updated)  # autograd needs the old states intact
-        return hidden.index_put_((rows, cols), updated)
+        q_padded = q.new_zeros(hidden.shape[0] * width, q.shape[-1]).index_copy(0, into, q)  # (batch * width, hidden)
+        q_heads = split_heads(q_padded.view(hidden.shape[0], width, -1), parts.num_heads)
+        context = attend(parts, q_heads, hidden, key_mask, self.training)  # (batch, width, hidden)
+        context = context.reshape(-1, context.shape[-1]).index_select(0, gather_into)  # (M', hidden)
+        updated = feed_forward(parts, packed, context, self.training)[:n]  # (M, hidden)
+        if grad and (hidden.requires_grad or updated.requires_grad):  # autograd needs the old states intact
+            return flat.index_copy(0, at, updated).view_as(hidden)
+        flat.index_copy_(0, at, updated)
+        return hidden
 
+def piece_rows(hidden: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+    """A (rows, hidden) view of the storage under `hidden` (batch, pieces, hidden), where piece
+    (b, p) is row b * row_stride + p, and row_stride; None where the layout has no such view.
+    A slice of a wider tensor (the engine's groups) has one too, so gathers and scatters of
+    pieces are 1-D index operations on it instead of 2-D advanced indexing."""
+    batch, pieces, size = hidden.shape
+    stride = hidden.stride()
+    if stride[2] != 1 or (pieces > 1 and stride[1] != size) or (batch > 1 and stride[0] % size):
+        return None
+    row_stride = stride[0] // size if batch > 1 else pieces
+    rows = (batch - 1) * row_stride + pieces if batch else 0
+    return hidden.as_strided((rows, size), (size, 1)), row_stride
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(batch, n, hidden) -> (batch, heads, n, head_dim)"""
@@ -196,8 +218,9 @@ def attend(
     (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden)."""
     if torch.is_grad_enabled() and parts.trainable:
         k, v = parts.key(keys_from), parts.value(keys_from)
-    else:  # inference: one product for both, (batch, k, 2 * hidden) split into views
-        k, v = parts.project_key_value(keys_from).chunk(2, dim=-1)
+    else:  # inference: one product for both, (batch, k, 2 * hidden) split into views; on a
+        # contiguous input, since a strided one (the engine's group slices) takes a slower batched product
+        k, v = parts.project_key_value(keys_from.contiguous()).chunk(2, dim=-1)
     k, v = split_heads(k, parts.num_heads), split_heads(v, parts.num_heads)  # (batch, heads, k, head_dim)
     mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=parts.attn_dropout if training else 0.0)

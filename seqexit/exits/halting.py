@@ -205,7 +205,9 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
         # per layer instead of per group
         rows, words = running, int(n_row_words[running].max())
         starts, word_mask, act = batch.word_starts[rows, :words], batch.word_mask[rows, :words], active[rows, :words]
-        at_starts = states_run[torch.arange(len(rows), device=device)[:, None], starts]  # (running, words, hidden)
+        width = states_run.shape[1]  # states_run is contiguous: piece (r, p) is row r * width + p
+        at = (torch.arange(len(rows), device=device)[:, None] * width + starts).view(-1)  # (running * words,)
+        at_starts = states_run.view(-1, states_run.shape[-1]).index_select(0, at).view(len(rows), words, -1)  # (running, words, hidden)
         below = past.mean(rows, words) if past is not None else None  # (running, words, hidden)
         logits = model.read_exit_words(layer, at_starts, starts, past=below)  # (running, words, labels)
         if past is not None:
@@ -226,10 +228,12 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
         if not bool(going_on.all()):
             if hidden is not None:
                 _keep_final(hidden, running[~going_on], states_run[~going_on])
-            running, states_run = running[going_on], states_run[going_on]  # one gather of the rows that go on
+            keep = going_on.nonzero().view(-1)
+            running = running[keep]
             if running.numel() == 0:
                 break
-            states_run = states_run[:, :int(n_pieces[running].max())]
+            # one gather of the rows that go on, cut to the longest of them (contiguous again)
+            states_run = states_run[:, :int(n_pieces[running].max())].index_select(0, keep)
     if hidden is not None and running.numel():
         _keep_final(hidden, running, states_run)
     out.confidence, out.label_ids = logits_all.float().softmax(-1).max(-1)

@@ -45,6 +45,34 @@ def test_packed_layer_equals_the_full_layer_at_the_active_pieces(make_tagger, se
     assert torch.equal(packed[~active], hidden[~active]), "inactive pieces are copied bit for bit"
 
 
+
+def test_packed_layer_on_a_slice_of_wider_states_writes_only_its_own_rows(make_tagger, sentences):
+    """The engine hands a group as a slice (rows and pieces) of its wider running states: the
+    layer gathers and scatters through that storage, and leaves every other row and piece as is."""
+    from seqexit.encoders.base import piece_rows
+
+    model = make_tagger(4)
+    batch = batch_of(model, sentences)
+    torch.manual_seed(2)
+    active = batch.attention_mask & (torch.rand(batch.attention_mask.shape) < 0.5)
+    size, pieces = batch.attention_mask.shape
+    with torch.inference_mode():
+        hidden = model.adapter.embed(batch.input_ids)
+        expected = model.adapter.run_layer_active(1, hidden.clone(), batch.attention_mask, active)
+        wider = torch.randn(size + 2, pieces + 3, hidden.shape[-1])  # (rows, pieces, hidden)
+        wider[1:size + 1, :pieces] = hidden
+        before = wider.clone()
+        group = wider[1:size + 1, :pieces]
+        flat, row_stride = piece_rows(group)
+        assert row_stride == pieces + 3 and torch.equal(flat[row_stride + 2], group[1, 2])
+        got = model.adapter.run_layer_active(1, group, batch.attention_mask, active)
+    assert got.data_ptr() == group.data_ptr(), "inference writes into the slice it was given"
+    assert (wider[1:size + 1, :pieces] - expected)[batch.attention_mask].abs().max() <= 1e-5
+    outside = torch.ones(wider.shape[:2], dtype=torch.bool)
+    outside[1:size + 1, :pieces] = False
+    assert torch.equal(wider[outside], before[outside])
+    assert piece_rows(hidden.transpose(0, 1)) is None, "a layout with no row view is refused"
+
 def test_halting_everything_at_layer_l_equals_a_static_exit_at_l(make_tagger, sentences):
     model = make_tagger(6)
     batch = batch_of(model, sentences)
