@@ -33,6 +33,7 @@ from seqexit.bundle import load_model, load_presets
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.quantize import int8_backend, quantize_model
 from seqexit.runtime import apply_runtime
+from seqexit.runtime.select import cpu_name
 
 PRESETS = ("accurate", "balanced", "fast")
 ENGINES = (("torch", None), ("torch", "int8"), ("onnx", None), ("onnx", "int8"))
@@ -203,14 +204,6 @@ def replace_section(results_md: Path, name: str, text: str) -> None:
     else:
         current = current.rstrip("\n") + "\n\n" + block
     results_md.write_text(current)
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as lines:
-            return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
-    except OSError:
-        return platform.machine()
 
 
 def replot(output: Path) -> None:

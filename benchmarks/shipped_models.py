@@ -8,6 +8,7 @@ Usage:
   python benchmarks/shipped_models.py --name en-ner --full runs/en-ner/model --run runs/en-ner \
       --train ../shared/data/conll2003/eng.train --dev ../shared/data/conll2003/eng.testa \
       --test ../shared/data/conll2003/eng.testb --command "seqexit train ..."
+  python benchmarks/shipped_models.py --name en-ner --retime   # after an engine change, on this machine
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from seqexit.evaluation import evaluate_exits
 from seqexit.evaluation.exits import evaluate_policy
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
+from seqexit.runtime.select import cpu_name
 
 from timing import interleaved_seconds, paired_speedup
 
@@ -76,14 +78,23 @@ def main() -> None:
     parser.add_argument("--full", type=Path, default=None, help="the uncompacted trained model folder (if kept)")
     parser.add_argument("--run", type=Path, default=None, help="the seqexit train output folder (default: the "
                                                                  "shipped folder's own training.json)")
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--dev", type=Path, required=True)
-    parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--command", action="append", required=True, help="a command that made the model (repeatable)")
+    parser.add_argument("--train", type=Path)
+    parser.add_argument("--dev", type=Path)
+    parser.add_argument("--test", type=Path)
+    parser.add_argument("--command", action="append", help="a command that made the model (repeatable)")
     parser.add_argument("--note", action="append", default=[], help="a line for MODEL.md (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--retime", action="store_true",
+                        help="measure every score and speed-up again on this machine (after an engine change); the data, "
+                             "commands, notes, training record and uncompacted exit scores are kept from record.json")
     args = parser.parse_args()
+    kept = json.loads((find_model(args.name) / "record.json").read_text()) if args.retime else None
+    if kept is not None:
+        args.train, args.dev, args.test = (Path(kept["data"][split]["file"]) for split in ("train", "dev", "test"))
+        args.command, args.note = kept["commands"], args.note or kept["notes"]
+    elif not (args.train and args.dev and args.test and args.command):
+        parser.error("--train, --dev, --test and --command are required (or --retime a model that has a record.json)")
     torch.set_num_threads(args.threads)
 
     folder = find_model(args.name)
@@ -92,6 +103,9 @@ def main() -> None:
     print(f"{args.name}: {len(test)} test sentences", flush=True)
     exits_shipped = evaluate_exits(shipped, test)
     exits_full = evaluate_exits(full, test) if full is not None else [None] * len(exits_shipped)
+    uncompacted = [f.score if f else None for f in exits_full]
+    if kept is not None and full is None:
+        uncompacted = [row["uncompacted"] for row in kept["test"]["exits"]]
     metric = exits_shipped[-1].metric
     presets = load_presets(folder)
     policies = {"full depth": ExitPolicy(), **{name: p.policy for name, p in presets.items()}}
@@ -106,21 +120,23 @@ def main() -> None:
         "size_bytes": files,
         "data": {split: {"file": str(path), "sha256": sha256(path)} for split, path in
                  (("train", args.train), ("dev", args.dev), ("test", args.test))},
-        "commands": args.command, "training": training_record(args.run or folder), "notes": args.note,
+        "commands": args.command, "notes": args.note,
+        "training": kept["training"] if kept is not None else training_record(args.run or folder),
         "exit_context": [head.context for head in shipped.exits],
         "test": {
-            "exits": [{"layer": s.layer, "shipped": s.score, "uncompacted": f.score if f else None}
-                      for s, f in zip(exits_shipped, exits_full)],
-            "compaction_cost_full_depth": exits_full[-1].score - exits_shipped[-1].score if full is not None else None,
+            "exits": [{"layer": s.layer, "shipped": s.score, "uncompacted": u} for s, u in zip(exits_shipped, uncompacted)],
+            "compaction_cost_full_depth": uncompacted[-1] - exits_shipped[-1].score if uncompacted[-1] is not None else None,
             "policies": {name: {"policy": str(policies[name]), "score": s.score, "flops_speedup": s.flops_speedup,
                                 "mean_exit_layer": s.mean_exit_layer, **speed[name]} for name, s in scores.items()},
         },
         "test_slice": {"sentences": SLICE, "scores": slice_scores},
         "presets_calibrated_on": sorted({p.data for p in presets.values() if p.data}),
-        "environment": {"machine": f"{platform.machine()} CPU", "threads": args.threads, "torch": torch.__version__,
+        "environment": {"machine": f"{platform.machine()} CPU", "cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
                         "python": platform.python_version(), "rounds": args.rounds},
-        "benchmark_command": "python " + shlex.join(sys.argv),
+        "benchmark_command": kept["benchmark_command"] if kept is not None else "python " + shlex.join(sys.argv),
     }
+    if kept is not None:
+        record["retime_command"] = "python " + shlex.join(sys.argv)
     (folder / "record.json").write_text(json.dumps(record, indent=1) + "\n")
     (folder / "MODEL.md").write_text(model_card(record))
     merged_path = HERE / "shipped_models.json"
@@ -171,7 +187,7 @@ def model_card(record: dict, level: int = 1) -> str:
     lines += ["", "Data (SHA-256):", ""]
     lines += [f"- {split}: `{d['file']}` `{d['sha256']}`" for split, d in data.items()]
     env = record["environment"]
-    lines += ["", f"Measured by `benchmarks/shipped_models.py` (the full command is in record.json) on {env['machine']}, "
+    lines += ["", f"Measured by `benchmarks/shipped_models.py` (the full command is in record.json) on {env.get('cpu') or env['machine']}, "
               f"{env['threads']} threads, torch {env['torch']}, Python {env['python']}.", ""]
     return "\n".join(lines)
 

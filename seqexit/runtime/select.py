@@ -84,7 +84,7 @@ def pick_runtime(model: MultiExitTagger, runtime: str | None, *, quantize: str |
 def _measured_pick(shape: tuple[int, int, int], precision: str, threads: int) -> str:
     """'onnx' where it ran a random layer of `shape` (hidden, heads, ffn) as the engine runs it
     (`_layer_seconds`) clearly faster than torch, else 'torch'; read from or written to the user cache."""
-    key = "|".join(map(str, (PICK_VERSION, platform.processor() or platform.machine(), _cpu_name(), torch.__version__,
+    key = "|".join(map(str, (PICK_VERSION, platform.processor() or platform.machine(), cpu_name(), torch.__version__,
                               _ort_version(), shape, precision, threads)))
     path = user_cache_dir() / "runtime_pick.json"
     try:
@@ -147,12 +147,24 @@ def _layer_seconds(runtime: str, shape: tuple[int, int, int], precision: str) ->
     return best
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name and the widest vector instructions it has, e.g. "AMD EPYC (AVX2)":
+    kernels' speed, and so every timing, depends on both (the same name comes with AVX2 only or
+    with AVX-512 on different hosts); "" where /proc/cpuinfo cannot be read."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as lines:
-            return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+            for key, _, value in (line.partition(":") for line in lines):
+                info.setdefault(key.strip(), value)
     except OSError:
         return ""
+    name = " ".join(info.get("model name", "").split())
+    flags = set(info.get("flags", "").split())
+    isa = [label for flag, label in (("amx_tile", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "AVX512-VNNI"),
+                                     ("avx512f", "AVX-512"), ("avx2", "AVX2")) if flag in flags]
+    if "AVX-512" in isa:  # implies AVX2
+        isa = [label for label in isa if label != "AVX2"]
+    return f"{name} ({', '.join(isa)})" if isa else name
 
 
 def _ort_version() -> str:
