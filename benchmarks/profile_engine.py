@@ -30,6 +30,8 @@ from seqexit.model import MultiExitTagger
 from seqexit.quantize import quantize_model
 
 from run_all import write_section  # benchmarks/ is the script's folder, first on sys.path
+from seqexit.runtime.select import cpu_name
+from timing import paired_speedup
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -128,7 +130,10 @@ def main() -> None:
         for spec, policy in policies.items():
             runs[spec].append(clock.run(words, policy, args.batch_size))
     median = {spec: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for spec, rs in runs.items()}
+    first = [r["total"] for r in runs[specs[0]]]
+    paired = {spec: paired_speedup(first, [r["total"] for r in rs]) for spec, rs in runs.items()}
     result = {"command": "python " + " ".join(sys.argv), "task": args.task, "model": str(folder.name), "quantize": args.quantize,
+              "cpu": cpu_name(), "rounds": args.rounds, "paired_speedup": paired,
               "batch_size": args.batch_size, "threads": args.threads, "sentences": len(words),
               "words": sum(map(len, words)), "torch": torch.__version__, "machine": f"{platform.machine()} CPU",
               "seconds": median}
@@ -139,8 +144,8 @@ def report(r: dict) -> str:
     specs = list(r["seconds"])
     full = r["seconds"][specs[0]]
     lines = ["## Where the time goes", "",
-             f"`{r['command']}`: {r['machine']}, {r['threads']} threads, torch {r['torch']}, batch {r['batch_size']}, "
-             f"{r['sentences']} sentences; median seconds of interleaved rounds per stage.", "",
+             f"`{r['command']}`: {r.get('cpu') or r['machine']}, {r['threads']} threads, torch {r['torch']}, batch {r['batch_size']}, "
+             f"{r['sentences']} sentences; median seconds of {r.get('rounds', 'the')} interleaved rounds per stage.", "",
              "| stage | " + " | ".join(specs) + " |", "|---|" + "---|" * len(specs)]
     for stage in (*STAGES, "total"):
         cells = []
@@ -152,6 +157,9 @@ def report(r: dict) -> str:
         f"{full['encoder layers'] / r['seconds'][s]['encoder layers']:.2f}x" for s in specs) + " |")
     lines.append("| speed-up, whole run | " + " | ".join(
         f"{full['total'] / r['seconds'][s]['total']:.2f}x" for s in specs) + " |")
+    if "paired_speedup" in r:
+        lines.append("| speed-up, whole run, median of the rounds' own ratios | " + " | ".join(
+            f"{r['paired_speedup'][s]:.2f}x" for s in specs) + " |")
     return "\n".join(lines) + "\n"
 
 

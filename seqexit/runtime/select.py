@@ -147,13 +147,13 @@ def _layer_seconds(runtime: str, shape: tuple[int, int, int], precision: str) ->
     return best
 
 
-def cpu_name() -> str:
+def cpu_name(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's model name and the widest vector instructions it has, e.g. "AMD EPYC (AVX2)":
     kernels' speed, and so every timing, depends on both (the same name comes with AVX2 only or
     with AVX-512 on different hosts); "" where /proc/cpuinfo cannot be read."""
     info: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as lines:
+        with open(cpuinfo) as lines:
             for key, _, value in (line.partition(":") for line in lines):
                 info.setdefault(key.strip(), value)
     except OSError:

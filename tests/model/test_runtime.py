@@ -410,3 +410,17 @@ def test_a_layer_that_disagrees_with_torch_is_caught(model, monkeypatch):
     with pytest.warns(RuntimeWarning, match="layer differs; running on torch instead"):
         fallback = apply_runtime(model, "auto")
     assert fallback.runtime == "torch"
+
+
+def test_cpu_name_gives_the_model_and_its_widest_vector_instructions(tmp_path):
+    from seqexit.runtime.select import cpu_name
+
+    def cpuinfo(flags: str) -> str:
+        path = tmp_path / f"cpuinfo-{len(flags)}"
+        path.write_text(f"processor\t: 0\nmodel name\t: AMD  EPYC\nflags\t\t: {flags}\n\nprocessor\t: 1\nmodel name\t: other\n")
+        return str(path)
+
+    assert cpu_name(cpuinfo("fpu sse avx2 fma")) == "AMD EPYC (AVX2)"
+    assert cpu_name(cpuinfo("avx2 avx512f avx512_vnni avx512_bf16")) == "AMD EPYC (AVX512-BF16, AVX512-VNNI, AVX-512)"
+    assert cpu_name(cpuinfo("sse")) == "AMD EPYC"
+    assert cpu_name(str(tmp_path / "missing")) == ""
