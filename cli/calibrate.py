@@ -9,19 +9,22 @@ from pathlib import Path
 import typer
 
 from seqexit.data.formats import read_file
-from seqexit.evaluation.calibrate import DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, calibrate as run_calibration
+from seqexit.evaluation.calibrate import AGAINST_FULL_DEPTH, DEFAULT_MAX_DROP, DEFAULT_NAME, NAMED_DROPS, full_depth_references
+from seqexit.evaluation.calibrate import calibrate as run_calibration
 from seqexit.exits import Preset, check_preset_name
 from seqexit.exits.criteria import CRITERIA
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
+from .learn_exits import read_word_lists
 from .policy import QUANTIZE, RUNTIME, pick_quantize, pick_runtime_option
 
 
 @friendly
 def calibrate(
     model: Path = typer.Argument(..., help="Model folder: presets.json is written there."),
-    data: Path = typer.Argument(..., help="Labelled dev file (CoNLL, CoNLL-U or JSONL) to measure on."),
+    data: Path = typer.Argument(..., help="Labelled dev file (CoNLL, CoNLL-U or JSONL) to measure on; with "
+                                          "--against-full-depth any text, labels ignored (raw text too)."),
     max_drop: float | None = typer.Option(
         None, "--max-drop", help=f"Pick the fastest policy losing at most this many points against full depth "
         f"(default {DEFAULT_MAX_DROP} when --speedup is not given)."),
@@ -39,12 +42,19 @@ def calibrate(
     names: str = typer.Option("auto", "--names", help="auto: accurate-CRITERION, ... for a criterion other than "
                               "entropy, accurate, ... for entropy; plain: accurate, balanced, fast whatever the criterion "
                               "(replacing those); suffixed: accurate-CRITERION, ... for entropy too."),
+    against_full_depth: bool = typer.Option(
+        False, "--against-full-depth", help="No gold labels: measure each policy's drop as its disagreement with the "
+        "model's own full-depth labels on DATA (span F1 or accuracy against them); the presets record it."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
     bound, and store them as presets in MODEL/presets.json (other named presets there are kept).
     Also fits one softmax temperature per exit on DEV (MODEL/temperatures.json), which the
     "confidence" exit criterion uses.
+
+    With --against-full-depth DATA needs no labels: the references are the model's own
+    full-depth labels, so a drop is how far a policy strays from full depth (a model adopted
+    from Hugging Face with no labelled data still gets presets).
 
     With --quantize int8 the policies run on the int8 engine and are stored as int8 presets
     (beside the float ones), their drops measured against the float model's full depth.
@@ -75,12 +85,18 @@ def calibrate(
         raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
     tagger = load_model(model)
-    bad = bad_lines(on_bad_line)
-    sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos,
-                          bad_lines=bad)
-    bad.finish()
+    if against_full_depth:
+        words = read_word_lists(data, format, 0, on_bad_line, quiet=json_output)
+        sentences = full_depth_references(tagger, words, batch_size=batch_size)
+        source = f"{data} ({AGAINST_FULL_DEPTH})"
+    else:
+        bad = bad_lines(on_bad_line)
+        sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column,
+                              upos=not xpos, bad_lines=bad)
+        bad.finish()
+        source = str(data)
     if not json_output:
-        typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {data}")
+        typer.echo(f"{len(sentences)} sentences, {sum(len(s) for s in sentences)} words from {source}")
     if criterion == "learned" and tagger.learned_exits is None:
         raise UsageError(f"--criterion learned needs exit heads: run `seqexit learn-exits {model} DATA` first")
     if criterion == "signals" and tagger.halting_signals is None:
@@ -89,7 +105,7 @@ def calibrate(
     write_temperatures(model, fit.temperatures)
     tagger.exit_temperatures = fit.temperatures
     result = run_calibration(tagger, sentences, max_drop=max_drop, speedup=speedup, name=name, batch_size=batch_size,
-                             data=str(data), progress=True, quantize=quantized, criterion=criterion,
+                             data=source, progress=True, quantize=quantized, criterion=criterion,
                              runtime=runtime, suffix={"auto": None, "plain": False, "suffixed": True}[names])
 
     try:

@@ -13,7 +13,7 @@ from seqexit.data.formats import FORMATS, iter_words
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 
 
-def read_word_lists(data: Path, input_format: str, limit: int, on_bad_line: str) -> list[list[str]]:
+def read_word_lists(data: Path, input_format: str, limit: int, on_bad_line: str, quiet: bool = False) -> list[list[str]]:
     """The word lists of DATA (labels ignored) for the commands that fit heads on a frozen model:
     checked options, bad lines handled as asked, at most `limit` sentences (0: all), never none."""
     if input_format not in ("auto", *FORMATS):
@@ -25,7 +25,8 @@ def read_word_lists(data: Path, input_format: str, limit: int, on_bad_line: str)
     bad.finish()
     if not sentences:
         raise UsageError(f"{data} holds no sentences")
-    typer.echo(f"{len(sentences)} sentences from {data}")
+    if not quiet:
+        typer.echo(f"{len(sentences)} sentences from {data}")
     return sentences
 
 

@@ -7,6 +7,7 @@ import gc
 
 import typer
 
+from .adopt import adopt
 from .calibrate import calibrate
 from .compact import compact
 from .context_exits import context_exits
@@ -25,7 +26,7 @@ atexit.register(gc.freeze)
 
 app = typer.Typer(help="seqexit: fast transformer sequence labeling by early exit.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-for command in (tag, train, evaluate, calibrate, learn_exits, context_exits, compact, info, stats):
+for command in (tag, train, evaluate, calibrate, learn_exits, context_exits, adopt, compact, info, stats):
     app.command()(command)
 
 if __name__ == "__main__":

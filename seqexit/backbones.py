@@ -198,6 +198,10 @@ def load_backbone(folder: str | Path):
     folder = Path(folder)
     config = check_backbone_folder(folder)
     weights = backbone_weights(folder)
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report (a tagger's classifier is "unexpected"): checked below instead
     try:
         encoder, info = AutoModel.from_pretrained(
             str(folder), local_files_only=True, trust_remote_code=False, use_safetensors=True, output_loading_info=True
@@ -205,6 +209,8 @@ def load_backbone(folder: str | Path):
     except (OSError, ValueError, RuntimeError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(f"{weights}: cannot load the backbone ({type(err).__name__}: {message})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     missing = [k for k in info.get("missing_keys", ()) if not k.startswith("pooler.")]
     mismatched = list(info.get("mismatched_keys", ()))
     if missing or mismatched:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from tqdm.auto import tqdm
 
 from ..data import Sentence
-from ..exits import ExitPolicy, Preset, check_preset_name
+from ..exits import ExitPolicy, Preset, check_preset_name, run_policy
 from ..exits.criteria import COUNTING, CRITERIA
 from ..model import MultiExitTagger
 from ..quantize import check_quantize
@@ -40,6 +40,7 @@ CRITERION_SETTINGS: dict[str, tuple[float, ...]] = {
 }
 DEFAULT_WINDOWS = (0, 1, 2)
 DEFAULT_MODES = ("tokee", "sentee")
+AGAINST_FULL_DEPTH = "labels: the model's own full depth"  # how label-free presets name their references
 CALIBRATION_MODES = ("tokee", "sentee", "static")
 _EPS = 1e-9  # scores are percentages from float sums: a bound met exactly counts as met
 
@@ -208,3 +209,12 @@ def calibrate(
         chosen = preset(name, pick_within_drop(rows, full.score, max_drop), drop=max_drop)
     presets[name] = chosen
     return CalibrationResult(full=full, rows=rows, presets=presets, chosen=chosen)
+
+
+def full_depth_references(model: MultiExitTagger, sentences: Sequence[Sequence[str]], batch_size: int = 32) -> list[Sentence]:
+    """`sentences` (word lists) tagged by `model` at full depth: references for calibrating
+    without gold labels, where a policy's drop is its disagreement with full depth (span F1 or
+    accuracy against it) rather than its loss against gold. Full depth scores 100 on them."""
+    run = run_policy(model, sentences, ExitPolicy(), batch_size=batch_size)
+    return [Sentence(list(words), result.labels(model)) for words, result in zip(sentences, run.sentences)]
+

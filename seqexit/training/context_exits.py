@@ -27,13 +27,18 @@ from ..model import ExitHead, ExitShape, MultiExitTagger, WordPast
 from ..pieces import Batch, at_word_starts
 
 
+# batches the agreement with the last exit is measured on, before and after: each costs a full
+# forward, and on a large corpus two passes over all of it would cost as much as an epoch
+AGREEMENT_BATCHES = 64
+
+
 @dataclass
 class ContextExitsResult:
     context: list[int]  # words on each side each exit reads now
     shapes: list[ExitShape]  # what each exit reads now
     epoch_losses: list[float]  # mean loss (KL to the last exit + imitation, summed over the exits) per epoch
     agreement_before: list[float]  # per exit below the last: share of words labelled as the last exit labels them
-    agreement_after: list[float]
+    agreement_after: list[float]  # (both on up to AGREEMENT_BATCHES batches, spread over the sentence lengths)
 
 
 def widen_exit(head: ExitHead, context: int, *, past: bool = False, future: int = 0, hidden: int = 0) -> ExitHead:
@@ -71,15 +76,14 @@ def train_context_exits(
 ) -> ContextExitsResult:
     """Replace the exits below the last with exits reading `context` words on each side (and
     the `past`, a `future` imitation of that many units, a `hidden` layer of that many units),
-    fitted on `sentences` (word lists; labels are not used). Changes `model` in place and
+    fitted on `sentences` (word lists; labels are not used); with none of them, plain exits are
+    fitted the same way (what `seqexit.adopt` does to a tagger that had one classifier). Changes `model` in place and
     records the shapes in its config; the encoder and the last exit are left as they were.
     Temperatures and trained halting heads fitted to the old exits no longer apply: they are
     dropped (calibrate again)."""
     if model.num_layers < 2:
         raise ValueError("context exits need a model with at least 2 layers")
-    shape = ExitShape(context, past, future, hidden)  # checks the ranges
-    if shape.plain:
-        raise ValueError("nothing to learn: give the exits context, past, future or a hidden layer")
+    ExitShape(context, past, future, hidden)  # checks the ranges
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not sentences:
@@ -89,7 +93,8 @@ def train_context_exits(
     was_training = model.training
     model.eval()
     batches = list(length_sorted_batches(model, sentences, batch_size))
-    before = _agreement(model, batches)
+    sample = batches[::max(1, len(batches) // AGREEMENT_BATCHES)]  # spread over the lengths
+    before = _agreement(model, sample)
     for layer in range(last):
         model.exits[layer] = widen_exit(model.exits[layer], context, past=past, future=future, hidden=hidden)
     heads = [model.exits[layer] for layer in range(last)]
@@ -122,7 +127,7 @@ def train_context_exits(
     model.exit_temperatures = None
     model.learned_exits = None
     model.halting_signals = None
-    return ContextExitsResult([s.context for s in shapes], shapes, losses, before, _agreement(model, batches))
+    return ContextExitsResult([s.context for s in shapes], shapes, losses, before, _agreement(model, sample))
 
 
 @torch.no_grad()

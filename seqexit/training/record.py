@@ -24,8 +24,14 @@ def stage_record(stage: str, result: TrainResult) -> dict:
 
 def describe(record: dict) -> list[str]:
     """Lines for `seqexit info`: the recipe, then one line per stage."""
-    recipe = record.get("recipe", "?")
-    lines = [f"{recipe}: {RECIPES.get(recipe, 'unknown recipe')}"]
+    adopted = record.get("adopted")
+    if adopted and "recipe" not in record:
+        scheme = f"spans, {adopted['scheme']}" if adopted.get("scheme") else "per-word tags"
+        lines = [f"adopted: encoder and last exit taken unchanged from the Hugging Face token classifier "
+                 f"{adopted.get('from', '?')} (labels from its id2label: {scheme})"]
+    else:
+        recipe = record.get("recipe", "?")
+        lines = [f"{recipe}: {RECIPES.get(recipe, 'unknown recipe')}"]
     for stage in record.get("stages", []):
         config = stage.get("config", {})
         history = stage.get("dev_history") or []

@@ -1,0 +1,161 @@
+"""Adopting a Hugging Face token classifier: full depth is the original, the lower exits learn
+from it without labels, and bad folders are clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertForTokenClassification
+from typer.testing import CliRunner
+
+from cli.main import app
+from seqexit.adopt import adopt, adopted_tagger, label_scheme
+from seqexit.bundle import load_model, save_model
+from seqexit.data.schemes import decode_spans
+from seqexit.exits import ExitPolicy, run_policy
+
+from tests.conftest import EXIT_LABELS, EXIT_SENTENCES, make_backbone
+
+runner = CliRunner()
+
+
+def make_token_classifier(folder: Path, labels: list[str] = EXIT_LABELS, layers: int = 3, seed: int = 3) -> Path:
+    """A random BertForTokenClassification saved the way a user's fine-tuned tagger is."""
+    make_backbone(folder, layers=layers)  # tokenizer files (and a plain encoder, replaced below)
+    torch.manual_seed(seed)
+    config = BertConfig.from_pretrained(str(folder))
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    config.initializer_range = 0.3  # layers that change the states a lot, as a trained model's do
+    model = BertForTokenClassification(config)
+    with torch.no_grad():  # a trained classifier's scale: labels that differ from word to word
+        model.classifier.weight.normal_(0.0, 1.0)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory) -> Path:
+    return make_token_classifier(tmp_path_factory.mktemp("hf-ner"))
+
+
+def hugging_face_labels(folder: Path, model, sentences) -> list[list[str]]:
+    """The original model's own labels: its logits at each word's first piece, argmax."""
+    original = BertForTokenClassification.from_pretrained(str(folder)).eval()
+    chunks = [c[0] for c in model.pieces.encode(sentences)]
+    batch = model.pieces.collate(chunks)
+    with torch.no_grad():
+        logits = original(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).logits
+    first = logits.gather(1, batch.word_starts[..., None].expand(-1, -1, logits.shape[-1])).argmax(-1)
+    return [[original.config.id2label[int(i)] for i in row[:n]] for row, n in zip(first, batch.word_mask.sum(1).tolist())]
+
+
+def test_full_depth_gives_the_original_labels_and_keeps_its_weights(hf_folder):
+    model = adopt(hf_folder, EXIT_SENTENCES * 4, epochs=1)
+    run = run_policy(model, EXIT_SENTENCES, ExitPolicy())
+    assert [r.labels(model) for r in run.sentences] == hugging_face_labels(hf_folder, model, EXIT_SENTENCES)
+    original = BertForTokenClassification.from_pretrained(str(hf_folder))
+    for name, tensor in original.bert.state_dict().items():
+        if not name.startswith("pooler."):
+            assert torch.equal(model.encoder.state_dict()[name], tensor), name
+    assert torch.equal(model.exits[-1].linear.weight, original.classifier.weight)
+    assert model.labels == EXIT_LABELS and model.config.scheme == "iob2" and model.config.task == "ner"
+
+
+def test_the_lower_exits_learn_the_last_exit_from_text_alone(hf_folder):
+    before = adopted_tagger(hf_folder)
+    sentences = EXIT_SENTENCES * 8
+    after = adopt(hf_folder, sentences, epochs=15, batch_size=8, learning_rate=1e-2, context=1)
+
+    def distance_to_last_exit(model) -> float:
+        """Mean KL from the last exit's distribution to each lower exit's, over the words."""
+        batch = model.pieces.collate([c[0] for c in model.pieces.encode(EXIT_SENTENCES)])
+        with torch.no_grad():
+            logits = model(batch)[:, batch.word_mask]  # (exits, words, labels)
+        last = logits[-1].log_softmax(-1)
+        return float(sum(torch.nn.functional.kl_div(exit_.log_softmax(-1), last, log_target=True, reduction="batchmean")
+                         for exit_ in logits[:-1]))
+
+    assert distance_to_last_exit(after) < 0.5 * distance_to_last_exit(before)
+    assert [head.shape.context for head in after.exits] == [1, 1, 0]
+    assert after.training_record["adopted"]["labels_from"] == "id2label"
+
+
+def test_an_adopted_model_saves_loads_and_tags_through_the_cli(hf_folder, tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(" ".join(s) for s in EXIT_SENTENCES * 3) + "\n")
+    out = tmp_path / "adopted"
+    result = runner.invoke(app, ["adopt", str(hf_folder), "-o", str(out), "--unlabelled", str(text), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    loaded = load_model(out)
+    expected = hugging_face_labels(hf_folder, loaded, EXIT_SENTENCES)
+    assert [r.labels(loaded) for r in run_policy(loaded, EXIT_SENTENCES, ExitPolicy()).sentences] == expected
+    tagged = runner.invoke(app, ["tag", str(text), "--model", str(out), "--mode", "full", "-f", "conll"])
+    assert tagged.exit_code == 0, tagged.output
+    rows = [line.split() for line in tagged.output.splitlines() if line.strip()]
+    written = [row[-1] for row in rows[:len(EXIT_SENTENCES[0])]]  # the writer's IOB2: the same spans
+    assert decode_spans(written, "iob2") == decode_spans(expected[0], "iob2")
+
+
+def test_label_free_calibration_measures_drops_against_full_depth(hf_folder, tmp_path):
+    model = adopt(hf_folder, EXIT_SENTENCES * 4, epochs=1)
+    folder = save_model(model, tmp_path / "m")
+    text = tmp_path / "dev.txt"
+    text.write_text("\n".join(" ".join(s) for s in EXIT_SENTENCES * 2) + "\n")
+    result = runner.invoke(app, ["calibrate", str(folder), str(text), "--against-full-depth", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["full_score"] == pytest.approx(100.0)
+    for preset in report["presets"].values():
+        assert preset["score"] >= 100.0 - preset["max_drop"] - 1e-9 or preset["fallback"]
+        assert "the model's own full depth" in preset["data"]
+    info = runner.invoke(app, ["info", str(folder)])
+    assert "labels: the model's own full depth" in info.output
+    assert f"adopted: encoder and last exit taken unchanged from the Hugging Face token classifier {hf_folder}" in info.output
+
+
+@pytest.mark.parametrize("labels, scheme", [
+    (["O", "B-PER", "I-PER"], "iob2"), (["O", "I-PER", "I-LOC"], "iob2"), (["O", "S-PER", "B-PER", "E-PER", "I-PER"], "iobes"),
+    (["O", "U-LOC", "B-LOC", "L-LOC"], "bilou"), (["NOUN", "VERB", "ADJ"], None),
+])
+def test_the_label_scheme_is_read_from_the_labels(labels, scheme):
+    assert label_scheme(labels, "config.json") == scheme
+
+
+def _break(folder: Path, how: str) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    if how == "no id2label":
+        config.pop("id2label"), config.pop("label2id")
+    elif how == "unknown family":
+        config["model_type"] = "deberta-v2"
+    elif how == "mixed labels":
+        config["id2label"] = {"0": "O", "1": "B-PER", "2": "NOUN", **{str(i): f"X{i}" for i in range(3, 7)}}
+    elif how == "no weights":
+        (folder / "model.safetensors").unlink()
+    elif how == "tokenizer too large":
+        vocab = (folder / "vocab.txt").read_text().splitlines()
+        (folder / "vocab.txt").write_text("\n".join(vocab + [f"extra{i}" for i in range(500)]) + "\n")
+        (folder / "tokenizer.json").unlink(missing_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("how, says", [
+    ("no id2label", "no id2label"), ("unknown family", "supported: bert"), ("mixed labels", "cannot be told"),
+    ("no weights", "no model.safetensors"), ("tokenizer too large", "do not belong together"),
+])
+def test_bad_folders_are_clear_errors_and_leave_nothing(tmp_path, how, says):
+    folder = make_token_classifier(tmp_path / "hf")
+    _break(folder, how)
+    text = tmp_path / "text.txt"
+    text.write_text("john smith was in berlin .\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["adopt", str(folder), "-o", str(out), "--unlabelled", str(text)])
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "Traceback" not in result.output
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    with pytest.raises((ValueError, FileNotFoundError), match=says):
+        adopted_tagger(folder)
