@@ -266,7 +266,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, small_batch_sentences:
 
 
 SECTIONS = ("profile_engine.md", "ray_scaling.md", "int8_speed.md", "exit_criteria.md", "exits_that_see_more.md",
-            "training_recipes.md")  # written by the scripts of these names
+            "training_recipes.md", "adopt_speed.md")  # written by the scripts of these names
 
 
 def task_model_and_test(task: str, args) -> tuple[Path, MultiExitTagger, bool, list[Sentence]]:

@@ -159,3 +159,21 @@ def test_bad_folders_are_clear_errors_and_leave_nothing(tmp_path, how, says):
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
     with pytest.raises((ValueError, FileNotFoundError), match=says):
         adopted_tagger(folder)
+
+
+def test_an_adopted_model_compacts_against_its_source_and_serves_in_spacy(hf_folder, tmp_path):
+    import spacy
+    from spacy.tokens import Doc
+
+    model = adopt(hf_folder, EXIT_SENTENCES * 4, epochs=1)
+    full = save_model(model, tmp_path / "full")
+    compact = tmp_path / "compact"
+    result = runner.invoke(app, ["compact", str(full), str(compact), "--backbone", str(hf_folder)])
+    assert result.exit_code == 0, result.output
+    expected = hugging_face_labels(hf_folder, model, EXIT_SENTENCES)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("seqexit_ner", config={"model": str(compact), "policy": ExitPolicy().to_dict()})
+    docs = [nlp(Doc(nlp.vocab, words=list(words))) for words in EXIT_SENTENCES]
+    for doc, labels in zip(docs, expected):
+        spans = [(s.start, s.end, s.label) for s in decode_spans(labels, "iob2")]
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == spans
