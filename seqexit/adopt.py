@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from .backbones import backbone_weights, check_backbone_folder, load_backbone, read_json, safetensors_shapes
-from .encoders.bert import BERT_FAMILY
+from .encoders import SUPPORTED_MODEL_TYPES
 from .model import MultiExitTagger, TaggerConfig, drop_pooler
 
 # where the token-classification heads of the BERT family keep their classifier
@@ -69,18 +69,18 @@ def read_token_classifier(folder: str | Path) -> TokenClassifier:
     raw = read_json(config_file, "model config")
     if not isinstance(raw, dict):
         raise ValueError(f"{config_file}: the config must be a JSON object")
-    if raw.get("model_type") not in BERT_FAMILY:
+    if raw.get("model_type") not in SUPPORTED_MODEL_TYPES:
         raise ValueError(f"{config_file}: model_type {raw.get('model_type')!r} cannot be adopted; supported: "
-                         f"{', '.join(BERT_FAMILY)}")
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}")
     labels = _labels(raw.get("id2label"), config_file)
-    check_backbone_folder(folder)  # sizes against the weights, before anything is built
+    checked = check_backbone_folder(folder)  # sizes against the weights, before anything is built
     weights = backbone_weights(folder)
     shapes = safetensors_shapes(weights)
     missing = [key for key in CLASSIFIER_KEYS if key not in shapes]
     if missing:
         raise ValueError(f"{weights}: no token classifier ({', '.join(missing)} missing); adopt takes a folder saved "
                          "from a *ForTokenClassification model")
-    hidden = raw["hidden_size"]
+    hidden = checked["hidden_size"]
     if shapes["classifier.weight"] != (len(labels), hidden) or shapes["classifier.bias"] != (len(labels),):
         raise ValueError(f"{weights}: the classifier is {shapes['classifier.weight']}, but {config_file} gives "
                          f"{len(labels)} labels and hidden size {hidden}")

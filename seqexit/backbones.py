@@ -16,7 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .encoders.bert import BERT_FAMILY
+from .encoders import SUPPORTED_MODEL_TYPES
+from .encoders.distilbert import CONFIG_KEYS as DISTILBERT_KEYS
+from .encoders.distilbert import DISTILBERT
 
 DEFAULT_BACKBONE = "minilm-l6"
 WEIGHTS_NAME = "model.safetensors"
@@ -101,9 +103,15 @@ def check_backbone_config(raw: Any, where: str, field: str = "") -> dict[str, An
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: {field or 'the config'} must be a JSON object, not {type(raw).__name__}")
     model_type = raw.get("model_type")
-    if model_type not in BERT_FAMILY:
-        raise ValueError(f"{where}: {field}model_type {model_type!r} is not supported; supported: {', '.join(BERT_FAMILY)}")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(f"{where}: {field}model_type {model_type!r} is not supported; supported: "
+                         f"{', '.join(SUPPORTED_MODEL_TYPES)}")
     config = {k: v for k, v in raw.items() if k not in IGNORED_KEYS}
+    if model_type == DISTILBERT:  # its own keys for the sizes: checked (and read) under seqexit's names
+        for ours, theirs in DISTILBERT_KEYS.items():
+            if theirs in config:
+                config[ours] = config[theirs]
+        config.setdefault("type_vocab_size", 0)
     for key, (low, high) in SIZE_LIMITS.items():
         if key not in config or (key == "embedding_size" and config[key] is None):
             continue

@@ -6,10 +6,11 @@ from torch import nn
 
 from .base import EncoderAdapter, LayerParts, attention, feed_forward
 from .bert import BERT_FAMILY, BertFamilyAdapter
+from .distilbert import DISTILBERT, DistilBertAdapter
 
 __all__ = ["EncoderAdapter", "LayerParts", "adapter_for", "attention", "feed_forward", "SUPPORTED_MODEL_TYPES"]
 
-SUPPORTED_MODEL_TYPES = BERT_FAMILY
+SUPPORTED_MODEL_TYPES = (*BERT_FAMILY, DISTILBERT)
 
 
 def adapter_for(encoder: nn.Module) -> EncoderAdapter:
@@ -17,6 +18,8 @@ def adapter_for(encoder: nn.Module) -> EncoderAdapter:
     model_type = encoder.config.model_type
     if model_type in BERT_FAMILY:
         return BertFamilyAdapter(encoder)
+    if model_type == DISTILBERT:
+        return DistilBertAdapter(encoder)
     raise ValueError(
         f"encoder type {model_type!r} is not supported yet; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
     )

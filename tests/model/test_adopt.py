@@ -15,9 +15,9 @@ from cli.main import app
 from seqexit.adopt import adopt, adopted_tagger, label_scheme
 from seqexit.bundle import load_model, save_model
 from seqexit.data.schemes import decode_spans
-from seqexit.exits import ExitPolicy, run_policy
+from seqexit.exits import ExitPolicy, exit_batch, run_policy
 
-from tests.conftest import EXIT_LABELS, EXIT_SENTENCES, make_backbone
+from tests.conftest import EXIT_LABELS, EXIT_SENTENCES, VOCAB, make_backbone
 
 runner = CliRunner()
 
@@ -177,3 +177,50 @@ def test_an_adopted_model_compacts_against_its_source_and_serves_in_spacy(hf_fol
     for doc, labels in zip(docs, expected):
         spans = [(s.start, s.end, s.label) for s in decode_spans(labels, "iob2")]
         assert [(e.start, e.end, e.label_) for e in doc.ents] == spans
+
+
+def make_distilbert_classifier(folder: Path, labels: list[str] = EXIT_LABELS, layers: int = 3) -> Path:
+    """A random DistilBertForTokenClassification folder (BERT's word pieces, its own layer names)."""
+    from transformers import DistilBertConfig, DistilBertForTokenClassification
+
+    make_backbone(folder, layers=layers)  # tokenizer files
+    torch.manual_seed(5)
+    config = DistilBertConfig(vocab_size=len(VOCAB), dim=32, n_layers=layers, n_heads=4, hidden_dim=64,
+                              max_position_embeddings=64, initializer_range=0.3, id2label=dict(enumerate(labels)),
+                              label2id={label: i for i, label in enumerate(labels)})
+    model = DistilBertForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0)
+        for name, parameter in model.named_parameters():  # every LayerNorm its own: a swapped one shows
+            if "norm" in name.lower():
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    (folder / "model.safetensors").unlink()
+    (folder / "config.json").unlink()
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_a_distilbert_tagger_is_adopted_exactly(tmp_path):
+    from transformers import DistilBertForTokenClassification
+
+    folder = make_distilbert_classifier(tmp_path / "distil")
+    model = adopt(folder, EXIT_SENTENCES * 4, epochs=1)
+    assert type(model.adapter).__name__ == "DistilBertAdapter"
+    original = DistilBertForTokenClassification.from_pretrained(str(folder)).eval()
+    batch = model.pieces.collate([c[0] for c in model.pieces.encode(EXIT_SENTENCES)])
+    with torch.no_grad():
+        theirs = original(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).logits
+        theirs = theirs.gather(1, batch.word_starts[..., None].expand(-1, -1, theirs.shape[-1]))  # (batch, words, labels)
+        ours = model(batch, exits="last")[0]
+        tokee = exit_batch(model, batch, ExitPolicy.tokee(0.0, window=1))  # threshold 0: nothing halts
+    mask = batch.word_mask
+    assert (ours - theirs)[mask].abs().max() <= 1e-4
+    assert (tokee.logits - theirs)[mask].abs().max() <= 1e-4
+    assert torch.equal(tokee.label_ids[mask], theirs.argmax(-1)[mask])
+    with torch.no_grad():  # halting some words runs the packed layers: still one label per word
+        some = exit_batch(model, batch, ExitPolicy.tokee(0.5, window=0))
+    assert (some.exit_layer[mask] >= 1).all() and (some.exit_layer[~mask] == 0).all()
+    saved = save_model(model, tmp_path / "saved")
+    loaded = load_model(saved)
+    with torch.no_grad():
+        assert torch.equal(loaded(batch, exits="last")[0][mask].argmax(-1), ours[mask].argmax(-1))
