@@ -26,6 +26,8 @@ from .model import MultiExitTagger, TaggerConfig, drop_pooler
 # where the token-classification heads of the BERT family keep their classifier
 CLASSIFIER_KEYS = ("classifier.weight", "classifier.bias")
 PREFIX_SCHEMES = (({"E", "S"}, "iobes"), ({"L", "U"}, "bilou"))
+# position ids that start after the padding id (RoBERTa style): fewer pieces than position rows
+POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "mpnet": 2}
 
 
 @dataclass
@@ -119,7 +121,8 @@ def adopted_tagger(folder: str | Path, task: str | None = None) -> MultiExitTagg
     config = TaggerConfig(
         labels=source.labels, task=task or ("ner" if source.scheme else "pos"), scheme=source.scheme,
         backbone=str(source.folder), exit_dropout=0.1,
-        max_pieces=min(encoder.config.max_position_embeddings, getattr(tokenizer, "model_max_length", 512), 512),
+        max_pieces=min(encoder.config.max_position_embeddings - POSITION_OFFSET.get(encoder.config.model_type, 0),
+                       getattr(tokenizer, "model_max_length", 512), 512),
         backbone_config=encoder.config.to_dict(),
     )
     if (config.scheme is None) != (config.task == "pos"):

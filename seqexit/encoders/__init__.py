@@ -7,10 +7,11 @@ from torch import nn
 from .base import EncoderAdapter, LayerParts, attention, feed_forward
 from .bert import BERT_FAMILY, BertFamilyAdapter
 from .distilbert import DISTILBERT, DistilBertAdapter
+from .mpnet import MPNET, MPNetAdapter
 
 __all__ = ["EncoderAdapter", "LayerParts", "adapter_for", "attention", "feed_forward", "SUPPORTED_MODEL_TYPES"]
 
-SUPPORTED_MODEL_TYPES = (*BERT_FAMILY, DISTILBERT)
+SUPPORTED_MODEL_TYPES = (*BERT_FAMILY, DISTILBERT, MPNET)
 
 
 def adapter_for(encoder: nn.Module) -> EncoderAdapter:
@@ -20,6 +21,8 @@ def adapter_for(encoder: nn.Module) -> EncoderAdapter:
         return BertFamilyAdapter(encoder)
     if model_type == DISTILBERT:
         return DistilBertAdapter(encoder)
+    if model_type == MPNET:
+        return MPNetAdapter(encoder)
     raise ValueError(
         f"encoder type {model_type!r} is not supported yet; supported: {', '.join(SUPPORTED_MODEL_TYPES)}"
     )

@@ -30,6 +30,9 @@ class LayerParts:
     num_heads: int
     attn_dropout: float
     hidden_dropout: float
+    # an additive attention bias from the query and key positions (MPNet's relative positions):
+    # (query positions (batch, q) long, pieces) -> (batch, heads, q, pieces); None: none
+    position_bias: Callable[[torch.Tensor, int], torch.Tensor] | None = field(default=None, repr=False)
     fused_kv: tuple | None = field(default=None, repr=False)  # (weights' versions, weight, bias)
     key_value: nn.Module | None = field(default=None, repr=False)  # a fixed fused projection (int8)
 
@@ -172,7 +175,10 @@ class EncoderAdapter:
         q = parts.query(packed)[:n]  # (M, hidden)
         q_padded = q.new_zeros(hidden.shape[0] * width, q.shape[-1]).index_copy(0, into, q)  # (batch * width, hidden)
         q_heads = split_heads(q_padded.view(hidden.shape[0], width, -1), parts.num_heads)
-        context = attend(parts, q_heads, hidden, key_mask, self.training)  # (batch, width, hidden)
+        positions = None
+        if parts.position_bias is not None:  # each query slot's piece position, (batch, width)
+            positions = cols.new_zeros(hidden.shape[0] * width).index_copy(0, into, cols).view(hidden.shape[0], width)
+        context = attend(parts, q_heads, hidden, key_mask, self.training, positions)  # (batch, width, hidden)
         context = context.reshape(-1, context.shape[-1]).index_select(0, gather_into)  # (M', hidden)
         updated = feed_forward(parts, packed, context, self.training)[:n]  # (M, hidden)
         if grad and (hidden.requires_grad or updated.requires_grad):  # autograd needs the old states intact
@@ -212,10 +218,13 @@ def attention(
 
 
 def attend(
-    parts: LayerParts, q: torch.Tensor, keys_from: torch.Tensor, key_mask: torch.Tensor, training: bool
+    parts: LayerParts, q: torch.Tensor, keys_from: torch.Tensor, key_mask: torch.Tensor, training: bool,
+    query_positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Projected queries q (batch, heads, q, head_dim) over keys/values from `keys_from`
-    (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden)."""
+    (batch, k, hidden) with key_mask (batch, k) bool; returns the context (batch, q, hidden).
+    query_positions (batch, q): the queries' piece positions, for a layer with a position bias
+    (default: 0..q-1, every piece a query)."""
     if torch.is_grad_enabled() and parts.trainable:
         k, v = parts.key(keys_from), parts.value(keys_from)
     else:  # inference: one product for both, (batch, k, 2 * hidden) split into views; on a
@@ -223,6 +232,11 @@ def attend(
         k, v = parts.project_key_value(keys_from.contiguous()).chunk(2, dim=-1)
     k, v = split_heads(k, parts.num_heads), split_heads(v, parts.num_heads)  # (batch, heads, k, head_dim)
     mask = key_mask[:, None, None, :]  # (batch, 1, 1, k)
+    if parts.position_bias is not None:  # additive: the bias where a key is there, -inf where it is not
+        if query_positions is None:
+            query_positions = torch.arange(q.shape[2], device=q.device).expand(q.shape[0], -1)
+        bias = parts.position_bias(query_positions, keys_from.shape[1]).to(q.dtype)  # (batch, heads, q, k)
+        mask = bias.masked_fill(~mask, float("-inf"))
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=parts.attn_dropout if training else 0.0)
     batch, heads, n, head_dim = context.shape
     return context.transpose(1, 2).reshape(batch, n, heads * head_dim)

@@ -224,3 +224,58 @@ def test_a_distilbert_tagger_is_adopted_exactly(tmp_path):
     loaded = load_model(saved)
     with torch.no_grad():
         assert torch.equal(loaded(batch, exits="last")[0][mask].argmax(-1), ours[mask].argmax(-1))
+
+
+def make_mpnet_classifier(folder: Path, labels: list[str] = EXIT_LABELS, layers: int = 3) -> Path:
+    """A random MPNetForTokenClassification folder: relative position bias on every layer."""
+    from transformers import MPNetConfig, MPNetForTokenClassification
+
+    make_backbone(folder, layers=layers)  # tokenizer files
+    torch.manual_seed(7)
+    config = MPNetConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                         intermediate_size=64, max_position_embeddings=130, initializer_range=0.3,
+                         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    model = MPNetForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0)
+        model.mpnet.encoder.relative_attention_bias.weight.normal_(0.0, 2.0)  # a bias that moves attention
+        for name, parameter in model.named_parameters():
+            if "layernorm" in name.lower():
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    (folder / "model.safetensors").unlink()
+    (folder / "config.json").unlink()
+    model.save_pretrained(str(folder))
+    return folder
+
+
+def test_an_mpnet_tagger_is_adopted_exactly_and_halting_reads_the_queries_positions(tmp_path):
+    from transformers import MPNetForTokenClassification
+
+    folder = make_mpnet_classifier(tmp_path / "mpnet")
+    model = adopted_tagger(folder)
+    assert type(model.adapter).__name__ == "MPNetAdapter"
+    original = MPNetForTokenClassification.from_pretrained(str(folder)).eval()
+    batch = model.pieces.collate([c[0] for c in model.pieces.encode(EXIT_SENTENCES)])
+    mask = batch.word_mask
+    with torch.no_grad():
+        theirs = original(input_ids=batch.input_ids, attention_mask=batch.attention_mask.long()).logits
+        theirs = theirs.gather(1, batch.word_starts[..., None].expand(-1, -1, theirs.shape[-1]))  # (batch, words, labels)
+        ours = model(batch, exits="last")[0]
+        tokee = exit_batch(model, batch, ExitPolicy.tokee(0.0, window=1))
+        # the packed layer on half the pieces equals the full layer there: the bias follows each query
+        hidden = model.adapter.embed(batch.input_ids)
+        torch.manual_seed(3)
+        active = batch.attention_mask & (torch.rand(batch.attention_mask.shape) < 0.5)
+        full = model.adapter.run_layer(1, hidden, batch.attention_mask)
+        packed = model.adapter.run_layer_active(1, hidden.clone(), batch.attention_mask, active)
+    assert (ours - theirs)[mask].abs().max() <= 1e-4
+    assert (tokee.logits - theirs)[mask].abs().max() <= 1e-4
+    assert torch.equal(tokee.label_ids[mask], theirs.argmax(-1)[mask])
+    assert (packed - full)[active].abs().max() <= 1e-5
+    saved = save_model(model, tmp_path / "saved")
+    with torch.no_grad():
+        assert torch.equal(load_model(saved)(batch, exits="last")[0][mask].argmax(-1), ours[mask].argmax(-1))
+    from seqexit.quantize import quantize_model
+
+    int8 = quantize_model(model, "int8")  # the int8 layers keep the position bias
+    assert all(parts.position_bias is not None for parts in int8.adapter.layers)
