@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -34,6 +35,9 @@ def adopt(
     exit on --unlabelled text (no gold labels; the encoder is not changed). Then calibrate it:
     with a labelled dev file, or with --against-full-depth on any text.
 
+    The training state is kept in OUT.checkpoint beside OUT while it runs: after an interrupt,
+    the same command resumes from it.
+
     Example: seqexit adopt my-bert-ner -o my-bert-ner-exits --unlabelled news.txt
     """
     from seqexit.adopt import adopt as adopt_model
@@ -47,8 +51,12 @@ def adopt(
     source = read_token_classifier(folder)  # a bad folder fails here, before the text is read
     typer.echo(f"{folder}: {len(source.labels)} labels, " + (f"spans ({source.scheme})" if source.scheme else "per-word tags"))
     sentences = read_word_lists(unlabelled, input_format, limit, on_bad_line)
+    checkpoint = output.with_name(output.name + ".checkpoint")  # beside OUT: the same command resumes from it
+    if checkpoint.exists():
+        typer.echo(f"resuming from {checkpoint}")
     model = adopt_model(folder, sentences, task=None if task == "auto" else task, context=context, epochs=epochs,
-                        learning_rate=lr, batch_size=batch_size, progress=True)
+                        learning_rate=lr, batch_size=batch_size, progress=True, checkpoint=checkpoint)
     save_model(model, output)  # written beside OUT and renamed into place: nothing half-written
+    shutil.rmtree(checkpoint, ignore_errors=True)
     typer.echo(f"seqexit model in {output} ({model.num_layers} layers); calibrate it: seqexit calibrate {output} DEV "
                f"(or any text with --against-full-depth)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -54,9 +55,14 @@ def context_exits(
     source = ModelBundle.find(model)
     tagger = source.load()
     sentences = read_word_lists(data, input_format, limit, on_bad_line)
+    checkpoint = output.with_name(output.name + ".checkpoint")  # beside OUT: the same command resumes from it
+    if checkpoint.exists():
+        typer.echo(f"resuming from {checkpoint}")
     result = train_context_exits(tagger, sentences, context=context, past=past, future=future, hidden=hidden,
-                                 epochs=epochs, learning_rate=lr, batch_size=batch_size, progress=True)
+                                 epochs=epochs, learning_rate=lr, batch_size=batch_size, progress=True,
+                                 checkpoint=checkpoint)
     save_model(tagger, output, compact_against=compact_base(source.folder))  # compact stays compact
+    shutil.rmtree(checkpoint, ignore_errors=True)
     typer.echo("loss per epoch: " + " ".join(f"{loss:.4f}" for loss in result.epoch_losses))
     typer.echo("words labelled as the last exit labels them, exits 1..L-1, before -> after: "
                + " / ".join(f"{100 * a:.1f}->{100 * b:.1f}%" for a, b in zip(result.agreement_before, result.agreement_after)))

@@ -140,15 +140,17 @@ def adopted_tagger(folder: str | Path, task: str | None = None) -> MultiExitTagg
 def adopt(
     folder: str | Path, sentences: Sequence[Sequence[str]], *, task: str | None = None, context: int = 1,
     epochs: int = 2, learning_rate: float = 1e-3, batch_size: int = 32, progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> MultiExitTagger:
     """`adopted_tagger`, then its exits below the last trained on `sentences` (word lists; any
     labels are ignored) to give the last exit's distribution, reading `context` words on each
-    side (0: the word alone). Full depth keeps the original model's labels."""
+    side (0: the word alone). Full depth keeps the original model's labels. checkpoint: a
+    folder the training state is kept in, and resumed from when it is there."""
     from .training.context_exits import train_context_exits
 
     model = adopted_tagger(folder, task)
     train_context_exits(model, sentences, context=context, epochs=epochs, learning_rate=learning_rate,
-                        batch_size=batch_size, progress=progress)
+                        batch_size=batch_size, progress=progress, checkpoint=Path(checkpoint) if checkpoint else None)
     model.training_record = {**(model.training_record or {}), "adopted": {
         "from": str(Path(folder)), "labels_from": "id2label", "scheme": model.config.scheme,
         "sentences": len(sentences), "epochs": epochs, "context": context}}

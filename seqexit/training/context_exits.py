@@ -17,14 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm.auto import tqdm
 
 from ..exits.engine import length_sorted_batches
 from ..model import ExitHead, ExitShape, MultiExitTagger, WordPast
 from ..pieces import Batch, at_word_starts
+from .checkpoint import load_checkpoint, save_checkpoint
 
 
 # batches the agreement with the last exit is measured on, before and after: each costs a full
@@ -72,7 +75,7 @@ def widen_exit(head: ExitHead, context: int, *, past: bool = False, future: int 
 def train_context_exits(
     model: MultiExitTagger, sentences: Sequence[Sequence[str]], *, context: int = 1, past: bool = False,
     future: int = 0, hidden: int = 0, epochs: int = 4, learning_rate: float = 1e-3, batch_size: int = 32,
-    seed: int = 42, progress: bool = False,
+    seed: int = 42, progress: bool = False, checkpoint: Path | None = None, checkpoint_every: int = 200,
 ) -> ContextExitsResult:
     """Replace the exits below the last with exits reading `context` words on each side (and
     the `past`, a `future` imitation of that many units, a `hidden` layer of that many units),
@@ -80,7 +83,11 @@ def train_context_exits(
     fitted the same way (what `seqexit.adopt` does to a tagger that had one classifier). Changes `model` in place and
     records the shapes in its config; the encoder and the last exit are left as they were.
     Temperatures and trained halting heads fitted to the old exits no longer apply: they are
-    dropped (calibrate again)."""
+    dropped (calibrate again).
+
+    checkpoint: a folder for the exits' training state, written every `checkpoint_every` batches
+    and at each epoch's end; a run that finds one (written with the same settings and number of
+    sentences) resumes from it to the same result. The caller removes it when done."""
     if model.num_layers < 2:
         raise ValueError("context exits need a model with at least 2 layers")
     ExitShape(context, past, future, hidden)  # checks the ranges
@@ -101,22 +108,40 @@ def train_context_exits(
     parameters = [p for head in heads for p in head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * len(batches))
-    losses: list[float] = []
+    settings = {"context": context, "past": past, "future": future, "hidden": hidden, "epochs": epochs,
+                "learning_rate": learning_rate, "batch_size": batch_size, "seed": seed, "sentences": len(sentences)}
+    state = {"settings": settings, "epoch": 0, "done": 0, "order": None, "total": 0.0, "losses": []}
+    trained = nn.ModuleList(heads)  # what a checkpoint holds: the encoder and the last exit do not change
+    if checkpoint is not None and (Path(checkpoint) / "state.json").is_file():
+        state = load_checkpoint(Path(checkpoint), trained, optimizer, schedule)
+        if state.get("settings") != settings:
+            raise ValueError(f"{checkpoint} was written with other settings or text ({state.get('settings')}); "
+                             "remove it or use another output")
+    losses: list[float] = state["losses"]
     try:
         for head in heads:
             head.train()  # dropout on the exits being fitted; the encoder stays in eval mode
-        for epoch in range(epochs):
-            total = 0.0
-            order = torch.randperm(len(batches)).tolist()
-            for index in tqdm(order, desc=f"exits, epoch {epoch + 1}/{epochs}", disable=None if progress else True,
-                              leave=False):
-                loss = _loss(model, batches[index][1])
+        for epoch in range(state["epoch"], epochs):
+            order = state["order"] or torch.randperm(len(batches)).tolist()
+            state.update(epoch=epoch, order=order)
+            bar = tqdm(total=len(order), initial=state["done"], desc=f"exits, epoch {epoch + 1}/{epochs}",
+                       disable=None if progress else True, leave=False)
+            for done in range(state["done"], len(order)):
+                loss = _loss(model, batches[order[done]][1])
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                total += float(loss.detach())
-            losses.append(total / len(batches))
+                state["total"] += float(loss.detach())
+                state["done"] = done + 1
+                bar.update()
+                if checkpoint is not None and state["done"] % checkpoint_every == 0 and state["done"] < len(order):
+                    save_checkpoint(Path(checkpoint), trained, optimizer, schedule, state)
+            bar.close()
+            losses.append(state["total"] / len(batches))
+            state.update(epoch=epoch + 1, done=0, order=None, total=0.0, losses=losses)
+            if checkpoint is not None:
+                save_checkpoint(Path(checkpoint), trained, optimizer, schedule, state)
     finally:
         model.train(was_training)
     shapes = [head.shape for head in model.exits]

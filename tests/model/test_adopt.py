@@ -279,3 +279,33 @@ def test_an_mpnet_tagger_is_adopted_exactly_and_halting_reads_the_queries_positi
 
     int8 = quantize_model(model, "int8")  # the int8 layers keep the position bias
     assert all(parts.position_bias is not None for parts in int8.adapter.layers)
+
+
+def test_an_interrupted_adoption_resumes_to_the_same_exits(hf_folder, tmp_path, monkeypatch):
+    import seqexit.training.context_exits as context_exits
+
+    sentences = EXIT_SENTENCES * 6
+    settings = {"epochs": 2, "batch_size": 4, "learning_rate": 1e-2}
+    whole = adopt(hf_folder, sentences, **settings)
+    real_loss, calls = context_exits._loss, {"n": 0}
+
+    def loss_then_interrupt(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 11:  # epoch 2, after the checkpoint at its 2nd batch
+            raise KeyboardInterrupt
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(context_exits, "_loss", loss_then_interrupt)
+    checkpoint = tmp_path / "state"
+    monkeypatch.setattr(context_exits.train_context_exits, "__kwdefaults__",
+                        {**context_exits.train_context_exits.__kwdefaults__, "checkpoint_every": 2})
+    with pytest.raises(KeyboardInterrupt):
+        adopt(hf_folder, sentences, checkpoint=checkpoint, **settings)
+    assert json.loads((checkpoint / "state.json").read_text())["progress"]["epoch"] == 1
+    monkeypatch.setattr(context_exits, "_loss", real_loss)
+    resumed = adopt(hf_folder, sentences, checkpoint=checkpoint, **settings)
+    for a, b in zip(whole.exits, resumed.exits):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.allclose(x, y, atol=1e-6), name
+    with pytest.raises(ValueError, match="other settings"):
+        adopt(hf_folder, sentences[:-1], checkpoint=checkpoint, **settings)
