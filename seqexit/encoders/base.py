@@ -36,6 +36,19 @@ class LayerParts:
     fused_kv: tuple | None = field(default=None, repr=False)  # (weights' versions, weight, bias)
     key_value: nn.Module | None = field(default=None, repr=False)  # a fixed fused projection (int8)
 
+    @classmethod
+    def from_paths(cls, layer: nn.Module, paths: dict[str, str], **settings) -> LayerParts:
+        """The parts of one Hugging Face layer module, each found at its dotted attribute path
+        (`paths`: field -> path, e.g. "query" -> "attention.self.query"); `settings`: the other
+        fields (num_heads, dropouts, ...). How one family's layer maps onto the engine's parts."""
+        def find(path: str):
+            part = layer
+            for name in path.split("."):
+                part = getattr(part, name)
+            return part
+
+        return cls(**{field_name: find(path) for field_name, path in paths.items()}, **settings)
+
     def key_value_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The key and value projections stacked into one (2 * hidden, hidden) matrix, for one
         matrix product instead of two at inference; rebuilt whenever the weights change."""

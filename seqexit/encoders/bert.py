@@ -10,6 +10,12 @@ from .base import EmbeddingParts, EncoderAdapter, LayerParts
 from .light_bert import Embeddings
 
 BERT_FAMILY = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+LAYER_PATHS = {  # LayerParts field -> where a BERT layer keeps it
+    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
+    "attn_out": "attention.output.dense", "attn_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense", "ffn_act": "intermediate.intermediate_act_fn",
+    "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm",
+}
 
 
 class BertFamilyAdapter(EncoderAdapter):
@@ -17,20 +23,9 @@ class BertFamilyAdapter(EncoderAdapter):
         super().__init__(encoder)
         config = encoder.config
         self.layers = [
-            LayerParts(
-                query=layer.attention.self.query,
-                key=layer.attention.self.key,
-                value=layer.attention.self.value,
-                attn_out=layer.attention.output.dense,
-                attn_norm=layer.attention.output.LayerNorm,
-                ffn_in=layer.intermediate.dense,
-                ffn_act=layer.intermediate.intermediate_act_fn,
-                ffn_out=layer.output.dense,
-                ffn_norm=layer.output.LayerNorm,
-                num_heads=config.num_attention_heads,
-                attn_dropout=config.attention_probs_dropout_prob,
-                hidden_dropout=config.hidden_dropout_prob,
-            )
+            LayerParts.from_paths(layer, LAYER_PATHS, num_heads=config.num_attention_heads,
+                                  attn_dropout=config.attention_probs_dropout_prob,
+                                  hidden_dropout=config.hidden_dropout_prob)
             for layer in encoder.encoder.layer
         ]
 

@@ -12,6 +12,11 @@ DISTILBERT = "distilbert"
 # seqexit's names for the sizes -> DistilBERT's config keys
 CONFIG_KEYS = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention_heads": "n_heads",
                "intermediate_size": "hidden_dim"}
+LAYER_PATHS = {  # LayerParts field -> where a DistilBERT layer keeps it
+    "query": "attention.q_lin", "key": "attention.k_lin", "value": "attention.v_lin", "attn_out": "attention.out_lin",
+    "attn_norm": "sa_layer_norm", "ffn_in": "ffn.lin1", "ffn_act": "ffn.activation", "ffn_out": "ffn.lin2",
+    "ffn_norm": "output_layer_norm",
+}
 
 
 class DistilBertAdapter(EncoderAdapter):
@@ -19,20 +24,8 @@ class DistilBertAdapter(EncoderAdapter):
         super().__init__(encoder)
         config = encoder.config
         self.layers = [
-            LayerParts(
-                query=layer.attention.q_lin,
-                key=layer.attention.k_lin,
-                value=layer.attention.v_lin,
-                attn_out=layer.attention.out_lin,
-                attn_norm=layer.sa_layer_norm,
-                ffn_in=layer.ffn.lin1,
-                ffn_act=layer.ffn.activation,
-                ffn_out=layer.ffn.lin2,
-                ffn_norm=layer.output_layer_norm,
-                num_heads=config.n_heads,
-                attn_dropout=config.attention_dropout,
-                hidden_dropout=config.dropout,
-            )
+            LayerParts.from_paths(layer, LAYER_PATHS, num_heads=config.n_heads, attn_dropout=config.attention_dropout,
+                                  hidden_dropout=config.dropout)
             for layer in encoder.transformer.layer
         ]
 

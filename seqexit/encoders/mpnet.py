@@ -13,6 +13,11 @@ from torch import nn
 from .base import EncoderAdapter, LayerParts
 
 MPNET = "mpnet"
+LAYER_PATHS = {  # LayerParts field -> where an MPNet layer keeps it
+    "query": "attention.attn.q", "key": "attention.attn.k", "value": "attention.attn.v", "attn_out": "attention.attn.o",
+    "attn_norm": "attention.LayerNorm", "ffn_in": "intermediate.dense", "ffn_act": "intermediate.intermediate_act_fn",
+    "ffn_out": "output.dense", "ffn_norm": "output.LayerNorm",
+}
 
 
 def relative_bucket(offset: torch.Tensor, num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
@@ -35,21 +40,9 @@ class MPNetAdapter(EncoderAdapter):
         config = encoder.config
         self.relative = encoder.encoder.relative_attention_bias  # (buckets, heads)
         self.layers = [
-            LayerParts(
-                query=layer.attention.attn.q,
-                key=layer.attention.attn.k,
-                value=layer.attention.attn.v,
-                attn_out=layer.attention.attn.o,
-                attn_norm=layer.attention.LayerNorm,
-                ffn_in=layer.intermediate.dense,
-                ffn_act=layer.intermediate.intermediate_act_fn,
-                ffn_out=layer.output.dense,
-                ffn_norm=layer.output.LayerNorm,
-                num_heads=config.num_attention_heads,
-                attn_dropout=config.attention_probs_dropout_prob,
-                hidden_dropout=config.hidden_dropout_prob,
-                position_bias=self.position_bias,
-            )
+            LayerParts.from_paths(layer, LAYER_PATHS, num_heads=config.num_attention_heads,
+                                  attn_dropout=config.attention_probs_dropout_prob,
+                                  hidden_dropout=config.hidden_dropout_prob, position_bias=self.position_bias)
             for layer in encoder.encoder.layer
         ]
 

@@ -188,10 +188,15 @@ def make_distilbert_classifier(folder: Path, labels: list[str] = EXIT_LABELS, la
     config = DistilBertConfig(vocab_size=len(VOCAB), dim=32, n_layers=layers, n_heads=4, hidden_dim=64,
                               max_position_embeddings=64, initializer_range=0.3, id2label=dict(enumerate(labels)),
                               label2id={label: i for i, label in enumerate(labels)})
-    model = DistilBertForTokenClassification(config)
+    return save_scrambled(DistilBertForTokenClassification(config), folder)
+
+
+def save_scrambled(model, folder: Path) -> Path:
+    """Save `model` over the encoder `make_backbone` wrote, with a trained classifier's scale and
+    every LayerNorm its own (at their init they are all alike, and a swapped one would not show)."""
     with torch.no_grad():
         model.classifier.weight.normal_(0.0, 1.0)
-        for name, parameter in model.named_parameters():  # every LayerNorm its own: a swapped one shows
+        for name, parameter in model.named_parameters():
             if "norm" in name.lower():
                 parameter.add_(torch.randn_like(parameter) * 0.3)
     (folder / "model.safetensors").unlink()
@@ -237,15 +242,8 @@ def make_mpnet_classifier(folder: Path, labels: list[str] = EXIT_LABELS, layers:
                          id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
     model = MPNetForTokenClassification(config)
     with torch.no_grad():
-        model.classifier.weight.normal_(0.0, 1.0)
         model.mpnet.encoder.relative_attention_bias.weight.normal_(0.0, 2.0)  # a bias that moves attention
-        for name, parameter in model.named_parameters():
-            if "layernorm" in name.lower():
-                parameter.add_(torch.randn_like(parameter) * 0.3)
-    (folder / "model.safetensors").unlink()
-    (folder / "config.json").unlink()
-    model.save_pretrained(str(folder))
-    return folder
+    return save_scrambled(model, folder)
 
 
 def test_an_mpnet_tagger_is_adopted_exactly_and_halting_reads_the_queries_positions(tmp_path):
