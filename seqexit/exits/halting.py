@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..encoders.base import piece_rows
 from ..model import MultiExitTagger, WordPast
 from ..pieces import Batch, at_word_starts, piece_words
 from .flops import FlopCounter
@@ -205,9 +206,9 @@ def _dynamic(model, batch, owner, policy, keep_hidden, group_size) -> tuple[Batc
         # per layer instead of per group
         rows, words = running, int(n_row_words[running].max())
         starts, word_mask, act = batch.word_starts[rows, :words], batch.word_mask[rows, :words], active[rows, :words]
-        width = states_run.shape[1]  # states_run is contiguous: piece (r, p) is row r * width + p
-        at = (torch.arange(len(rows), device=device)[:, None] * width + starts).view(-1)  # (running * words,)
-        at_starts = states_run.view(-1, states_run.shape[-1]).index_select(0, at).view(len(rows), words, -1)  # (running, words, hidden)
+        flat, row_stride = piece_rows(states_run)  # contiguous: piece (r, p) is row r * row_stride + p
+        at = (torch.arange(len(rows), device=device)[:, None] * row_stride + starts).view(-1)  # (running * words,)
+        at_starts = flat.index_select(0, at).view(len(rows), words, -1)  # (running, words, hidden)
         below = past.mean(rows, words) if past is not None else None  # (running, words, hidden)
         logits = model.read_exit_words(layer, at_starts, starts, past=below)  # (running, words, labels)
         if past is not None:

@@ -108,12 +108,13 @@ def train_context_exits(
     parameters = [p for head in heads for p in head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=epochs * len(batches))
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
     settings = {"context": context, "past": past, "future": future, "hidden": hidden, "epochs": epochs,
                 "learning_rate": learning_rate, "batch_size": batch_size, "seed": seed, "sentences": len(sentences)}
     state = {"settings": settings, "epoch": 0, "done": 0, "order": None, "total": 0.0, "losses": []}
     trained = nn.ModuleList(heads)  # what a checkpoint holds: the encoder and the last exit do not change
-    if checkpoint is not None and (Path(checkpoint) / "state.json").is_file():
-        state = load_checkpoint(Path(checkpoint), trained, optimizer, schedule)
+    if checkpoint is not None and (checkpoint / "state.json").is_file():
+        state = load_checkpoint(checkpoint, trained, optimizer, schedule)
         if state.get("settings") != settings:
             raise ValueError(f"{checkpoint} was written with other settings or text ({state.get('settings')}); "
                              "remove it or use another output")
@@ -136,12 +137,12 @@ def train_context_exits(
                 state["done"] = done + 1
                 bar.update()
                 if checkpoint is not None and state["done"] % checkpoint_every == 0 and state["done"] < len(order):
-                    save_checkpoint(Path(checkpoint), trained, optimizer, schedule, state)
+                    save_checkpoint(checkpoint, trained, optimizer, schedule, state)
             bar.close()
             losses.append(state["total"] / len(batches))
             state.update(epoch=epoch + 1, done=0, order=None, total=0.0, losses=losses)
             if checkpoint is not None:
-                save_checkpoint(Path(checkpoint), trained, optimizer, schedule, state)
+                save_checkpoint(checkpoint, trained, optimizer, schedule, state)
     finally:
         model.train(was_training)
     shapes = [head.shape for head in model.exits]
