@@ -47,8 +47,9 @@ def calibrate(
         "model's own full-depth labels on DATA (span F1 or accuracy against them); the presets record it."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
-    """Sweep TOKEE and SENTEE thresholds and windows on DEV, pick the policies that meet each
-    bound, and store them as presets in MODEL/presets.json (other named presets there are kept).
+    """Sweep TOKEE and SENTEE thresholds and windows on DEV (and cascades, when MODEL has a first
+    stage: `seqexit cascade`), pick the policies that meet each bound, and store them as presets
+    in MODEL/presets.json (other named presets there are kept).
     Also fits one softmax temperature per exit on DEV (MODEL/temperatures.json), which the
     "confidence" exit criterion uses.
 
@@ -61,7 +62,7 @@ def calibrate(
 
     Example: seqexit calibrate runs/conll/model data/dev.conll --max-drop 0.5 --name strict
     """
-    from seqexit.bundle import load_model, load_presets, save_presets, write_temperatures
+    from seqexit.bundle import ModelBundle, load_presets, save_presets, write_temperatures
     from seqexit.evaluation.temperature import fit_temperatures
 
     if max_drop is not None and speedup is not None:
@@ -84,7 +85,9 @@ def calibrate(
     if criterion not in CRITERIA:
         raise UsageError(f"--criterion must be one of {', '.join(CRITERIA)}, not {criterion!r}")
 
-    tagger = load_model(model)
+    bundle = ModelBundle.find(model)
+    tagger = bundle.load()
+    bundle.attach_first_stage(tagger, quantize=quantized, device="cpu", runtime=runtime)
     if against_full_depth:
         words = read_word_lists(data, format, 0, on_bad_line, quiet=json_output)
         sentences = full_depth_references(tagger, words, batch_size=batch_size)

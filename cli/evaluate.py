@@ -14,7 +14,7 @@ from seqexit.exits import ExitPolicy
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .json_output import print_json
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, RUNTIME, THRESHOLD, WINDOW,
-                     build_policy, pick_device, pick_quantize, pick_runtime_option)
+                     THEN, build_policy, pick_device, pick_quantize, pick_runtime_option)
 
 if TYPE_CHECKING:
     from seqexit.evaluation import PolicyScore
@@ -69,6 +69,7 @@ def evaluate(
     exit_layer: int | None = EXIT_LAYER,
     criterion: str = CRITERION,
     patience: int | None = PATIENCE,
+    then: str | None = THEN,
     per_exit: bool = typer.Option(True, help="Full depth: also score every exit (one more pass)."),
     sweep: bool = typer.Option(False, "--sweep", help="Score a grid of policies and print the trade-off table."),
     sweep_modes: str = typer.Option("tokee,sentee", help="--sweep: modes, comma-separated."),
@@ -99,7 +100,7 @@ def evaluate(
     bundle = ModelBundle.find(model)
     model_dir = bundle.folder
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
-                          quantize=quantized, criterion=criterion, patience=patience)
+                          quantize=quantized, criterion=criterion, patience=patience, then=then)
     tagger = bundle.open(policy=policy, quantize=quantized, device=pick_device(device), runtime=runtime).runner
     bad = bad_lines(on_bad_line)
     sentences = read_file(data, format, span_tags=tagger.config.scheme is not None, label_column=label_column, upos=not xpos,

@@ -21,6 +21,7 @@ def info(
     Example: seqexit info runs/conll/model --json
     """
     from seqexit.bundle import ModelBundle
+    from seqexit.cascade import read_first_stage
     from seqexit.training.record import describe as describe_training
 
     bundle = ModelBundle.find(model)
@@ -31,6 +32,7 @@ def info(
     hidden_size = tagger.adapter.hidden_size
     parameters = sum(p.numel() for p in tagger.parameters())
     heads = [name for name, present in (("learned", tagger.learned_exits), ("signals", tagger.halting_signals)) if present]
+    first_stage = read_first_stage(model)
     if json_output:
         print_json({
             "path": str(model), "task": config.task, "labels": list(config.labels), "scheme": config.scheme,
@@ -38,6 +40,7 @@ def info(
             "hidden_size": hidden_size, "parameters": parameters, "casing": config.casing,
             "exit_context": [head.context for head in tagger.exits],
             "exits": [head.shape.to_dict() for head in tagger.exits], "criterion_heads": heads,
+            "first_stage": str(first_stage) if first_stage else None,
             "presets": {name: p.to_dict() for name, p in presets.items()},
             "int8_presets": {name: p.to_dict() for name, p in int8_presets.items()},
             "training": tagger.training_record,
@@ -54,6 +57,8 @@ def info(
     typer.echo(f"heads       {', '.join(heads) or 'none'} (of the trained exit criteria: learned, signals)")
     typer.echo(f"casing      {'learned casing features' if config.casing else 'none (the backbone as it is)'}")
     typer.echo(f"parameters  {parameters:,}")
+    if first_stage is not None:
+        typer.echo(f"cascade     first stage {first_stage} (--mode cascade; `seqexit cascade` pairs)")
     if tagger.training_record:
         lines = describe_training(tagger.training_record)
         typer.echo(f"training    {lines[0]}")

@@ -9,6 +9,7 @@ import typer
 
 from .adopt import adopt
 from .calibrate import calibrate
+from .cascade import cascade
 from .compact import compact
 from .context_exits import context_exits
 from .evaluate import evaluate
@@ -26,7 +27,7 @@ atexit.register(gc.freeze)
 
 app = typer.Typer(help="seqexit: fast transformer sequence labeling by early exit.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-for command in (tag, train, evaluate, calibrate, learn_exits, context_exits, adopt, compact, info, stats):
+for command in (tag, train, evaluate, calibrate, cascade, learn_exits, context_exits, adopt, compact, info, stats):
     app.command()(command)
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from .errors import UsageError
 
 DEFAULT = ExitPolicy()
 OPTION_NAMES = {"mode": "--mode", "threshold": "--threshold", "window": "--window", "min_layer": "--min-layer",
-                "static_layer": "--exit-layer", "criterion": "--criterion", "patience": "--patience"}
+                "static_layer": "--exit-layer", "criterion": "--criterion", "patience": "--patience", "then": "--then"}
 
-MODE = typer.Option(DEFAULT.mode, "--mode", help=f"Early exit: {', '.join(MODES)}.")
+MODE = typer.Option(DEFAULT.mode, "--mode", help=f"Early exit: {', '.join(MODES)} (cascade: the model's paired first stage "
+                    "tags first, see `seqexit cascade`).")
 THRESHOLD = typer.Option(
     str(DEFAULT.threshold), "--threshold",
     help="tokee/sentee: one value, or one per layer comma-separated. --criterion entropy: halt below this normalised "
@@ -33,6 +34,8 @@ PRESET = typer.Option(None, "--preset", help="A policy stored by `seqexit calibr
                       "overrides --mode/--threshold/--window.")
 CRITERION = typer.Option(DEFAULT.criterion, "--criterion", help=f"tokee/sentee: what makes a word certain: {', '.join(CRITERIA)} "
                          "(see docs/concepts.md, 'Exit criteria').")
+THEN = typer.Option(None, "--then", help="--mode cascade: a preset of this model to run on the sentences the first "
+                    "stage sends on (default: full depth).")
 PATIENCE = typer.Option(None, "--patience", help=f"--criterion {' or '.join(COUNTING)}: exits in a row (N >= 1).")
 QUANTIZE = typer.Option("none", "--quantize", help="none, or int8: the encoder on int8 kernels (CPU only); "
                         "--preset then names an int8 preset.")
@@ -44,21 +47,43 @@ RUNTIME = typer.Option("auto", "--runtime", help="What runs the encoder's layers
 def build_policy(
     mode: str, threshold: str, window: int, min_layer: int, exit_layer: int | None,
     *, preset: str | None = None, model_dir: Path | None = None, quantize: str | None = None,
-    criterion: str = "entropy", patience: int | None = None,
+    criterion: str = "entropy", patience: int | None = None, then: str | None = None,
 ) -> ExitPolicy:
     """An `ExitPolicy` from the option values (`ExitPolicy.from_options`; or a stored preset, of
-    the int8 engine when `quantize` is "int8"); a refused setting is a UsageError naming its option."""
+    the int8 engine when `quantize` is "int8"); a refused setting is a UsageError naming its option.
+    then: a preset name, the second stage of a cascade."""
+    second = None
+    if then is not None:
+        if mode != "cascade" or preset is not None:
+            raise UsageError("--then names the second stage of --mode cascade")
+        if model_dir is None:
+            raise UsageError("--then needs a model folder")
+        from seqexit.bundle import resolve_preset
+
+        second = resolve_preset(model_dir, then, quantize=quantize)
     if preset is not None:
         if model_dir is None:
             raise UsageError("--preset needs a model folder")
         from seqexit.bundle import resolve_preset
 
-        return resolve_preset(model_dir, preset, quantize=quantize)
+        return _check_first_stage(resolve_preset(model_dir, preset, quantize=quantize), model_dir)
     try:
-        return ExitPolicy.from_options(mode=mode, threshold=threshold, window=window, min_layer=min_layer,
-                                       exit_layer=exit_layer, criterion=criterion, patience=patience)
+        policy = ExitPolicy.from_options(mode=mode, threshold=threshold, window=window, min_layer=min_layer,
+                                         exit_layer=exit_layer, criterion=criterion, patience=patience, then=second)
     except PolicyError as err:
         raise UsageError(err.worded(OPTION_NAMES)) from None
+    return _check_first_stage(policy, model_dir)
+
+
+def _check_first_stage(policy: ExitPolicy, model_dir: Path | None) -> ExitPolicy:
+    """A cascade policy needs the model folder to name its first stage: a usage error otherwise."""
+    if policy.mode == "cascade" and model_dir is not None:
+        from seqexit.cascade import read_first_stage
+
+        if read_first_stage(model_dir) is None:
+            raise UsageError(f"--mode cascade: {model_dir} has no first stage; pair one with "
+                             f"`seqexit cascade {model_dir} --first SMALL_MODEL`")
+    return policy
 
 
 def pick_runtime_option(runtime: str, device: str) -> str:

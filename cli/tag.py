@@ -14,7 +14,7 @@ from seqexit.output import OUTPUT_FORMATS, open_writer, output_format_for
 
 from .errors import ON_BAD_LINE, UsageError, bad_lines, friendly
 from .policy import (CRITERION, EXIT_LAYER, MIN_LAYER, MODE, PATIENCE, PRESET, QUANTIZE, RUNTIME, THRESHOLD, WINDOW,
-                     build_policy, pick_device, pick_quantize, pick_runtime_option)
+                     THEN, build_policy, pick_device, pick_quantize, pick_runtime_option)
 
 
 @friendly
@@ -41,6 +41,7 @@ def tag(
     exit_layer: int | None = EXIT_LAYER,
     criterion: str = CRITERION,
     patience: int | None = PATIENCE,
+    then: str | None = THEN,
     batch_size: int = typer.Option(32, min=1),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:N or auto."),
     progress: bool = typer.Option(True, help="Progress bar on stderr (when it is a terminal)."),
@@ -96,7 +97,7 @@ def tag(
     bundle = ModelBundle.find(model)
     model_dir, config = bundle.folder, bundle.config
     policy = build_policy(mode, threshold, window, min_layer, exit_layer, preset=preset, model_dir=model_dir,
-                          quantize=quantized, criterion=criterion, patience=patience)
+                          quantize=quantized, criterion=criterion, patience=patience, then=then)
     bad = bad_lines(on_bad_line)  # a bad line's whole sentence is skipped (and reported): no word goes untagged
     sentences = itertools.chain.from_iterable(iter_words(name, input_format, bad_lines=bad, keep_lines=keep_columns)
                                               for name in inputs)

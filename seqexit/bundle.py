@@ -562,7 +562,18 @@ class ModelBundle:
         chosen = self.policy(preset, policy, quantize)  # before loading: a bad preset fails fast
         model = self.load(device)
         runner = apply_runtime(model, runtime, quantize=quantize, inplace=not keep_float, cache_dir=self.graph_cache())
+        self.attach_first_stage(runner, quantize=quantize, device=device, runtime=runtime)
         return OpenModel(model if keep_float else runner, runner, chosen, runner.runtime)
+
+    def attach_first_stage(self, runner: MultiExitTagger, *, quantize: str | None, device: str | torch.device,
+                           runtime: str | None) -> None:
+        """The cascade's first stage the folder names (`seqexit.cascade`), attached to `runner`
+        to load on first use with the same engine settings; nothing when there is none."""
+        from .cascade import FirstStage, attach_first_stage, read_first_stage
+
+        first = read_first_stage(self.folder)
+        if first is not None:
+            attach_first_stage(runner, FirstStage(first, quantize=quantize, device=device, runtime=runtime))
 
     def graph_cache(self) -> Path:
         """Where built runtime graphs are kept: `.cache/` in the folder when it is writable (a

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 CHUNKS_KEY = "chunks"  # doc.spans key of a chunk model's chunks
 FLOPS_KEY = ("seqexit", "flops")  # doc.user_data key behind doc._.seqexit_flops
 MODEL_FILES_KEY = "model_files"
+FIRST_STAGE_DIR = "first_stage"  # the one subfolder a serialized model may hold: `seqexit.cascade.FIRST_STAGE_DIR`
 
 
 def _span_confidence(span: Span) -> float | None:
@@ -261,10 +262,13 @@ class SeqExitPipe(Pipe):
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write the model folder (`seqexit.bundle.save_model`): float weights, also when the
-        component runs int8, and the model's presets, float and int8."""
+        component runs int8, and the model's presets, float and int8; a cascade's first stage
+        goes into its `first_stage` subfolder (`seqexit.cascade.copy_first_stage`)."""
         from seqexit.bundle import save_model
+        from seqexit.cascade import copy_first_stage
 
         save_model(self.seqexit_model, path, presets=self._preset_sections)
+        copy_first_stage(self._runner, path)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
         """Load the model folder that `to_disk` wrote (the config's model is not read)."""
@@ -276,20 +280,32 @@ class SeqExitPipe(Pipe):
         """The `to_disk` folder as msgpack: {"model_files": {file name: bytes}}."""
         with tempfile.TemporaryDirectory(prefix="seqexit-") as folder:
             self.to_disk(folder)
-            files = {p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+            files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
         return srsly.msgpack_dumps({MODEL_FILES_KEY: files})
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> SeqExitPipe:
-        """Load what `to_bytes` wrote (through a temporary folder, deleted afterwards)."""
+        """Load what `to_bytes` wrote, through a temporary folder: deleted afterwards, or, when
+        it holds a cascade's first stage (loaded on first use), kept while the component lives."""
         files = srsly.msgpack_loads(bytes_data).get(MODEL_FILES_KEY)
         if not isinstance(files, dict) or not files:
             raise ValueError(f"{self.factory}: these bytes hold no seqexit model (no {MODEL_FILES_KEY!r})")
-        with tempfile.TemporaryDirectory(prefix="seqexit-") as folder:
+        holder = tempfile.TemporaryDirectory(prefix="seqexit-")
+        folder = Path(holder.name)
+        try:
             for name, data in files.items():
-                if Path(name).name != name or name in ("", ".", ".."):
+                parts = name.split("/") if isinstance(name, str) else []
+                nested = len(parts) == 2 and parts[0] == FIRST_STAGE_DIR  # a cascade's first stage
+                if not parts or any(part in ("", ".", "..") or Path(part).name != part for part in parts) or (
+                        len(parts) > 1 and not nested):
                     raise ValueError(f"{self.factory}: bad file name {name!r} in serialized model")
-                (Path(folder) / name).write_bytes(data)
-            self._load(Path(folder), f"bytes (component {self.name!r})")
+                (folder / name).parent.mkdir(exist_ok=True)
+                (folder / name).write_bytes(data)
+            self._load(folder, f"bytes (component {self.name!r})")
+        finally:
+            if (folder / FIRST_STAGE_DIR).is_dir() and self._model is not None:
+                self._first_stage_files = holder
+            else:
+                holder.cleanup()
         self._source = None
         self._missing = "the model came from bytes"
         return self

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..data import Sentence
 from ..exits import ExitPolicy, Preset, check_preset_name, run_policy
 from ..exits.criteria import COUNTING, CRITERIA
+from ..cascade import attach_first_stage, first_stage_of, first_stage_reused
 from ..model import MultiExitTagger
 from ..quantize import check_quantize
 from ..runtime import apply_runtime
@@ -41,7 +42,9 @@ CRITERION_SETTINGS: dict[str, tuple[float, ...]] = {
 DEFAULT_WINDOWS = (0, 1, 2)
 DEFAULT_MODES = ("tokee", "sentee")
 AGAINST_FULL_DEPTH = "labels: the model's own full depth"  # how label-free presets name their references
-CALIBRATION_MODES = ("tokee", "sentee", "static")
+CALIBRATION_MODES = ("tokee", "sentee", "static", "cascade")
+# cascade: the first stage's doubt at or above which a sentence goes on to the model
+CASCADE_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 _EPS = 1e-9  # scores are percentages from float sums: a bound met exactly counts as met
 
 
@@ -78,7 +81,8 @@ def calibration_grid(
 ) -> list[ExitPolicy]:
     """The early-exit policies to try: every (mode, window, threshold) for tokee/sentee, and
     static exits at layers 1..L-1 when "static" is among `modes` (full depth is always scored
-    separately, so "full" adds nothing). For a criterion other than entropy the thresholds (or
+    separately, so "full" adds nothing; "cascade" candidates are built by `calibrate`, which
+    knows the model's first stage). For a criterion other than entropy the thresholds (or
     N) are that criterion's own (CRITERION_SETTINGS) unless given."""
     thresholds, windows, modes = list(thresholds), list(windows), list(modes)
     unknown = [m for m in modes if m not in CALIBRATION_MODES + ("full",)]
@@ -86,6 +90,8 @@ def calibration_grid(
         raise ValueError(f"calibration modes must be among {', '.join(CALIBRATION_MODES)}, not {', '.join(map(repr, unknown))}")
     policies: list[ExitPolicy] = []
     for mode in dict.fromkeys(modes):
+        if mode == "cascade":
+            continue
         if mode == "static":
             policies += [ExitPolicy.static(layer) for layer in range(1, num_layers)]
         elif mode != "full" and criterion in COUNTING:
@@ -152,6 +158,10 @@ def calibrate(
 
     runtime: what runs the grid's layers ('torch', 'onnx' or 'auto', see `seqexit.runtime`);
     fp32 gives the same labels on either, int8 nearly (its rounding differs by kernel).
+
+    A model with a cascade first stage (`seqexit.cascade`) also has cascades measured (when
+    `modes` is the default or names "cascade"): every routing threshold of CASCADE_THRESHOLDS,
+    sending sentences on to full depth and to the grid's fastest policy within ACCURATE_DROP.
     """
     if max_drop is not None and speedup is not None:
         raise ValueError("give either max_drop or speedup, not both")
@@ -173,18 +183,29 @@ def calibrate(
         thresholds = CRITERION_SETTINGS[criterion]
     grid = calibration_grid(model.num_layers, thresholds=thresholds, windows=windows, modes=modes, min_layer=min_layer,
                             criterion=criterion)
-    if not grid:
+    stage = first_stage_of(model)
+    cascades = stage is not None and (modes is DEFAULT_MODES or "cascade" in modes)
+    if not grid and not cascades:
         raise ValueError("the calibration grid is empty: give at least one threshold and window (or mode 'static')")
 
     quantize = check_quantize(quantize)
     runner = apply_runtime(model, runtime, quantize=quantize)
+    if stage is not None and runner is not model:
+        attach_first_stage(runner, stage)
     policies = [ExitPolicy()] + grid
+    desc = "calibrating" + (f" ({quantize})" if quantize else "")
     rows = [
         evaluate_policy(runner, sentences, policy, batch_size=batch_size)
-        for policy in tqdm(policies, desc="calibrating" + (f" ({quantize})" if quantize else ""), unit="policy",
-                           disable=not progress)
+        for policy in tqdm(policies, desc=desc, unit="policy", disable=not progress)
     ]
     full = evaluate_policy(model, sentences, ExitPolicy(), batch_size=batch_size) if quantize else rows[0]
+    if cascades:
+        second = pick_within_drop(rows, full.score, ACCURATE_DROP)
+        thens = [None] + ([second.policy] if second is not None and second.policy.mode != "full" else [])
+        candidates = [ExitPolicy.cascade(t, then=then) for then in thens for t in CASCADE_THRESHOLDS]
+        with first_stage_reused(runner, [s.words for s in sentences], batch_size=batch_size):
+            rows += [evaluate_policy(runner, sentences, policy, batch_size=batch_size)
+                     for policy in tqdm(candidates, desc=desc + " cascades", unit="policy", disable=not progress)]
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def preset(preset_name: str, pick: PolicyScore | None, *, drop: float | None = None, fast: float | None = None) -> Preset:

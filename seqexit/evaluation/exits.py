@@ -97,7 +97,7 @@ def evaluate_policy(
     else:
         spans = span_scores(gold, predicted)
         score, metric = spans.f1, "f1"
-    words = sum(run.words_per_layer)
+    words = run.words  # a cascade's first-stage words count at layer 0
     mean_layer = sum((i + 1) * n for i, n in enumerate(run.words_per_layer)) / max(words, 1)
     return PolicyScore(policy, score, metric, run.flops.speedup, mean_layer, run.words_per_layer, seconds,
                        run.flops.spent, run.flops.full, len(sentences), words, spans)

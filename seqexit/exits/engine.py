@@ -46,6 +46,11 @@ class PolicyRun:
     sentences: list[WordExits]
     flops: FlopCounter
     words_per_layer: list[int] = field(default_factory=list)  # how many words exited at each layer
+    first_stage_words: int = 0  # a cascade's words labelled by its first stage (exit layer 0)
+
+    @property
+    def words(self) -> int:
+        return sum(self.words_per_layer) + self.first_stage_words
 
 
 @dataclass
@@ -102,6 +107,10 @@ def run_policy(
     model: MultiExitTagger, sentences: Sequence[Sequence[str]], policy: ExitPolicy, *, batch_size: int = 32
 ) -> PolicyRun:
     """Label every word of `sentences` (word lists) with early exit under `policy`."""
+    if policy.mode == "cascade":
+        from ..cascade import run_cascade
+
+        return run_cascade(model, sentences, policy, batch_size=batch_size)
     was_training = model.training
     if was_training:  # `eval()` walks every module: 1.5 ms, half a sentence's time at batch 1
         model.eval()

@@ -10,8 +10,8 @@ from typing import Any
 
 from .criteria import COUNTING, CRITERIA, doubt_bound
 
-MODES = ("full", "static", "sentee", "tokee")
-FIELDS = ("mode", "threshold", "window", "static_layer", "min_layer", "criterion", "patience")
+MODES = ("full", "static", "sentee", "tokee", "cascade")
+FIELDS = ("mode", "threshold", "window", "static_layer", "min_layer", "criterion", "patience", "then")
 
 # What `threshold` means per criterion (see `criteria.py`): its upper bound (None: none) and a
 # description for error messages. patience and rising count exits instead and take no threshold.
@@ -50,14 +50,19 @@ class ExitPolicy:
 
     mode: "full" (every layer), "static" (every word exits at `static_layer`), "sentee" (a
         sentence leaves the batch at the first layer where all its words are certain) or
-        "tokee" (each word halts on its own; halted words stay keys/values for the rest).
+        "tokee" (each word halts on its own; halted words stay keys/values for the rest) or
+        "cascade" (a smaller first-stage model tags every sentence, and only the sentences
+        where it is unsure run on this model: see `seqexit.cascade`).
     threshold: one value, or one per layer; what it means depends on the criterion:
         entropy: a word is certain when its (window) normalised entropy is *below* it; entropy
         is in [0, 1], so 0 never halts and anything above 1 always halts (any value >= 0).
         confidence, vote, learned, signals: a word is certain when its top probability / vote
         lead / learned probability is *above* it, a value in [0, 1] (1 never halts).
         patience, rising: not used (must stay 0).
-    window: half-width k of the uncertainty window (words i-k..i+k of the same sentence).
+        cascade: a sentence goes on to this model when the first stage's (window) normalised
+        entropy of any of its words is at or above it (any value >= 0; 0 sends every sentence).
+    window: half-width k of the uncertainty window (words i-k..i+k of the same sentence);
+        cascade: unused (kept at 0), since a sentence's largest doubt is the same for any window.
     static_layer: the exit layer of mode "static" (1-based).
     min_layer: no word halts before this layer (1-based); the last layer always ends.
     criterion: what makes a word certain (see `seqexit.exits.criteria`): "entropy" (the
@@ -68,6 +73,8 @@ class ExitPolicy:
         exit already agrees with the last one, above threshold) or "signals" (the same
         probability from several signals: `seqexit.exits.signals`).
     patience: N for "patience" and "rising" (>= 1); None for the others.
+    then: cascade only: the policy of this model on the sentences sent on (None: full depth);
+        any mode but cascade.
 
     Errors are `PolicyError`s (ValueErrors) whose messages name the settings.
     """
@@ -79,6 +86,7 @@ class ExitPolicy:
     min_layer: int = 1
     criterion: str = "entropy"
     patience: int | None = None
+    then: ExitPolicy | None = None
 
     def __post_init__(self) -> None:
         if self.criterion not in CRITERIA:
@@ -92,6 +100,7 @@ class ExitPolicy:
             raise PolicyError(f"{{mode}} must be one of {', '.join(MODES)}, not {self.mode!r}")
         object.__setattr__(self, "threshold", _threshold_value(self.threshold))
         self._check_threshold()
+        self._check_cascade()
         if self.window < 0:
             raise PolicyError(f"{{window}} must be >= 0, got {self.window}")
         if self.min_layer < 1:
@@ -100,6 +109,23 @@ class ExitPolicy:
             raise PolicyError("{mode} static needs {static_layer} (the exit layer, >= 1)")
         if self.static_layer is not None and self.static_layer < 1:
             raise PolicyError(f"{{static_layer}} must be >= 1, got {self.static_layer}")
+
+    def _check_cascade(self) -> None:
+        """A cascade routes on the first stage's entropy, and only a cascade has a `then`."""
+        if self.then is not None and self.mode != "cascade":
+            raise PolicyError(f"{{then}} is the second stage of a cascade: it cannot go with {{mode}} {self.mode}")
+        if self.mode != "cascade":
+            return
+        if isinstance(self.threshold, tuple):
+            raise PolicyError("{mode} cascade takes one {threshold} (on the first stage's entropy), not one per layer")
+        if self.criterion != "entropy":
+            raise PolicyError(f"{{mode}} cascade routes on the first stage's entropy: leave {{criterion}} at entropy, "
+                              f"not {self.criterion}")
+        if self.then is not None and not isinstance(self.then, ExitPolicy):
+            raise PolicyError(f"{{then}} must be an exit policy, not {type(self.then).__name__}")
+        if self.then is not None and self.then.mode == "cascade":
+            raise PolicyError("{then} of a cascade cannot be a cascade itself")
+        object.__setattr__(self, "window", 0)  # a sentence's max is the same for every window: unused
 
     def _check_threshold(self) -> None:
         """The threshold's range for the criterion in use (`THRESHOLDS`); unused by patience and rising."""
@@ -140,6 +166,9 @@ class ExitPolicy:
         return num_layers
 
     def __str__(self) -> str:
+        if self.mode == "cascade":
+            then = "" if self.then is None or self.then.mode == "full" else f", then {self.then}"
+            return f"cascade threshold {self.threshold:g}{then}"
         if self.mode in ("full", "static"):
             return "full depth" if self.mode == "full" else f"static exit at layer {self.static_layer}"
         threshold = self.threshold if isinstance(self.threshold, float) else ",".join(map(str, self.threshold))
@@ -158,6 +187,8 @@ class ExitPolicy:
                 "static_layer": self.static_layer, "min_layer": self.min_layer}
         if self.criterion != "entropy":  # entropy policies read the same as before criteria existed
             data |= {"criterion": self.criterion, "patience": self.patience}
+        if self.then is not None:
+            data["then"] = self.then.to_dict()
         return data
 
     @classmethod
@@ -176,6 +207,11 @@ class ExitPolicy:
         _check_type(data, "static_layer", int, optional=True)
         _check_type(data, "criterion", str)
         _check_type(data, "patience", int, optional=True)
+        then = data.get("then")
+        if then is not None:
+            if not isinstance(then, Mapping):
+                raise ValueError(f"exit policy then must be a JSON object (the cascade's second stage), not {then!r}")
+            data = {**data, "then": cls.from_dict(then)}
         threshold = data.get("threshold", 0.0)
         values = threshold if isinstance(threshold, (list, tuple)) else [threshold]
         if not values or not all(_is_number(v) for v in values):
@@ -186,6 +222,7 @@ class ExitPolicy:
     def from_options(
         cls, mode: str = "full", threshold: str | float | Sequence[float] = 0.0, window: int = 2, min_layer: int = 1,
         exit_layer: int | None = None, criterion: str = "entropy", patience: int | None = None,
+        then: ExitPolicy | None = None,
     ) -> ExitPolicy:
         """The policy of option values, as the CLI takes them: threshold may also be a string,
         one number or comma-separated numbers (one per layer: "0.1,0.2,0.2,0.3"); exit_layer
@@ -198,7 +235,7 @@ class ExitPolicy:
                 raise PolicyError(f"{{static_layer}} {exit_layer} is a static exit: it cannot go with {{mode}} {mode}")
             mode = "static"
         policy = cls(mode=mode, threshold=values, window=window, min_layer=min_layer, static_layer=exit_layer,
-                     criterion=criterion, patience=patience)
+                     criterion=criterion, patience=patience, then=then)
         return cls.static(exit_layer) if mode == "static" else policy
 
     @classmethod
@@ -210,6 +247,10 @@ class ExitPolicy:
               criterion: str = "entropy", patience: int | None = None) -> ExitPolicy:
         return cls(mode="tokee", threshold=threshold, window=window, min_layer=min_layer, criterion=criterion,
                    patience=patience)
+
+    @classmethod
+    def cascade(cls, threshold: float, window: int = 0, then: ExitPolicy | None = None) -> ExitPolicy:
+        return cls(mode="cascade", threshold=threshold, window=window, then=then)
 
     @classmethod
     def sentee(cls, threshold: float | Sequence[float] = 0.0, window: int = 2, min_layer: int = 1, *,
