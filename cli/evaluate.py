@@ -38,6 +38,7 @@ def score_record(result: PolicyScore) -> dict:
         "flops_speedup": result.flops_speedup,
         "mean_exit_layer": result.mean_exit_layer,
         "exit_layer_histogram": result.words_per_layer,
+        "first_stage_words": result.words - sum(result.words_per_layer),
         "policy": result.policy.to_dict(),
     }
 
@@ -149,6 +150,8 @@ def _print_result(result: PolicyScore, exits) -> None:
         for label, s in result.spans.per_type.items():
             typer.echo(f"  {label:<8} P {s.precision:6.2f}  R {s.recall:6.2f}  F1 {s.f1:6.2f}  ({s.support})")
     typer.echo("words exiting at layers 1..L: " + " ".join(str(n) for n in result.words_per_layer))
+    if first := result.words - sum(result.words_per_layer):
+        typer.echo(f"words labelled by the cascade's first stage: {first}")
 
 
 def _print_sweep(rows: list[PolicyScore]) -> None:

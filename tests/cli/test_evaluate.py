@@ -13,7 +13,7 @@ runner = CliRunner()
 
 GOLD = "John B-PER\nSmith I-PER\nsaid O\nin O\nParis B-LOC\n\nThe O\nunited B-ORG\nnations I-ORG\nmet O\n"
 KEYS = {"metric", "score", "per_type", "sentences", "words", "seconds", "words_per_second", "flops", "flops_full",
-        "flops_speedup", "mean_exit_layer", "exit_layer_histogram", "policy"}
+        "flops_speedup", "mean_exit_layer", "exit_layer_histogram", "first_stage_words", "policy"}
 
 
 @pytest.fixture()

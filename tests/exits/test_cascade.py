@@ -215,6 +215,14 @@ def test_cli_pairs_tags_and_refuses(cascade_folders, tmp_path, small):
     spans = [decode_spans(r["labels"], "iob2") for r in rows]  # the writer repairs I- after O into B-
     assert spans == [decode_spans(t.labels, "iob2") for t in expected]
     assert all(layer == 0 for r in rows for layer in r["exit_layers"])
+    gold = tmp_path / "gold.conll"
+    gold.write_text("john B-PER\nsmith I-PER\nwas O\n\nparis B-LOC\n")
+    result = runner.invoke(app, ["evaluate", str(second), str(gold), "--mode", "cascade", "--threshold", "1.5", "--json",
+                                 "--runtime", "torch"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["first_stage_words"] == 4 and record["exit_layer_histogram"] == [0, 0, 0, 0]
+    assert record["mean_exit_layer"] == 0 and record["flops_speedup"] > 1
     result = runner.invoke(app, ["tag", str(text), "-m", str(second), "--mode", "tokee", "--then", "x"])
     assert result.exit_code == 2 and "--then" in result.output
     result = runner.invoke(app, ["cascade", str(second), "--first", str(second)])
