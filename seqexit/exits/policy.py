@@ -59,7 +59,7 @@ class ExitPolicy:
         confidence, vote, learned, signals: a word is certain when its top probability / vote
         lead / learned probability is *above* it, a value in [0, 1] (1 never halts).
         patience, rising: not used (must stay 0).
-        cascade: a sentence goes on to this model when the first stage's (window) normalised
+        cascade: a sentence goes on to this model when the first stage's normalised
         entropy of any of its words is at or above it (any value >= 0; 0 sends every sentence).
     window: half-width k of the uncertainty window (words i-k..i+k of the same sentence);
         cascade: unused (kept at 0), since a sentence's largest doubt is the same for any window.
