@@ -53,16 +53,36 @@ class Batch:
 def _plain_backend(tokenizer):
     """A private copy of the Rust tokenizer with padding and truncation off: a tokenizer.json
     may switch them on (sentence-transformers models pad to the longest input), and the Python
-    wrapper only overrides them per call. None when there is no Rust tokenizer to copy."""
+    wrapper only overrides them per call. A byte-level pre-tokenizer reads every word as
+    following a space (`add_prefix_space`), as Hugging Face reads pre-split words: its wrappers
+    refuse pre-split words without it, so a tagger trained on them saw the words so, whatever
+    the saved file says. None when there is no Rust tokenizer to copy."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return None
+    import json
+
     from tokenizers import Tokenizer
 
-    plain = Tokenizer.from_str(backend.to_str())
+    text = backend.to_str()
+    if '"ByteLevel"' in text:  # parse only what may need changing: a BERT vocabulary costs ~20 ms
+        data = json.loads(text)
+        _prefix_space(data.get("pre_tokenizer"))
+        text = json.dumps(data)
+    plain = Tokenizer.from_str(text)
     plain.no_padding()
     plain.no_truncation()
     return plain
+
+
+def _prefix_space(pre_tokenizer: dict | None) -> None:
+    """Set add_prefix_space on every ByteLevel step of a pre-tokenizer's JSON, in place."""
+    if not isinstance(pre_tokenizer, dict):
+        return
+    if pre_tokenizer.get("type") == "ByteLevel":
+        pre_tokenizer["add_prefix_space"] = True
+    for step in pre_tokenizer.get("pretokenizers") or []:
+        _prefix_space(step)
 
 
 class WordPieceEncoder:

@@ -307,3 +307,60 @@ def test_an_interrupted_adoption_resumes_to_the_same_exits(hf_folder, tmp_path, 
             assert torch.allclose(x, y, atol=1e-6), name
     with pytest.raises(ValueError, match="other settings"):
         adopt(hf_folder, sentences[:-1], checkpoint=checkpoint, **settings)
+
+
+def make_roberta_classifier(folder: Path, add_prefix_space: bool, labels: list[str] = EXIT_LABELS) -> Path:
+    """A random RobertaForTokenClassification with a byte-level BPE tokenizer built by hand: the
+    256 byte symbols, plus merges for a few words with and without the leading-space mark, so
+    that a word's pieces differ by whether it is read as following a space."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import RobertaConfig, RobertaForTokenClassification, RobertaTokenizerFast
+
+    folder.mkdir(parents=True)
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for symbol in sorted(ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    merges = []
+    for word in ("john", "smith", "berlin", "paris", "said"):
+        for symbols in (["\u0120", *word], list(word)):  # Ġ: the byte-level mark of a leading space
+            token = symbols[0]
+            for char in symbols[1:]:
+                merges.append((token, char))
+                token += char
+                vocab.setdefault(token, len(vocab))
+    vocab["<mask>"] = len(vocab)
+    tokenizer = RobertaTokenizerFast(vocab=vocab, merges=list(dict.fromkeys(merges)), add_prefix_space=add_prefix_space)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(5)
+    config = RobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=1, initializer_range=0.3,
+                           id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+    model = RobertaForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0.0, 1.0)
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("add_prefix_space", [True, False])
+def test_a_roberta_tagger_reads_words_as_hugging_face_reads_pre_split_words(tmp_path, add_prefix_space):
+    """Hugging Face reads pre-split words with a leading space each (RoBERTa-style tokenizers
+    need add_prefix_space=True for it); a tokenizer saved without it still reads them so."""
+    from transformers import AutoTokenizer, RobertaForTokenClassification
+
+    folder = make_roberta_classifier(tmp_path / "roberta", add_prefix_space)
+    model = adopted_tagger(folder)
+    reference = AutoTokenizer.from_pretrained(str(folder), add_prefix_space=True)
+    encoded = reference(EXIT_SENTENCES, is_split_into_words=True, padding=True, return_tensors="pt")
+    chunks = [c[0] for c in model.pieces.encode(EXIT_SENTENCES)]
+    assert [c.input_ids for c in chunks] == [[i for i, m in zip(row, mask) if m] for row, mask in
+                                            zip(encoded["input_ids"].tolist(), encoded["attention_mask"].tolist())]
+    assert any(len(set(ids)) < len(ids) or len(ids) > 4 for ids in [c.input_ids for c in chunks])
+    original = RobertaForTokenClassification.from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        logits = original(**encoded).logits
+    firsts = [[encoded.word_ids(row).index(w) for w in range(len(words))] for row, words in enumerate(EXIT_SENTENCES)]
+    expected = [[original.config.id2label[int(logits[row, p].argmax())] for p in positions]
+                for row, positions in enumerate(firsts)]
+    run = run_policy(model, EXIT_SENTENCES, ExitPolicy())
+    assert [r.labels(model) for r in run.sentences] == expected
