@@ -306,16 +306,21 @@ def plot(curve: dict, casc: dict, path: Path) -> None:
         rows = sorted((r for r in curve["rows"] if r["policy"]["mode"] == mode), key=lambda r: r["flops_speedup"])
         ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], marker, label=mode if mode != "static" else "static exits")
     statics = sorted(curve["static_models"], key=lambda r: r["flops_speedup"])
-    ax.plot([r["flops_speedup"] for r in statics], [r["f1"] for r in statics], "D--", label="smaller models, k layers")
-    for then in {json.dumps(r["policy"].get("then")) for r in casc["rows"]}:
+    if statics:
+        ax.plot([r["flops_speedup"] for r in statics], [r["f1"] for r in statics], "D--", label="smaller models, k layers")
+    from seqexit.exits import ExitPolicy
+
+    for then in dict.fromkeys(json.dumps(r["policy"].get("then")) for r in casc["rows"]):
         rows = sorted((r for r in casc["rows"] if json.dumps(r["policy"].get("then")) == then), key=lambda r: r["flops_speedup"])
-        label = "cascade en-ner -> full" if then == "null" else "cascade en-ner -> TOKEE"
-        ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], "x-", label=label)
+        second = "full depth" if then == "null" else str(ExitPolicy.from_dict(json.loads(then)))
+        ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], "x-", label=f"cascade en-ner -> {second}")
+    ax.plot([curve["en_ner"]["flops_speedup"]], [curve["en_ner"]["f1"]], "P", markersize=9, label="en-ner alone")
     ax.plot([curve["oracle"]["flops_speedup"]], [curve["oracle"]["f1"]], "k*", markersize=12, label="oracle")
     ax.axhline(full - WITHIN, color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("FLOPs speed-up against full depth")
     ax.set_ylabel("F1, CoNLL-2003 test")
-    ax.set_ylim(max(0, full - 15), full + 1)
+    top = max([full] + [r["f1"] for r in casc["rows"]])
+    ax.set_ylim(full - 6, top + 0.5)
     ax.legend(fontsize=8)
     ax.set_title("all-mpnet-base-v2 (12 layers) adopted")
     fig.tight_layout()
