@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from hf_finetune import encode_batch  # benchmarks/ is first on sys.path
 from seqexit.adopt import adopt
 from seqexit.backbones import resolve_backbone
 from seqexit.data.formats import read_file
@@ -50,16 +51,7 @@ def fine_tune_one_epoch(folder: Path, sentences, labels: list[str], batch_size: 
     order = torch.randperm(len(sentences)).tolist()
     started = time.perf_counter()
     for start in range(0, len(order), batch_size):
-        chunk = [sentences[i] for i in order[start:start + batch_size]]
-        encoded = tokenizer([s.words for s in chunk], is_split_into_words=True, truncation=True, max_length=256,
-                            padding=True, return_tensors="pt")
-        targets = torch.full(encoded["input_ids"].shape, -100)
-        for row, sentence in enumerate(chunk):
-            seen = set()
-            for position, word in enumerate(encoded.word_ids(row)):
-                if word is not None and word not in seen:
-                    seen.add(word)
-                    targets[row, position] = index[sentence.tags[word]]
+        encoded, targets = encode_batch(tokenizer, [sentences[i] for i in order[start:start + batch_size]], index, 256)
         loss = model(**encoded, labels=targets).loss
         optimizer.zero_grad()
         loss.backward()
