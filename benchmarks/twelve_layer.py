@@ -11,6 +11,12 @@ resumes where it was; `--redo STEP` runs one again):
             first --dev-sentences of dev (presets; cascades among them)
   static    the backbone's first k layers fine-tuned the same way (`hf_finetune.py --layers k`),
             for k in --static-layers: the paper's compressed-model comparison
+  ssft      distilled self-sampling fine-tuning of the adopted model (`seqexit train --init WORK/model
+            --ssft-distill 1`, one epoch over the first --ssft-sentences training sentences, their tags
+            unused: every exit's target is the adopted model's own full-depth output) -> WORK/ssft/model,
+            so that the upper layers learn to work with halted words' copied states
+  ssft_curves  that model on test: full depth, every exit, the oracle, TOKEE with entropy and with
+            the signals criterion (its heads fitted by `seqexit learn-exits` on training text)
   curves    CoNLL-2003 test: full depth, every exit, the oracle, TOKEE and SENTEE sweeps, the
             presets, the static models (their full depth on the same engine), `en-ner` alone
   cascade   en-ner first, this model second (full depth, or the TOKEE policy with the highest
@@ -37,9 +43,13 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 CONLL = HERE.parent.parent / "shared" / "data" / "conll2003"
-STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "timing", "report")
+STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "ssft", "ssft_curves", "timing", "report")
 TOKEE_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 SENTEE_THRESHOLDS = (0.05, 0.1, 0.2)
+SSFT_SENTENCES = 4683  # a third of the training set: the first 5,000 blocks of eng.train
+SSFT_TOKEE = ((0.1, 1), (0.2, 1), (0.3, 1), (0.4, 1), (0.5, 1))  # (entropy threshold, window)
+SSFT_SIGNALS = ((0.99, 1), (0.98, 1), (0.95, 1), (0.9, 1))
+SIGNALS_SENTENCES = 2000
 CASCADE_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DEV_SENTENCES = 300  # calibration runs ~60 policies on them: a 12-layer model reads ~200 words/s on 2 AVX2 cores
 WITHIN = 0.3  # the issue's bound, F1 points against full depth
@@ -116,6 +126,58 @@ def static(args) -> dict:
     return {"rows": rows}
 
 
+def ssft(args) -> dict:
+    """Distilled SSFT: the adopted model adapts to TOKEE's copied states toward its own output."""
+    from seqexit.data.formats import read_file
+    from seqexit.output import write_conll
+
+    train = args.work / "ssft-train.conll"
+    sentences = [s for s in read_file(CONLL / "eng.train", span_tags=True) if s.words][:args.limit or args.ssft_sentences]
+    write_conll(sentences, [s.tags for s in sentences], train)
+    command = ["seqexit", "train", "--train", str(train), "--dev", str(args.work / "dev-subset.conll"),
+               "-o", str(args.work / "ssft"), "--init", str(args.work / "model"), "--ssft-distill", "1",
+               "--ssft-epochs", "1", "--ssft-tolerance", "1.0", "--threads", str(args.threads)]
+    seconds = run(command)
+    adopted = load(args.work, "adopt")
+    return {"command": " ".join(command), "seconds": seconds, "sentences": len(sentences),
+            "adopt_and_ssft_over_epoch": (adopted["seconds"] + seconds) / adopted["epoch_seconds"]}
+
+
+def depth_rows(model, sentences) -> tuple[list[float], dict, dict]:
+    """Every exit's test F1, the full-depth row and the oracle of one model."""
+    from seqexit.evaluation.oracle import oracle_exit_layers, oracle_flops
+    from seqexit.exits import ExitPolicy, run_exits
+
+    words = [s.words for s in sentences]
+    outputs = run_exits(model, words, all_exits=True)
+    exits = [score([out.labels(model, row) for out in outputs], sentences) for row in range(model.num_layers)]
+    layers = [oracle_exit_layers(out.label_ids) for out in outputs]
+    spent, full = oracle_flops(model, words, layers)
+    full_row, _ = policy_row(model, sentences, ExitPolicy(), "full depth")
+    oracle = {"f1": full_row["f1"], "flops_speedup": full / spent, "mean_exit_layer": float(torch.cat(layers).float().mean())}
+    return exits, full_row, oracle
+
+
+def ssft_curves(args) -> dict:
+    from seqexit.bundle import load_model
+    from seqexit.exits import ExitPolicy
+
+    folder = args.work / "ssft" / "model"
+    if not (folder / "halting_signals.safetensors").is_file():
+        run(["seqexit", "learn-exits", str(folder), str(CONLL / "eng.train"), "--criterion", "signals",
+             "--limit", str(args.limit or SIGNALS_SENTENCES)])
+    sentences = test_sentences(args.limit)
+    model = load_model(folder)
+    exits, full_row, oracle = depth_rows(model, sentences)
+    rows = [full_row]
+    policies = [ExitPolicy(mode="tokee", threshold=t, window=w) for t, w in SSFT_TOKEE]
+    policies += [ExitPolicy(mode="tokee", criterion="signals", threshold=t, window=w) for t, w in SSFT_SIGNALS]
+    for policy in policies:
+        rows.append(policy_row(model, sentences, policy, f"after SSFT: {policy}")[0])
+        print(rows[-1], file=sys.stderr, flush=True)
+    return {"exits": exits, "rows": rows, "oracle": oracle}
+
+
 def test_sentences(limit: int | None = None):
     from seqexit.data.formats import read_file
 
@@ -140,19 +202,13 @@ def policy_row(model, sentences, policy, name: str) -> tuple[dict, object]:
 
 def curves(args) -> dict:
     from seqexit.bundle import ModelBundle, load_model
-    from seqexit.evaluation.oracle import oracle_exit_layers, oracle_flops
-    from seqexit.exits import ExitPolicy, run_exits
+    from seqexit.exits import ExitPolicy
 
     sentences = test_sentences(args.limit)
     words = [s.words for s in sentences]
     model = load_model(args.work / "model")
-    outputs = run_exits(model, words, all_exits=True)
-    exits = [score([out.labels(model, row) for out in outputs], sentences) for row in range(model.num_layers)]
-    layers = [oracle_exit_layers(out.label_ids) for out in outputs]
-    spent, full = oracle_flops(model, words, layers)
-    rows = []
-    full_row, _ = policy_row(model, sentences, ExitPolicy(), "full depth")
-    rows.append(full_row)
+    exits, full_row, oracle = depth_rows(model, sentences)
+    rows = [full_row]
     for layer in range(1, model.num_layers):
         rows.append({"name": f"static exit {layer}", "policy": ExitPolicy.static(layer).to_dict(), "f1": exits[layer - 1],
                      "flops_speedup": model.num_layers / layer})
@@ -169,9 +225,7 @@ def curves(args) -> dict:
     alone, _ = policy_row(load_model("en-ner"), sentences, ExitPolicy(), "en-ner alone (MiniLM-L6)")
     alone["flops_speedup"] = full_row["flops_full"] / alone["flops"]
     return {"sentences": len(sentences), "words": sum(map(len, words)), "exits": exits, "rows": rows,
-            "presets": preset_rows, "en_ner": alone,
-            "oracle": {"f1": full_row["f1"], "flops_speedup": full / spent,
-                       "mean_exit_layer": float(torch.cat(layers).float().mean())}}
+            "presets": preset_rows, "en_ner": alone, "oracle": oracle}
 
 
 def best_within(rows: list[dict], full_f1: float, modes=("tokee",)) -> dict | None:
@@ -244,6 +298,12 @@ def timing(args) -> dict:
     top = max((r for r in casc["rows"] if r["policy"]["mode"] == "cascade"), key=lambda r: r["f1"], default=None)
     if top:
         systems["most accurate cascade"] = (model, ExitPolicy.from_dict(top["policy"]))
+    if (args.work / "ssft_curves.json").is_file():
+        after = load(args.work, "ssft_curves")
+        best = best_within(after["rows"], ssft_reference(curve, after), modes=("tokee",))
+        if best:
+            ssft_model = ModelBundle(args.work / "ssft" / "model").open(runtime="torch").runner
+            systems["after SSFT: best TOKEE within 0.3"] = (ssft_model, ExitPolicy.from_dict(best["policy"]))
     systems["en-ner alone"] = (first, ExitPolicy())
     for k in args.static_layers:
         if (args.work / f"static-{k}").is_dir():
@@ -263,6 +323,12 @@ def timing(args) -> dict:
     return result
 
 
+def ssft_reference(curve: dict, after: dict) -> float:
+    """The F1 the SSFT model's policies are held to: the higher of its own full depth and the
+    adopted model's (the user's original model), so that SSFT cannot lower the bar."""
+    return max(curve["rows"][0]["f1"], after["rows"][0]["f1"])
+
+
 def report(args) -> dict:
     fine, adopted, curve = load(args.work, "finetune"), load(args.work, "adopt"), load(args.work, "curves")
     casc = load(args.work, "cascade") if (args.work / "cascade.json").is_file() else {"rows": []}
@@ -272,7 +338,11 @@ def report(args) -> dict:
     for row in statics:
         row["flops_speedup"] = curve["rows"][0]["flops_full"] / row["flops"]
     curve["static_models"] = statics
-    record = {"finetune": fine, "adopt": adopted, "curves": curve, "cascade": casc, "timing": timed, "static": statics}
+    after = load(args.work, "ssft_curves") if (args.work / "ssft_curves.json").is_file() else None
+    if after:
+        after["ssft"] = load(args.work, "ssft")
+    record = {"finetune": fine, "adopt": adopted, "curves": curve, "cascade": casc, "timing": timed, "static": statics,
+              "ssft": after}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "twelve_layer.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# A 12-layer model adopted (all-mpnet-base-v2, CoNLL-2003)", ""]
@@ -283,6 +353,15 @@ def report(args) -> dict:
     for r in curve["rows"] + curve["presets"] + curve["static_models"] + [curve["en_ner"]] + casc["rows"]:
         lines.append(f"| {r['name']} | {r['f1']:.2f} | {full_f1 - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
     lines.append(f"| oracle | {curve['oracle']['f1']:.2f} | 0.00 | {curve['oracle']['flops_speedup']:.2f} |")
+    if after:
+        reference, own = ssft_reference(curve, after), after["rows"][0]["f1"]
+        lines += ["", f"After distilled SSFT ({after['ssft']['sentences']} training sentences, "
+                  f"{after['ssft']['seconds'] / 60:.0f} min; adopt + SSFT {after['ssft']['adopt_and_ssft_over_epoch']:.2f} "
+                  f"of the epoch): full depth {own:.2f}; exits 1..12: " + " ".join(f"{f:.1f}" for f in after["exits"])
+                  + f"; oracle {after['oracle']['flops_speedup']:.2f}x. Drops against {reference:.2f}.", "",
+                  "| system | F1 | drop | FLOPs x |", "|---|---|---|---|"]
+        for r in after["rows"]:
+            lines.append(f"| {r['name']} | {r['f1']:.2f} | {reference - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
     if timed:
         lines += ["", f"Wall-clock ({timed['cpu']}, {timed['threads']} threads, torch {timed['torch']}):", "",
                   "| system | words/s bs32 | x full | words/s bs1 | x full |", "|---|---|---|---|---|"]
@@ -292,12 +371,12 @@ def report(args) -> dict:
                          f"{b1[name]['words_per_second']:,.0f} | {b1[name]['speedup']:.2f} |")
     text = "\n".join(lines) + "\n"
     (args.output / "twelve_layer.md").write_text(text)
-    plot(curve, casc, args.output / "twelve_layer.png")
+    plot(curve, casc, after, args.output / "twelve_layer.png")
     print(text)
     return {"written": str(args.output / "twelve_layer.md")}
 
 
-def plot(curve: dict, casc: dict, path: Path) -> None:
+def plot(curve: dict, casc: dict, after: dict | None, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,6 +387,11 @@ def plot(curve: dict, casc: dict, path: Path) -> None:
     for mode, marker in (("tokee", "o-"), ("sentee", "s-"), ("static", "^:")):
         rows = sorted((r for r in curve["rows"] if r["policy"]["mode"] == mode), key=lambda r: r["flops_speedup"])
         ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], marker, label=mode if mode != "static" else "static exits")
+    for criterion, marker in (("entropy", "o--"), ("signals", "v--")):
+        rows = sorted((r for r in (after or {}).get("rows", []) if r["policy"]["mode"] == "tokee"
+                       and r["policy"].get("criterion", "entropy") == criterion), key=lambda r: r["flops_speedup"])
+        if rows:
+            ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], marker, label=f"tokee {criterion}, after SSFT")
     statics = sorted(curve["static_models"], key=lambda r: r["flops_speedup"])
     if statics:
         ax.plot([r["flops_speedup"] for r in statics], [r["f1"] for r in statics], "D--", label="smaller models, k layers")
@@ -338,6 +422,7 @@ def main() -> None:
     parser.add_argument("--redo", nargs="*", choices=STEPS, default=[])
     parser.add_argument("--static-layers", nargs="+", type=int, default=[3, 4, 6, 2, 8])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ssft-sentences", type=int, default=SSFT_SENTENCES, help="ssft: the first N training sentences")
     parser.add_argument("--dev-sentences", type=int, default=DEV_SENTENCES, help="calibrate on the first N dev sentences")
     parser.add_argument("--timing-sentences", type=int, default=800)
     parser.add_argument("--timing-sentences-bs1", type=int, default=150)
@@ -348,6 +433,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     functions = {"finetune": finetune, "adopt": adopt, "calibrate": calibrate, "static": static, "curves": curves,
+                 "ssft": ssft, "ssft_curves": ssft_curves,
                  "cascade": cascade, "timing": timing, "report": report}
     for step in args.steps:
         if (args.work / f"{step}.json").is_file() and step not in args.redo and step != "report":

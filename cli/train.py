@@ -108,6 +108,8 @@ def train(
         num_layers=layers, options={k: (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items()},
     )
     replace_dir(lambda folder: save_model(outcome.model, folder), output / "model")  # the record travels with it
-    typer.echo(f"model in {output / 'model'} (recipe {outcome.record.get('recipe', '?')}{', SSFT' if outcome.ssft_kept else ''})")
+    made = outcome.record.get("recipe")
+    made = f"recipe {made}" if made else ("adopted" if outcome.record.get("adopted") else "recipe unknown")
+    typer.echo(f"model in {output / 'model'} ({made}{', SSFT' if outcome.ssft_kept else ''})")
     for score in evaluate_exits(outcome.model, dev_set):
         typer.echo(f"  exit {score.layer}: dev {score.metric} {score.score:.2f}")

@@ -279,6 +279,43 @@ def test_an_mpnet_tagger_is_adopted_exactly_and_halting_reads_the_queries_positi
     assert all(parts.position_bias is not None for parts in int8.adapter.layers)
 
 
+def test_distilled_ssft_adapts_an_adopted_model_and_its_tags_carry_no_weight(tmp_path):
+    """`seqexit train --init ADOPTED --ssft-distill 1`: the step that teaches an adopted encoder
+    to work with halted words' copied states. Its targets are the adopted model's own output,
+    so two training files with the same words and different tags give the same weights."""
+    from seqexit.data import Sentence
+    from seqexit.output import write_conll
+
+    folder = make_mpnet_classifier(tmp_path / "mpnet")
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(" ".join(s) for s in EXIT_SENTENCES * 2) + "\n")
+    adopted = tmp_path / "adopted"
+    assert runner.invoke(app, ["adopt", str(folder), "-o", str(adopted), "--unlabelled", str(text), "--epochs", "1"]).exit_code == 0
+    start = load_model(adopted)
+    own = [r.labels(start) for r in run_policy(start, EXIT_SENTENCES, ExitPolicy()).sentences]
+    sentences = [Sentence(words=list(s)) for s in EXIT_SENTENCES]
+    trained = {}
+    for name, tags in (("own", own), ("all-o", [["O"] * len(s) for s in EXIT_SENTENCES])):
+        data = tmp_path / f"{name}.conll"
+        write_conll(sentences, tags, data)
+        result = runner.invoke(app, ["train", "--init", str(adopted), "--train", str(data), "--dev", str(data), "-o",
+                                     str(tmp_path / name), "--ssft-distill", "1", "--ssft-epochs", "1",
+                                     "--ssft-tolerance", "100", "--batch-size", "2"])
+        assert result.exit_code == 0, result.output
+        assert "(adopted, SSFT)" in result.output
+        trained[name] = load_model(tmp_path / name / "model")
+    model = trained["own"]
+    assert type(model.adapter).__name__ == "MPNetAdapter"
+    assert any(not torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), start.encoder.state_dict().values()))
+    for (name, a), b in zip(model.state_dict().items(), trained["all-o"].state_dict().values()):
+        assert torch.equal(a, b), name
+    record = model.training_record
+    assert record["adopted"]["from"] == str(folder)
+    assert record["stages"][-1]["config"]["self_sampling"]["distill_share"] == 1.0
+    info = runner.invoke(app, ["info", str(tmp_path / "own" / "model")])
+    assert "adopted: encoder and last exit taken unchanged" in info.output and "100% of its targets" in info.output
+
+
 def test_an_interrupted_adoption_resumes_to_the_same_exits(hf_folder, tmp_path, monkeypatch):
     import seqexit.training.context_exits as context_exits
 
