@@ -13,8 +13,8 @@ resumes where it was; `--redo STEP` runs one again):
             for k in --static-layers: the paper's compressed-model comparison
   ssft      distilled self-sampling fine-tuning of the adopted model (`seqexit train --init WORK/model
             --ssft-distill 1`, one epoch over the first --ssft-sentences training sentences, their tags
-            unused: every exit's target is the adopted model's own full-depth output) -> WORK/ssft/model,
-            so that the upper layers learn to work with halted words' copied states
+            unused: every exit's target is the adopted model's own full-depth output) -> WORK/ssft/model:
+            the lower exits' loss now reaches the encoder, so they become confident earlier
   ssft_curves  that model on test: full depth, every exit, the oracle, TOKEE with entropy and with
             the signals criterion (its heads fitted by `seqexit learn-exits` on training text)
   curves    CoNLL-2003 test: full depth, every exit, the oracle, TOKEE and SENTEE sweeps, the
@@ -127,7 +127,7 @@ def static(args) -> dict:
 
 
 def ssft(args) -> dict:
-    """Distilled SSFT: the adopted model adapts to TOKEE's copied states toward its own output."""
+    """Distilled SSFT: the adopted encoder trained for its lower exits too, toward its own output."""
     from seqexit.data.formats import read_file
     from seqexit.output import write_conll
 
