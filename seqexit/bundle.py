@@ -521,6 +521,9 @@ class ModelBundle:
 
     folder: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "folder", Path(self.folder))  # a str path works as well
+
     @classmethod
     def find(cls, name_or_path: str | Path) -> ModelBundle:
         return cls(find_model(name_or_path))

@@ -144,7 +144,7 @@ def test_pairing_file(large, small, tmp_path):
     path = pair_first_stage(second, first)
     assert json.loads(path.read_text()) == {"first_stage": "../../small"}, "kept relative: the two move together"
     assert read_first_stage(second).resolve() == first.resolve()
-    opened = ModelBundle(second).open(runtime="torch")
+    opened = ModelBundle(str(second)).open(runtime="torch")  # a str path is a path too
     run = run_policy(opened.runner, SENTENCES, ExitPolicy.cascade(1.5))
     assert names(large, run) == names(small, run_policy(small, SENTENCES, ExitPolicy()))
     with pytest.raises(ValueError, match="its own first stage"):
