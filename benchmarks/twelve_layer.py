@@ -17,6 +17,9 @@ resumes where it was; `--redo STEP` runs one again):
             the lower exits' loss now reaches the encoder, so they become confident earlier
   ssft_curves  that model on test: full depth, every exit, the oracle, TOKEE with entropy and with
             the signals criterion (its heads fitted by `seqexit learn-exits` on training text)
+  signals   the adopted model as adopted (encoder untouched, full depth the original's) with the
+            signals criterion's heads fitted on training text (`seqexit learn-exits`, labels
+            unused): TOKEE over a grid of signals thresholds on test
   curves    CoNLL-2003 test: full depth, every exit, the oracle, TOKEE and SENTEE sweeps, the
             presets, the static models (their full depth on the same engine), `en-ner` alone
   cascade   en-ner first, this model second (full depth, or the TOKEE policy with the highest
@@ -43,13 +46,15 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 CONLL = HERE.parent.parent / "shared" / "data" / "conll2003"
-STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "ssft", "ssft_curves", "timing", "report")
+STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "ssft", "ssft_curves", "signals", "timing",
+         "report")
 TOKEE_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 SENTEE_THRESHOLDS = (0.05, 0.1, 0.2)
 SSFT_SENTENCES = 4683  # a third of the training set: the first 5,000 blocks of eng.train
 SSFT_TOKEE = ((0.2, 1), (0.3, 1), (0.4, 1), (0.45, 1), (0.5, 1), (0.5, 2), (0.55, 2))  # (entropy threshold, window)
 SSFT_SIGNALS = ((0.99, 1), (0.98, 1), (0.95, 1), (0.9, 1))
 SIGNALS_SENTENCES = 2000
+ADOPTED_SIGNALS = ((0.995, 1), (0.99, 1), (0.985, 1), (0.98, 1), (0.97, 1), (0.95, 1))  # (threshold, window)
 CASCADE_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DEV_SENTENCES = 300  # calibration runs ~60 policies on them: a 12-layer model reads ~200 words/s on 2 AVX2 cores
 WITHIN = 0.3  # the issue's bound, F1 points against full depth
@@ -158,14 +163,19 @@ def depth_rows(model, sentences) -> tuple[list[float], dict, dict]:
     return exits, full_row, oracle
 
 
+def learn_signals(folder: Path, args) -> None:
+    """Fit the signals criterion's heads on training text (no labels: the model's own output)."""
+    if not (folder / "halting_signals.safetensors").is_file():
+        run(["seqexit", "learn-exits", str(folder), str(CONLL / "eng.train"), "--criterion", "signals",
+             "--limit", str(args.limit or SIGNALS_SENTENCES)])
+
+
 def ssft_curves(args) -> dict:
     from seqexit.bundle import load_model
     from seqexit.exits import ExitPolicy
 
     folder = args.work / "ssft" / "model"
-    if not (folder / "halting_signals.safetensors").is_file():
-        run(["seqexit", "learn-exits", str(folder), str(CONLL / "eng.train"), "--criterion", "signals",
-             "--limit", str(args.limit or SIGNALS_SENTENCES)])
+    learn_signals(folder, args)
     sentences = test_sentences(args.limit)
     model = load_model(folder)
     exits, full_row, oracle = depth_rows(model, sentences)
@@ -176,6 +186,24 @@ def ssft_curves(args) -> dict:
         rows.append(policy_row(model, sentences, policy, f"after SSFT: {policy}")[0])
         print(rows[-1], file=sys.stderr, flush=True)
     return {"exits": exits, "rows": rows, "oracle": oracle}
+
+
+def signals(args) -> dict:
+    """The adopted model as adopted (encoder untouched, full depth the original's) with the
+    signals criterion's heads: TOKEE over a grid of signals thresholds on test."""
+    from seqexit.bundle import load_model
+    from seqexit.exits import ExitPolicy
+
+    folder = args.work / "model"
+    learn_signals(folder, args)
+    sentences = test_sentences(args.limit)
+    model = load_model(folder)
+    rows = []
+    for threshold, window in ADOPTED_SIGNALS:
+        policy = ExitPolicy(mode="tokee", criterion="signals", threshold=threshold, window=window)
+        rows.append(policy_row(model, sentences, policy, f"adopted, signals: {policy}")[0])
+        print(rows[-1], file=sys.stderr, flush=True)
+    return {"rows": rows}
 
 
 def test_sentences(limit: int | None = None):
@@ -341,8 +369,9 @@ def report(args) -> dict:
     after = load(args.work, "ssft_curves") if (args.work / "ssft_curves.json").is_file() else None
     if after:
         after["ssft"] = load(args.work, "ssft")
+    adopted_signals = load(args.work, "signals") if (args.work / "signals.json").is_file() else None
     record = {"finetune": fine, "adopt": adopted, "curves": curve, "cascade": casc, "timing": timed, "static": statics,
-              "ssft": after}
+              "ssft": after, "signals": adopted_signals}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "twelve_layer.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# A 12-layer model adopted (all-mpnet-base-v2, CoNLL-2003)", ""]
@@ -362,6 +391,11 @@ def report(args) -> dict:
                   "| system | F1 | drop | FLOPs x |", "|---|---|---|---|"]
         for r in after["rows"]:
             lines.append(f"| {r['name']} | {r['f1']:.2f} | {reference - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
+    if adopted_signals:
+        lines += ["", "The adopted model as adopted, with the signals criterion (drops against its full depth):", "",
+                  "| system | F1 | drop | FLOPs x |", "|---|---|---|---|"]
+        for r in adopted_signals["rows"]:
+            lines.append(f"| {r['name']} | {r['f1']:.2f} | {full_f1 - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
     if timed:
         lines += ["", f"Wall-clock ({timed['cpu']}, {timed['threads']} threads, torch {timed['torch']}):", "",
                   "| system | words/s bs32 | x full | words/s bs1 | x full |", "|---|---|---|---|---|"]
@@ -371,12 +405,12 @@ def report(args) -> dict:
                          f"{b1[name]['words_per_second']:,.0f} | {b1[name]['speedup']:.2f} |")
     text = "\n".join(lines) + "\n"
     (args.output / "twelve_layer.md").write_text(text)
-    plot(curve, casc, after, args.output / "twelve_layer.png")
+    plot(curve, casc, after, adopted_signals, args.output / "twelve_layer.png")
     print(text)
     return {"written": str(args.output / "twelve_layer.md")}
 
 
-def plot(curve: dict, casc: dict, after: dict | None, path: Path) -> None:
+def plot(curve: dict, casc: dict, after: dict | None, adopted_signals: dict | None, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -392,6 +426,9 @@ def plot(curve: dict, casc: dict, after: dict | None, path: Path) -> None:
                        and r["policy"].get("criterion", "entropy") == criterion), key=lambda r: r["flops_speedup"])
         if rows:
             ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], marker, label=f"tokee {criterion}, after SSFT")
+    rows = sorted((adopted_signals or {}).get("rows", []), key=lambda r: r["flops_speedup"])
+    if rows:
+        ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], "v-", label="tokee signals, as adopted")
     statics = sorted(curve["static_models"], key=lambda r: r["flops_speedup"])
     if statics:
         ax.plot([r["flops_speedup"] for r in statics], [r["f1"] for r in statics], "D--", label="smaller models, k layers")
@@ -433,7 +470,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     functions = {"finetune": finetune, "adopt": adopt, "calibrate": calibrate, "static": static, "curves": curves,
-                 "ssft": ssft, "ssft_curves": ssft_curves,
+                 "ssft": ssft, "ssft_curves": ssft_curves, "signals": signals,
                  "cascade": cascade, "timing": timing, "report": report}
     for step in args.steps:
         if (args.work / f"{step}.json").is_file() and step not in args.redo and step != "report":
