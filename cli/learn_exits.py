@@ -50,9 +50,9 @@ def learn_exits(
 
     For every layer below the last a head learns whether that exit's label already equals the
     last exit's (no gold needed): from the word's hidden state there (learned) or from its
-    signals (signals: this and the exit below's entropy and top probability, the label, the
-    neighbours' entropy and the word before's label). The criterion then halts a word when that
-    probability is above --threshold.
+    signals (signals: this and the exit below's entropy and top probability, the label and how
+    many exits in a row gave it, the neighbours' entropy and the word before's label). The
+    criterion then halts a word when that probability is above --threshold.
 
     Example: seqexit learn-exits runs/ner/model ../shared/data/conll2003/eng.train --criterion signals
     """

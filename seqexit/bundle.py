@@ -38,7 +38,7 @@ from .backbones import (PICKLED_WEIGHTS, backbone_weights, check_backbone_config
                         read_json, resolve_backbone, stored_parameters)
 from .compact import decode_deltas, encode_deltas
 from .exits.learned import LearnedExitHeads
-from .exits.signals import HaltingSignals
+from .exits.signals import HaltingSignals, num_signals
 from .exits.policy import ExitPolicy
 from .exits.presets import SECTIONS, Preset, check_section, presets_payload, read_sections
 from .files import umask_mode
@@ -386,7 +386,11 @@ def load_halting_signals(folder: str | Path, num_labels: int, num_layers: int) -
     hidden = int(first.shape[0]) if first is not None and first.dim() == 2 else 0
     if not 1 <= hidden <= 4096:
         raise ValueError(f"{path} does not hold halting signal heads (no heads.0.0.weight of a sane width)")
-    signals = HaltingSignals(num_labels, num_layers, hidden)
+    width = int(first.shape[1])
+    if width not in (num_signals(num_labels, True), num_signals(num_labels, False)):
+        raise ValueError(f"{path} does not fit this model ({num_layers} layers, {num_labels} labels): its heads read "
+                         f"{width} signals, not {num_signals(num_labels, True)}")
+    signals = HaltingSignals(num_labels, num_layers, hidden, streak=width == num_signals(num_labels, True))
     try:
         signals.load_state_dict(tensors)
     except RuntimeError as err:

@@ -20,7 +20,7 @@ of them; a halted word keeps the doubt and state it had when it halted.
   (`seqexit.exits.learned`), gives the probability that this exit's label already equals the
   last exit's; halts when it is above `threshold`.
 - signals: the same probability from several signals instead of the hidden state (this exit's
-  and the one below's doubt, the label, the neighbours' doubt; `seqexit.exits.signals`).
+  and the one below's doubt, the label and its streak, the neighbours' doubt; `seqexit.exits.signals`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,8 @@ class CriterionState:
             self.tensors["votes"] = torch.zeros(size, n_words, n_labels, device=device)
         if criterion == "signals":
             self.tensors.update(entropy=torch.zeros(size, n_words, device=device), top=torch.zeros(size, n_words, device=device),
-                                label=torch.full((size, n_words), -1, dtype=torch.long, device=device))
+                                label=torch.full((size, n_words), -1, dtype=torch.long, device=device),
+                                streak=torch.zeros(size, n_words, device=device))
 
     def step(
         self, rows: torch.Tensor, words: int, logits: torch.Tensor, active: torch.Tensor, layer: int,

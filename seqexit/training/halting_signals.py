@@ -50,19 +50,31 @@ def corpus_signals(model: MultiExitTagger, sentences: Sequence[Sequence[str]], *
 
 def train_halting_signals(
     model: MultiExitTagger, sentences: Sequence[Sequence[str]], *, epochs: int = 20, learning_rate: float = 3e-3,
-    hidden: int = SIGNALS_HIDDEN, batch_size: int = 32, seed: int = 42, progress: bool = False,
+    hidden: int = SIGNALS_HIDDEN, batch_size: int = 32, seed: int = 42, progress: bool = False, streak: bool = True,
 ) -> HaltingSignalsResult:
-    """Fit the "signals" heads of `model` on `sentences` (word lists; no gold needed)."""
+    """Fit the "signals" heads of `model` on `sentences` (word lists; no gold needed); streak=False
+    leaves the streak out of what they read."""
     if model.num_layers < 2:
         raise ValueError("halting signals need a model with at least 2 layers")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    torch.manual_seed(seed)
     features, agree = corpus_signals(model, sentences, batch_size=batch_size)
+    return fit_halting_signals(features, agree, len(model.labels), epochs=epochs, learning_rate=learning_rate,
+                               hidden=hidden, seed=seed, progress=progress, streak=streak)
+
+
+def fit_halting_signals(
+    features: torch.Tensor, agree: torch.Tensor, num_labels: int, *, epochs: int = 20, learning_rate: float = 3e-3,
+    hidden: int = SIGNALS_HIDDEN, seed: int = 42, progress: bool = False, streak: bool = True,
+) -> HaltingSignalsResult:
+    """Fit the heads on `corpus_signals`' output: features (layers - 1, words, signals), agree
+    (layers - 1, words) bool."""
     if features.shape[1] == 0:
         raise ValueError("no words to learn from")
+    torch.manual_seed(seed)
     target = agree.float()
-    signals = HaltingSignals(len(model.labels), model.num_layers, hidden)
+    layers = features.shape[0]
+    signals = HaltingSignals(num_labels, layers + 1, hidden, streak=streak)
     optimizer = torch.optim.Adam(signals.parameters(), lr=learning_rate)
     words, losses = features.shape[1], []
     for _ in tqdm(range(epochs), desc="halting signals", disable=None if progress else True, leave=False):
@@ -72,7 +84,7 @@ def train_halting_signals(
             take = order[start:start + WORDS_PER_STEP]
             loss = sum(
                 F.binary_cross_entropy_with_logits(signals(layer, features[layer, take]), target[layer, take])
-                for layer in range(model.num_layers - 1)
+                for layer in range(layers)
             )
             optimizer.zero_grad()
             loss.backward()

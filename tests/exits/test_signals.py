@@ -38,9 +38,11 @@ def trained(make_tagger):
 def test_signal_features_by_hand():
     logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 3.0, 1.0], [9.0, 9.0, 9.0]]])  # (1, 4 words, 3)
     mask = torch.tensor([[True, True, True, False]])  # the 4th word is padding
-    below = {"entropy": torch.full((1, 4), 0.25), "top": torch.full((1, 4), 0.5), "label": torch.tensor([[0, 1, 1, 0]])}
+    below = {"entropy": torch.full((1, 4), 0.25), "top": torch.full((1, 4), 0.5), "label": torch.tensor([[0, 1, 1, 0]]),
+             "streak": torch.tensor([[2.0, 1.0, 1.0, 5.0]])}
     features, now = signal_features(logits, below, mask)
-    assert features.shape == (1, 4, num_signals(3)) == (1, 4, 14)
+    assert features.shape == (1, 4, num_signals(3)) == (1, 4, 15)
+    assert num_signals(3, streak=False) == 14
     probs = logits.softmax(-1)
     entropy = -(probs * probs.log()).sum(-1) / math.log(3)
     w = features[0]
@@ -53,8 +55,11 @@ def test_signal_features_by_hand():
     assert w[2, 10] == 0.0, "the word after the last real word is padding: zero"
     assert w[1, 11:14].tolist() == [1, 0, 0] and w[0, 11:14].tolist() == [0, 0, 0], "the word before's label"
     assert now["label"].tolist() == [[0, 0, 1, 0]]
-    first, _ = signal_features(logits, None, mask)
+    assert now["streak"][0, :3].tolist() == [3, 1, 2], "the same label as below: one more than its streak; else 1"
+    assert torch.allclose(w[:3, 14], torch.tensor([2 / 3, 0.0, 0.5])), "the streak, as 1 - 1/streak"
+    first, first_now = signal_features(logits, None, mask)
     assert first[0, :, 6:9].abs().sum() == 0, "the first exit has no exit below"
+    assert first_now["streak"].eq(1).all() and first[0, :, 14].eq(0).all(), "the first exit starts every streak"
 
 
 def test_halting_signals_learn(trained):
@@ -136,3 +141,22 @@ def test_learn_exits_signals_command_then_tag_and_calibrate(make_tagger, tmp_pat
     assert [len(json.loads(line)["labels"]) for line in tagged.stdout.splitlines()] == [6, 8]
     bad = CliRunner().invoke(app, ["learn-exits", str(folder), str(text), "--criterion", "hidden"])
     assert bad.exit_code == 2 and "--criterion must be learned or signals" in bad.output
+
+
+def test_heads_without_the_streak_still_load_and_read_what_they_were_fitted_on(make_tagger, sentences, tmp_path):
+    """Heads fitted before the streak existed (the shipped models' files) load, read the first
+    signals only, and halt where a model without the streak would."""
+    from tests.conftest import EXIT_SENTENCES
+
+    model = copy.deepcopy(make_tagger(LAYERS))
+    result = train_halting_signals(model, [list(s) for s in EXIT_SENTENCES], epochs=3, streak=False)
+    assert result.signals.width == num_signals(len(model.labels), streak=False)
+    model.halting_signals = result.signals
+    folder = save_model(model, tmp_path / "model")
+    loaded = load_model(folder)
+    assert loaded.halting_signals.width == num_signals(len(model.labels), streak=False)
+    features, _ = corpus_signals(model, sentences)  # (layers - 1, words, signals), the streak last
+    with torch.no_grad():
+        assert torch.equal(loaded.halting_signals(1, features[1]), result.signals.heads[1](features[1, :, :-1])[:, 0])
+    policy = ExitPolicy.tokee(0.6, window=1, criterion="signals")
+    assert exits_of(run_policy(loaded, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
