@@ -18,8 +18,10 @@ resumes where it was; `--redo STEP` runs one again):
   ssft_curves  that model on test: full depth, every exit, the oracle, TOKEE with entropy and with
             the signals criterion (its heads fitted by `seqexit learn-exits` on training text)
   signals   the adopted model as adopted (encoder untouched, full depth the original's) with the
-            signals criterion's heads fitted on training text (`seqexit learn-exits`, labels
-            unused): TOKEE over a grid of signals thresholds on test
+            signals criterion's heads fitted on the first 8,000 training sentences (labels unused),
+            with and without the streak feature: TOKEE thresholds on the first 1,000 dev sentences
+            (the pick: the fastest within 0.3) and on test, and the pick's words/s at batch 32 and 1;
+            the heads with the streak are saved into WORK/model
   curves    CoNLL-2003 test: full depth, every exit, the oracle, TOKEE and SENTEE sweeps, the
             presets, the static models (their full depth on the same engine), `en-ner` alone
   cascade   en-ner first, this model second (full depth, or the TOKEE policy with the highest
@@ -54,7 +56,8 @@ SSFT_SENTENCES = 4683  # a third of the training set: the first 5,000 blocks of 
 SSFT_TOKEE = ((0.2, 1), (0.3, 1), (0.4, 1), (0.45, 1), (0.5, 1), (0.5, 2), (0.55, 2))  # (entropy threshold, window)
 SSFT_SIGNALS = ((0.99, 1), (0.98, 1), (0.95, 1), (0.9, 1))
 SIGNALS_SENTENCES = 2000
-ADOPTED_SIGNALS = ((0.995, 1), (0.99, 1), (0.985, 1), (0.98, 1), (0.97, 1), (0.95, 1))  # (threshold, window)
+ADOPTED_SIGNALS = (0.997, 0.995, 0.993, 0.99, 0.985, 0.98)  # thresholds, window 1
+SIGNALS_TRAIN, SIGNALS_EPOCHS, SIGNALS_DEV = 8000, 30, 1000  # the signals step: heads' training sentences, epochs; dev
 CASCADE_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DEV_SENTENCES = 300  # calibration runs ~60 policies on them: a 12-layer model reads ~200 words/s on 2 AVX2 cores
 WITHIN = 0.3  # the issue's bound, F1 points against full depth
@@ -190,26 +193,71 @@ def ssft_curves(args) -> dict:
 
 def signals(args) -> dict:
     """The adopted model as adopted (encoder untouched, full depth the original's) with the
-    signals criterion's heads: TOKEE over a grid of signals thresholds on test."""
-    from seqexit.bundle import load_model
-    from seqexit.exits import ExitPolicy
+    signals criterion's heads, fitted with and without the streak feature on the same training
+    text (labels unused); a threshold picked on dev (the fastest within 0.3 of full depth), every
+    threshold scored on test, and the pick's words/s against full depth at batch 32 and 1."""
+    from timing import interleaved_seconds, paired_speedup
 
-    folder = args.work / "model"
-    learn_signals(folder, args)
-    sentences = test_sentences(args.limit)
-    model = load_model(folder)
-    rows = []
-    for threshold, window in ADOPTED_SIGNALS:
-        policy = ExitPolicy(mode="tokee", criterion="signals", threshold=threshold, window=window)
-        rows.append(policy_row(model, sentences, policy, f"adopted, signals: {policy}")[0])
-        print(rows[-1], file=sys.stderr, flush=True)
-    return {"rows": rows}
+    from seqexit.bundle import load_model, save_halting_signals
+    from seqexit.exits import ExitPolicy, run_policy
+    from seqexit.runtime.select import cpu_name
+    from seqexit.training.halting_signals import corpus_signals, fit_halting_signals
+
+    model = load_model(args.work / "model")
+    train = [s.words for s in read_sentences("eng.train") if s.words][:args.limit or SIGNALS_TRAIN]
+    started = time.perf_counter()
+    features, agree = corpus_signals(model, train)
+    read_seconds = time.perf_counter() - started
+    dev, test = dev_sentences(args.limit or SIGNALS_DEV), test_sentences(args.limit)
+    full = {"dev": policy_row(model, dev, ExitPolicy(), "full depth")[0],
+            "test": policy_row(model, test, ExitPolicy(), "full depth")[0]}
+    variants = {}
+    for streak in (False, True):
+        started = time.perf_counter()
+        fitted = fit_halting_signals(features, agree, len(model.labels), epochs=SIGNALS_EPOCHS, streak=streak)
+        model.halting_signals = fitted.signals
+        name = "signals with the streak" if streak else "signals without the streak"
+        rows = {split: [] for split in ("dev", "test")}
+        for threshold in ADOPTED_SIGNALS:
+            policy = ExitPolicy(mode="tokee", criterion="signals", threshold=threshold, window=1)
+            for split, sentences in (("dev", dev), ("test", test)):
+                rows[split].append(policy_row(model, sentences, policy, f"adopted, {name}: {policy}")[0])
+                print(split, rows[split][-1], file=sys.stderr, flush=True)
+        picked = best_within(rows["dev"], full["dev"]["f1"])
+        variants[name] = {"streak": streak, "fit_seconds": time.perf_counter() - started, "rows": rows,
+                          "picked_on_dev": picked and picked["policy"], "agreement": fitted.agreement}
+        if streak:
+            save_halting_signals(args.work / "model", fitted.signals)
+    pick = variants["signals with the streak"]["picked_on_dev"]
+    timed = None
+    if pick:
+        systems = {"full depth": ExitPolicy(), "signals, picked on dev": ExitPolicy.from_dict(pick)}
+        timed = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "batches": {}}
+        for batch_size, count in ((32, args.timing_sentences), (1, args.timing_sentences_bs1)):
+            words = [s.words for s in test[:count]]
+            runs = {name: (lambda p=p: run_policy(model, words, p, batch_size=batch_size)) for name, p in systems.items()}
+            seconds = interleaved_seconds(runs, args.rounds)
+            timed["batches"][str(batch_size)] = {
+                "sentences": count, "words": sum(map(len, words)),
+                "systems": {name: {"words_per_second": sum(map(len, words)) / min(times),
+                                   "speedup": paired_speedup(seconds["full depth"], times)} for name, times in seconds.items()}}
+            print(json.dumps(timed["batches"][str(batch_size)]), file=sys.stderr, flush=True)
+    return {"train_sentences": len(train), "train_words": int(features.shape[1]), "read_seconds": read_seconds,
+            "epochs": SIGNALS_EPOCHS, "dev_sentences": len(dev), "full": full, "variants": variants, "timing": timed}
+
+
+def read_sentences(name: str):
+    from seqexit.data.formats import read_file
+
+    return read_file(CONLL / name, span_tags=True)
+
+
+def dev_sentences(limit: int | None = None):
+    return [s for s in read_sentences("eng.testa") if s.words][:limit]
 
 
 def test_sentences(limit: int | None = None):
-    from seqexit.data.formats import read_file
-
-    return [s for s in read_file(CONLL / "eng.testb", span_tags=True) if s.words][:limit]
+    return [s for s in read_sentences("eng.testb") if s.words][:limit]
 
 
 def score(labels, sentences) -> float:
@@ -392,10 +440,19 @@ def report(args) -> dict:
         for r in after["rows"]:
             lines.append(f"| {r['name']} | {r['f1']:.2f} | {reference - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
     if adopted_signals:
-        lines += ["", "The adopted model as adopted, with the signals criterion (drops against its full depth):", "",
-                  "| system | F1 | drop | FLOPs x |", "|---|---|---|---|"]
-        for r in adopted_signals["rows"]:
-            lines.append(f"| {r['name']} | {r['f1']:.2f} | {full_f1 - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
+        full = adopted_signals["full"]
+        lines += ["", f"The adopted model as adopted, with the signals criterion (heads fitted on "
+                  f"{adopted_signals['train_sentences']:,} training sentences, labels unused; full depth: dev "
+                  f"{full['dev']['f1']:.2f} on {adopted_signals['dev_sentences']:,} sentences, test {full['test']['f1']:.2f}):", "",
+                  "| system | dev F1 | drop | test F1 | drop | test FLOPs x | picked on dev |", "|---|---|---|---|---|---|---|"]
+        for variant in adopted_signals["variants"].values():
+            for d, t in zip(variant["rows"]["dev"], variant["rows"]["test"]):
+                picked = "yes" if d["policy"] == variant["picked_on_dev"] else ""
+                lines.append(f"| {t['name']} | {d['f1']:.2f} | {full['dev']['f1'] - d['f1']:+.2f} | {t['f1']:.2f} | "
+                             f"{full['test']['f1'] - t['f1']:+.2f} | {t['flops_speedup']:.2f} | {picked} |")
+        for batch, numbers in (adopted_signals["timing"] or {}).get("batches", {}).items():
+            pick = numbers["systems"]["signals, picked on dev"]
+            lines.append(f"\nThe pick at batch {batch}: {pick['words_per_second']:,.0f} words/s, {pick['speedup']:.2f}x full depth.")
     if timed:
         lines += ["", f"Wall-clock ({timed['cpu']}, {timed['threads']} threads, torch {timed['torch']}):", "",
                   "| system | words/s bs32 | x full | words/s bs1 | x full |", "|---|---|---|---|---|"]
@@ -426,9 +483,9 @@ def plot(curve: dict, casc: dict, after: dict | None, adopted_signals: dict | No
                        and r["policy"].get("criterion", "entropy") == criterion), key=lambda r: r["flops_speedup"])
         if rows:
             ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], marker, label=f"tokee {criterion}, after SSFT")
-    rows = sorted((adopted_signals or {}).get("rows", []), key=lambda r: r["flops_speedup"])
-    if rows:
-        ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], "v-", label="tokee signals, as adopted")
+    for name, variant in (adopted_signals or {}).get("variants", {}).items():
+        rows = sorted(variant["rows"]["test"], key=lambda r: r["flops_speedup"])
+        ax.plot([r["flops_speedup"] for r in rows], [r["f1"] for r in rows], "v-", label=f"tokee {name}, as adopted")
     statics = sorted(curve["static_models"], key=lambda r: r["flops_speedup"])
     if statics:
         ax.plot([r["flops_speedup"] for r in statics], [r["f1"] for r in statics], "D--", label="smaller models, k layers")
