@@ -5,10 +5,10 @@ Entropy alone judges a word by one distribution. The signals a word's label is s
 change are spread out: how sure this exit is (entropy, top probability, margin), which label it
 picked (an exit-1 "O" is far safer than an exit-1 "I-MISC"), whether the exit below agreed and
 how sure it was, for how many exits in a row the label has held (the streak), and how sure the
-neighbours are and what the word before was labelled. Per
-layer below the last, a two-layer perceptron reads them and gives the probability that this
-exit's label already equals the last exit's; trained on the model's own outputs (no gold
-labels, `seqexit.training.halting_signals`), stored beside the model by the bundle.
+neighbours are and what the word before was labelled. Per layer below the last, a two-layer
+perceptron reads them and gives the probability that this exit's label already equals the last
+exit's; trained on the model's own outputs (no gold labels, `seqexit.training.halting_signals`),
+stored beside the model by the bundle.
 """
 
 from __future__ import annotations

@@ -56,8 +56,6 @@ def train_halting_signals(
     leaves the streak out of what they read."""
     if model.num_layers < 2:
         raise ValueError("halting signals need a model with at least 2 layers")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
     features, agree = corpus_signals(model, sentences, batch_size=batch_size)
     return fit_halting_signals(features, agree, len(model.labels), epochs=epochs, learning_rate=learning_rate,
                                hidden=hidden, seed=seed, progress=progress, streak=streak)
@@ -69,6 +67,8 @@ def fit_halting_signals(
 ) -> HaltingSignalsResult:
     """Fit the heads on `corpus_signals`' output: features (layers - 1, words, signals), agree
     (layers - 1, words) bool."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
     if features.shape[1] == 0:
         raise ValueError("no words to learn from")
     torch.manual_seed(seed)
