@@ -166,19 +166,14 @@ def depth_rows(model, sentences) -> tuple[list[float], dict, dict]:
     return exits, full_row, oracle
 
 
-def learn_signals(folder: Path, args) -> None:
-    """Fit the signals criterion's heads on training text (no labels: the model's own output)."""
-    if not (folder / "halting_signals.safetensors").is_file():
-        run(["seqexit", "learn-exits", str(folder), str(CONLL / "eng.train"), "--criterion", "signals",
-             "--limit", str(args.limit or SIGNALS_SENTENCES)])
-
-
 def ssft_curves(args) -> dict:
     from seqexit.bundle import load_model
     from seqexit.exits import ExitPolicy
 
     folder = args.work / "ssft" / "model"
-    learn_signals(folder, args)
+    if not (folder / "halting_signals.safetensors").is_file():
+        run(["seqexit", "learn-exits", str(folder), str(CONLL / "eng.train"), "--criterion", "signals",
+             "--limit", str(args.limit or SIGNALS_SENTENCES)])
     sentences = test_sentences(args.limit)
     model = load_model(folder)
     exits, full_row, oracle = depth_rows(model, sentences)
@@ -196,11 +191,8 @@ def signals(args) -> dict:
     signals criterion's heads, fitted with and without the streak feature on the same training
     text (labels unused); a threshold picked on dev (the fastest within 0.3 of full depth), every
     threshold scored on test, and the pick's words/s against full depth at batch 32 and 1."""
-    from timing import interleaved_seconds, paired_speedup
-
     from seqexit.bundle import load_model, save_halting_signals
-    from seqexit.exits import ExitPolicy, run_policy
-    from seqexit.runtime.select import cpu_name
+    from seqexit.exits import ExitPolicy
     from seqexit.training.halting_signals import corpus_signals, fit_halting_signals
 
     model = load_model(args.work / "model")
@@ -229,19 +221,8 @@ def signals(args) -> dict:
         if streak:
             save_halting_signals(args.work / "model", fitted.signals)
     pick = variants["signals with the streak"]["picked_on_dev"]
-    timed = None
-    if pick:
-        systems = {"full depth": ExitPolicy(), "signals, picked on dev": ExitPolicy.from_dict(pick)}
-        timed = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "batches": {}}
-        for batch_size, count in ((32, args.timing_sentences), (1, args.timing_sentences_bs1)):
-            words = [s.words for s in test[:count]]
-            runs = {name: (lambda p=p: run_policy(model, words, p, batch_size=batch_size)) for name, p in systems.items()}
-            seconds = interleaved_seconds(runs, args.rounds)
-            timed["batches"][str(batch_size)] = {
-                "sentences": count, "words": sum(map(len, words)),
-                "systems": {name: {"words_per_second": sum(map(len, words)) / min(times),
-                                   "speedup": paired_speedup(seconds["full depth"], times)} for name, times in seconds.items()}}
-            print(json.dumps(timed["batches"][str(batch_size)]), file=sys.stderr, flush=True)
+    timed = time_systems({"full depth": (model, ExitPolicy()), "signals, picked on dev": (model, ExitPolicy.from_dict(pick))},
+                         test, args) if pick else None
     return {"train_sentences": len(train), "train_words": int(features.shape[1]), "read_seconds": read_seconds,
             "epochs": SIGNALS_EPOCHS, "dev_sentences": len(dev), "full": full, "variants": variants, "timing": timed}
 
@@ -348,13 +329,10 @@ def cascade(args) -> dict:
 
 
 def timing(args) -> dict:
-    from timing import interleaved_seconds, paired_speedup
-
     from seqexit.adopt import adopted_tagger
     from seqexit.bundle import ModelBundle
     from seqexit.cascade import attach_first_stage
-    from seqexit.exits import ExitPolicy, run_policy
-    from seqexit.runtime.select import cpu_name
+    from seqexit.exits import ExitPolicy
 
     sentences = test_sentences(args.limit)
     curve, casc = load(args.work, "curves"), load(args.work, "cascade")
@@ -384,6 +362,17 @@ def timing(args) -> dict:
     for k in args.static_layers:
         if (args.work / f"static-{k}").is_dir():
             systems[f"static model, {k} layers"] = (adopted_tagger(args.work / f"static-{k}"), ExitPolicy())
+    return time_systems(systems, sentences, args)
+
+
+def time_systems(systems: dict, sentences, args) -> dict:
+    """Words/s of each (model, policy) in `systems` at batch 32 and 1, interleaved rounds, and its
+    ratio to the one named "full depth" in the same rounds."""
+    from timing import interleaved_seconds, paired_speedup
+
+    from seqexit.exits import run_policy
+    from seqexit.runtime.select import cpu_name
+
     result = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__, "batches": {}}
     for batch_size, count in ((32, args.timing_sentences), (1, args.timing_sentences_bs1)):
         words = [s.words for s in sentences[:count]]
