@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 from seqexit.model import MultiExitTagger
 
 torch.set_num_threads(1)
+
+# Ray Data 2.60 starts a metrics poller thread for its usage statistics that never stops; offline
+# it logs a traceback every 10 s, and on Python 3.11 formatting one races with `ast.parse` in the
+# main thread (SystemError: AST constructor recursion depth mismatch, seen in test_layout on CI).
+# The tests opt out of Ray's usage statistics, which also keeps them from reaching for the network.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 WORDS = (
     "the a of in on and to is was said john mary smith paris london berlin bank united nations "
