@@ -116,8 +116,11 @@ class RuntimeMismatch(RuntimeError):
 
 def check_against_torch(adapter: EncoderAdapter, session, quantize: str | None) -> None:
     """Run layer 1 on a small random input in both engines; a RuntimeMismatch unless they agree
-    (fp32: within 1e-3; int8: within 10% of the output's range). Costs a few milliseconds, once
-    per load, and catches an onnxruntime whose kernels do not do what the graph says."""
+    (fp32: each value within 1e-3; int8: within 10% in L2 norm, as a whole). Costs a few
+    milliseconds, once per load, and catches an onnxruntime whose kernels do not do what the
+    graph says (a wrong kernel is off by ~100%). int8 is compared as a whole because its largest
+    single error depends on the CPU: 63-level weights (`weight_levels`, x86 without VNNI) put
+    one value of en-ner's layer 1 off by 11-21% of the output's range, the whole by 4-5%."""
     generator = torch.Generator().manual_seed(0)
     hidden = torch.randn(2, 7, adapter.hidden_size, generator=generator)
     mask = torch.ones(2, 7, dtype=torch.bool)
@@ -127,10 +130,12 @@ def check_against_torch(adapter: EncoderAdapter, session, quantize: str | None) 
     feed = {"hidden": hidden.numpy(), "key_mask": mask.to(torch.int32).numpy(),
             "query_index": torch.arange(7).expand(2, 7).contiguous().numpy()}
     got = torch.from_numpy(session.run(("updated",), feed)[0])[mask]
-    error = float((got - want).abs().max())
-    bound = 1e-3 if quantize is None else 0.1 * float(want.abs().max())
+    if quantize is None:
+        error, bound, what = float((got - want).abs().max()), 1e-3, "at most"
+    else:
+        error, bound, what = float((got - want).norm() / want.norm()), 0.1, "relative"
     if not error <= bound:
         import onnxruntime
 
         raise RuntimeMismatch(f"onnxruntime {onnxruntime.__version__}'s layer differs from torch's by {error:.3g} "
-                              f"(allowed {bound:.3g}, {quantize or 'fp32'})")
+                              f"({what}; allowed {bound:.3g}, {quantize or 'fp32'})")

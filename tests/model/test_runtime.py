@@ -424,3 +424,17 @@ def test_cpu_name_gives_the_model_and_its_widest_vector_instructions(tmp_path):
     assert cpu_name(cpuinfo("avx2 avx512f avx512_vnni avx512_bf16")) == "AMD EPYC (AVX512-BF16, AVX512-VNNI, AVX-512)"
     assert cpu_name(cpuinfo("sse")) == "AMD EPYC"
     assert cpu_name(str(tmp_path / "missing")) == ""
+
+
+def test_the_int8_layer_check_passes_the_real_layer_and_refuses_one_off_by_a_third(model):
+    """The load check compares int8 as a whole (relative L2): the layer as built passes; the
+    same layer with its output scaled by 1.3 (a kernel that computes something else) does not."""
+    sessions = onnx_session.layer_sessions(model.adapter, model.encoder.config.hidden_act, "int8")
+
+    class OffByAThird:
+        def run(self, names, feed):
+            return [sessions[0].run(names, feed)[0] * 1.3]
+
+    onnx_session.check_against_torch(model.adapter, sessions[0], "int8")
+    with pytest.raises(onnx_session.RuntimeMismatch, match=r"by 0\.3\d* \(relative; allowed 0\.1, int8\)"):
+        onnx_session.check_against_torch(model.adapter, OffByAThird(), "int8")
