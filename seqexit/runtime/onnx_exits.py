@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..encoders.base import EmbeddingParts, EncoderAdapter
 from .cache import cached_bytes, tensors_digest
 from .exit_graph import ExitGraphSpec, spec_for
-from .onnx_session import RuntimeMismatch, layer_tensors, session_options
+from .onnx_session import RuntimeMismatch, disagreement, layer_tensors, session_options
 
 EXIT_GRAPH_VERSION = 4  # bump when `exit_graph` changes what it builds: old cache files stop matching
 
@@ -149,10 +149,7 @@ def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSp
     logits, exit_layer, queries = run_exit_graph(session, spec, feed, key_mask, word_starts, word_mask,
                                                  [0.0] * spec.depth, None, casing_ids)  # bound 0: nothing halts early
     got = logits[word_mask]
-    if quantize is None:
-        error, bound, what = float((got - want).abs().max()), 1e-3, "at most"
-    else:  # int8 rounding compounds over the layers: compare the logits as a whole
-        error, bound, what = float((got - want).norm() / want.norm()), 0.2, "relative"
+    error, bound, what = disagreement(got, want, quantize, int8_bound=0.2)  # int8 rounding compounds over the layers
     depth_ok = exit_layer is None or (bool((exit_layer[word_mask] == spec.depth).all())
                                       and queries.tolist() == (key_mask.sum(1) * spec.depth).tolist())
     if not (error <= bound and depth_ok):
