@@ -113,10 +113,10 @@ class EncoderAdapter:
         """A context the engine holds around a run (batches of layers); torch needs none."""
         return contextlib.nullcontext()
 
-    def exit_loop(self, policy) -> Callable | None:
+    def exit_loop(self, policy, heads=None) -> Callable | None:
         """A function that runs a whole batch's embeddings, layers, exits and halting under
-        `policy` (an `ExitPolicy`) in one call, where this adapter has one (ONNX Runtime's exit
-        graphs); None: the engine's own layer loop runs (`seqexit.exits.halting`). Its
+        `policy` (an `ExitPolicy`; `heads`: its criterion's trained heads, if it reads any) in
+        one call, where this adapter has one (ONNX Runtime's exit graphs); None: the engine's own layer loop runs (`seqexit.exits.halting`). Its
         arguments: (batch, doubt bounds, temperatures) -> (logits at each word's exit, exit
         layers, the layers each row's pieces ran as queries, summed; the last two None for full
         depth and static exits)."""

@@ -54,7 +54,7 @@ def exit_batch(
 
     group_size: TOKEE/SENTEE run each layer on groups of at most this many running rows,
     regrouped at every layer (default: the whole batch); see `_dynamic`."""
-    loop = None if keep_hidden else model.adapter.exit_loop(policy)
+    loop = None if keep_hidden else model.adapter.exit_loop(policy, trained_heads(model, policy))
     if loop is not None:
         return _in_one_call(model, batch, policy, loop, group_size)
     fixed = policy.mode in ("full", "static")

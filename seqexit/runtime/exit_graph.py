@@ -3,11 +3,14 @@ window and the halting, so that ONNX Runtime runs a batch (or one sentence) in a
 instead of one call per layer with torch deciding in between.
 
 Modes: "fixed" (full depth or a static exit: `depth` layers, one exit read) and "tokee" /
-"sentee" under the "entropy" or "confidence" criterion, with the engine's semantics
-(`seqexit.exits.halting`): a halted word keeps its logits and doubt, its pieces stay keys and
-values with frozen states, and later layers run queries, attention output and feed-forward
-only on the running pieces, packed across the batch (a layer with none left is skipped). The
-other criteria remember more than a doubt per word and run layer by layer (`onnx_layers`).
+"sentee" under the "entropy", "confidence", "learned" or "signals" criterion, with the engine's
+semantics (`seqexit.exits.halting`): a halted word keeps its logits and doubt, its pieces stay
+keys and values with frozen states, and later layers run queries, attention output and
+feed-forward only on the running pieces, packed across the batch (a layer with none left is
+skipped). Exits may read their neighbours' states (context exits, `ExitHead.shape.context`);
+"learned" and "signals" carry their trained heads (`seqexit.exits.learned`,
+`seqexit.exits.signals`) in the graph. Patience, rising and vote count across exits and run
+layer by layer (`onnx_layers`), as do exits that read the past, the future or a hidden layer.
 
 Inputs:  hidden (batch, pieces, hidden) float32: with `EmbeddingParts`, each piece's word
          vector (a lookup the caller does, so that the vocabulary table is not copied into
@@ -31,12 +34,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoders.base import EmbeddingParts, LayerParts
+from ..exits.signals import num_signals
 from .onnx_graph import (
     OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
     row_zero_points, zero_points,
 )
 
-FUSED_CRITERIA = ("entropy", "confidence")  # criteria whose whole state is one doubt per word
+FUSED_CRITERIA = ("entropy", "confidence", "learned", "signals")  # criteria the graphs carry
+TRAINED_CRITERIA = ("learned", "signals")  # ... of which these read the model's trained heads
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,15 @@ class ExitGraphSpec:
     def dynamic(self) -> bool:
         return self.mode != "fixed"
 
+    @property
+    def reads_heads(self) -> bool:
+        """Whether the graph needs the criterion's trained heads."""
+        return self.dynamic and self.criterion in TRAINED_CRITERIA
+
 
 def spec_for(policy, num_layers: int) -> ExitGraphSpec | None:
     """The graph that runs `policy` (an `ExitPolicy`) in one call, or None where its criterion
-    keeps more state than the graph carries (patience, rising, vote, learned)."""
+    counts across exits (patience, rising, vote), which the graphs do not carry."""
     if policy.mode in ("full", "static"):
         return ExitGraphSpec("fixed", policy.exit_depth(num_layers))
     if policy.criterion not in FUSED_CRITERIA:
@@ -64,14 +74,19 @@ def spec_for(policy, num_layers: int) -> ExitGraphSpec | None:
 
 
 def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpec, activation: str, *,
-               int8: bool = False, keep_float: Collection[str] = (), embedding: EmbeddingParts | None = None):
+               int8: bool = False, keep_float: Collection[str] = (), embedding: EmbeddingParts | None = None,
+               heads=None):
     """The ONNX model (`onnx.ModelProto`) of `spec` over float `layers` and exit heads `exits`
-    (`ExitHead`s). int8: projections int8 as in `onnx_graph.layer_graph`, except those named in
-    `keep_float` ("query", or "L2.query" for one layer); the exits stay float. embedding: the
-    graph finishes the embeddings from word vectors (see the module doc)."""
+    (`ExitHead`s: plain or context exits). int8: projections int8 as in `onnx_graph.layer_graph`,
+    except those named in `keep_float` ("query", or "L2.query" for one layer); the exits and
+    heads stay float. embedding: the graph finishes the embeddings from word vectors (see the
+    module doc). heads: the criterion's trained heads where `spec.reads_heads`
+    (`LearnedExitHeads` or `HaltingSignals`)."""
     from onnx import TensorProto, helper
 
     check_activation(activation)
+    if spec.reads_heads and heads is None:
+        raise ValueError(f"the {spec.criterion!r} criterion's graph needs its trained heads")
     g = GraphBuilder()
     g.nodes.append(helper.make_node("Cast", ["key_mask"], ["key_mask_bool"], to=TensorProto.BOOL))
     hidden = "hidden" if embedding is None else _embeddings(g, embedding)
@@ -83,13 +98,13 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     if spec.dynamic:
         owner = _piece_owner(g)
         logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions,
-                                           every_piece)
+                                           every_piece, heads)
         g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
         g.nodes.append(helper.make_node("Identity", [_queries(g, exit_layer, owner)], ["queries"]))
     else:
         for index in range(spec.depth):
             hidden = _full_layer(g, layers[index], activation, hidden, precisions[index], every_piece)
-        logits = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
+        logits, _ = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features,
                                  embedding is not None and embedding.casing is not None)
@@ -99,36 +114,94 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
 
 
 def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activation: str, hidden: str, starts: str,
-                  owner: str, precisions: list[dict[str, bool]], every_piece: str | None) -> tuple[str, str]:
+                  owner: str, precisions: list[dict[str, bool]], every_piece: str | None, heads) -> tuple[str, str]:
     """TOKEE/SENTEE over every layer from the embeddings `hidden`: (logits at each word's exit,
-    exit layers) as graph values. every_piece: int8 zero points of every piece's row."""
+    exit layers) as graph values. every_piece: int8 zero points of every piece's row.
+
+    Layer 1 runs every piece; each later layer, with its exit and criterion, sits in an `If`
+    nested in the one before that runs only while some word still does, so a batch (a sentence,
+    at batch 1) whose words have all halted costs nothing more."""
     from onnx import TensorProto
 
-    active = "word_mask"  # (batch, words) bool: words still running
-    for index in range(spec.depth):
-        if index == 0:  # every word runs the first layer
-            hidden = _full_layer(g, layers[0], activation, hidden, precisions[0], every_piece)
+    loop = _Loop(layers, exits, spec, activation, starts, owner, precisions, heads)
+    hidden = _full_layer(g, layers[0], activation, hidden, precisions[0], every_piece)  # every word runs layer 1
+    step, doubt, below = loop.read(g, 0, hidden, None)
+    exit_layer = g.op("Cast", ["word_mask"], to=TensorProto.INT64)
+    if spec.depth == 1:
+        return step, exit_layer
+    return loop.next_layers(g, 1, hidden, loop.halt(g, 0, "word_mask", doubt), step, doubt, exit_layer, below)
+
+
+@dataclass
+class _Loop:
+    """What every step of `_halting_loop` reads; its methods add one step's operations to a
+    builder (the main graph or an `If` branch)."""
+
+    layers: Sequence[LayerParts]
+    exits: Sequence
+    spec: ExitGraphSpec
+    activation: str
+    starts: str
+    owner: str
+    precisions: list[dict[str, bool]]
+    heads: object
+
+    def read(self, g: GraphBuilder, index: int, hidden: str,
+             below: dict[str, str] | None) -> tuple[str, str | None, dict[str, str] | None]:
+        """Exit `index` on every word: (logits (batch, words, labels), doubt (batch, words), None
+        at the last exit, which ends every word; what "signals" passes to the exit above)."""
+        step, words = _exit_logits(g, self.exits[index], hidden, self.starts)  # (batch, words, labels), (batch, words, hidden)
+        criterion = self.spec.criterion
+        if index == self.spec.depth - 1:
+            return step, None, below
+        if criterion == "signals":
+            doubt, below = _signals_doubt(g, self.heads, step, below, index)
+        elif criterion == "learned":
+            doubt = _learned_doubt(g, self.heads.heads[index], words)
         else:
-            hidden = _active_layer(g, layers[index], activation, hidden, _running_pieces(g, active, owner),
-                                   precisions[index], every_piece)
-        step = _exit_logits(g, exits[index], hidden, starts)  # (batch, words, labels)
-        doubt = _doubt(g, spec.criterion, step, index, exits[0].linear.out_features)  # (batch, words)
-        if index == 0:
-            logits, doubts = step, doubt
-            exit_layer = g.op("Cast", ["word_mask"], to=TensorProto.INT64)
-        else:  # a halted word keeps what it had when it halted
-            logits = g.op("Where", [g.op("Unsqueeze", [active, _last_axis(g)]), step, logits])
-            doubts = g.op("Where", [active, doubt, doubts])
-            exit_layer = g.op("Add", [exit_layer, g.op("Cast", [active], to=TensorProto.INT64)])
-        if index == spec.depth - 1:  # the last layer ends every word anyway
-            break
+            doubt = _doubt(g, criterion, step, index, self.exits[0].linear.out_features)
+        return step, doubt, below
+
+    def halt(self, g: GraphBuilder, index: int, active: str, doubts: str) -> str:
+        """The words still running after layer `index`: (batch, words) bool."""
+        from onnx import TensorProto
+
         bound = g.op("Gather", ["bounds", g.const("layer", np.array(index, np.int64))])
-        certain = g.op("Less", [_window_max(g, doubts, spec.window), bound])  # (batch, words)
-        if spec.mode == "sentee":  # a sentence halts when all its words are certain
+        certain = g.op("Less", [_window_max(g, doubts, self.spec.window), bound])  # (batch, words)
+        if self.spec.mode == "sentee":  # a sentence halts when all its words are certain
             every = g.op("Cast", [g.op("Or", [certain, g.op("Not", ["word_mask"])])], to=TensorProto.INT32)
             certain = g.op("Cast", [g.op("ReduceMin", [every, _axis(g, 1)], keepdims=1)], to=TensorProto.BOOL)  # (batch, 1)
-        active = g.op("And", [active, g.op("Not", [certain])])
-    return logits, exit_layer
+        return g.op("And", [active, g.op("Not", [certain])])
+
+    def next_layers(self, g: GraphBuilder, index: int, hidden: str, active: str, logits: str, doubts: str,
+                    exit_layer: str, below: dict[str, str] | None) -> tuple[str, str]:
+        """Layers `index`.. in an `If` that runs them while a word of `active` runs, else passes
+        (logits, exit_layer) on: (logits, exit layers) after the last layer."""
+        from onnx import TensorProto, helper
+
+        runs = g.op("Greater", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32)], keepdims=0),
+                                g.const("zero", np.array(0, np.int32))])
+        b = g.branch()
+        running = _running_pieces(b, active, self.owner)
+        hidden = _active_layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
+        step, doubt, below = self.read(b, index, hidden, below)
+        # a halted word keeps what it had when it halted
+        logits_out = b.op("Where", [b.op("Unsqueeze", [active, _last_axis(b)]), step, logits])
+        exit_out = b.op("Add", [exit_layer, b.op("Cast", [active], to=TensorProto.INT64)])
+        if index < self.spec.depth - 1:
+            doubts = b.op("Where", [active, doubt, doubts])
+            logits_out, exit_out = self.next_layers(b, index + 1, hidden, self.halt(b, index, active, doubts),
+                                                    logits_out, doubts, exit_out, below)
+        then_branch = helper.make_graph(b.nodes, g.name("run"), [], [
+            helper.make_tensor_value_info(logits_out, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(exit_out, TensorProto.INT64, None)])
+        kept_logits, kept_exit = g.name("kept"), g.name("kept")
+        else_branch = helper.make_graph([helper.make_node("Identity", [logits], [kept_logits]),
+                                         helper.make_node("Identity", [exit_layer], [kept_exit])], g.name("done"), [], [
+            helper.make_tensor_value_info(kept_logits, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(kept_exit, TensorProto.INT64, None)])
+        out_logits, out_exit = g.ops("If", [runs], 2, then_branch=then_branch, else_branch=else_branch)
+        return out_logits, out_exit
 
 
 def _signature(spec: ExitGraphSpec, hidden_size: int, labels: int, casing: bool) -> tuple[list, list]:
@@ -188,11 +261,13 @@ def _attention_weights(parts: LayerParts) -> tuple[np.ndarray, np.ndarray, np.nd
     return wq * scale, bq * scale, np.concatenate([wk, wv], 1), np.concatenate([bk, bv])
 
 
-def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values: str, biases: np.ndarray) -> str:
+def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values: str, biases: np.ndarray,
+            key_mask: str = "key_mask") -> str:
     """Multi-head attention: queries (batch, q, hidden) over keys, values (batch, pieces, hidden)
-    with key_mask -> (batch, q, hidden); the queries come scaled; `biases` (query | key |
-    value, the query's scaled) are added inside the attention, not by three more operations."""
-    return g.op("MultiHeadAttention", [queries, keys, values, g.const("qkv_b", biases.astype(np.float32)), "key_mask"],
+    with `key_mask` (batch, pieces) int32 -> (batch, q, hidden); the queries come scaled;
+    `biases` (query | key | value, the query's scaled) are added inside the attention, not by
+    three more operations."""
+    return g.op("MultiHeadAttention", [queries, keys, values, g.const("qkv_b", biases.astype(np.float32)), key_mask],
                 domain="com.microsoft", num_heads=parts.num_heads, scale=1.0)
 
 
@@ -269,52 +344,129 @@ def _running_pieces(g: GraphBuilder, active: str, owner: str) -> str:
 
 
 def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, running: str,
-                  in_int8: dict[str, bool], every_piece: str | None) -> str:
+                  in_int8: dict[str, bool]) -> str:
     """One layer on the `running` pieces (batch, pieces) bool only, the rest copied: queries,
     attention output and feed-forward on those M pieces packed across the batch; keys and
-    values from every piece (int8 zero points `every_piece`). Skipped (an `If`) when no piece
-    runs."""
+    values from every piece of the R rows that still run (halted pieces with their frozen
+    states; a row with nothing running is left out, as the torch engine drops it). The caller
+    runs it only where some piece runs (`_Loop.next_layers`)."""
     from onnx import TensorProto, helper
 
-    any_running = g.op("Greater", [g.op("ReduceMax", [g.op("Cast", [running], to=TensorProto.INT32)], keepdims=0),
-                                   g.const("zero", np.array(0, np.int32))])
-    b = g.branch()
     size = parts.query.in_features
-    flags = b.op("Cast", [running], to=TensorProto.INT64)
-    index = b.op("Transpose", [b.op("NonZero", [running])], perm=[1, 0])  # (M, 2): (row, piece), row-major
-    packed = b.op("GatherND", [hidden, index])  # (M, hidden)
-    slots = b.op("Sub", [b.op("CumSum", [flags, b.const("axis", np.array(1, np.int64))]),
-                         b.const("one", np.array(1, np.int64))])  # (batch, pieces): rank among the row's running pieces
-    row_of = b.op("Gather", [index, b.const("first", np.array([0], np.int64))], axis=1)  # (M, 1)
-    slot_of = b.op("Unsqueeze", [b.op("GatherND", [slots, index]), _axis(b, 1)])  # (M, 1)
-    places = b.op("Concat", [row_of, slot_of], axis=1)  # (M, 2): (row, slot) in the padded queries
-    width = b.op("ReduceMax", [b.op("ReduceSum", [flags, _axis(b, 1)], keepdims=0)], keepdims=1)  # (1,)
-    shape = b.op("Shape", [hidden])
-    batch = b.op("Slice", [shape, b.const("start", np.array([0], np.int64)), b.const("end", np.array([1], np.int64))])
+    flags = g.op("Cast", [running], to=TensorProto.INT64)
+    row_runs = g.op("ReduceMax", [flags, _axis(g, 1)], keepdims=0)  # (batch,) 1 where a piece of the row runs
+    rows = g.op("Squeeze", [g.op("NonZero", [row_runs]), g.const("axis", np.array([0], np.int64))])  # (R,)
+    row_rank = g.op("Sub", [g.op("CumSum", [row_runs, g.const("axis", np.array(0, np.int64))]),
+                            g.const("one", np.array(1, np.int64))])  # (batch,): each running row's place among the R
+    index = g.op("Transpose", [g.op("NonZero", [running])], perm=[1, 0])  # (M, 2): (row, piece), row-major
+    packed = g.op("GatherND", [hidden, index])  # (M, hidden)
+    slots = g.op("Sub", [g.op("CumSum", [flags, g.const("axis", np.array(1, np.int64))]),
+                         g.const("one", np.array(1, np.int64))])  # (batch, pieces): rank among the row's running pieces
+    row_of = g.op("Gather", [row_rank, g.op("Gather", [index, g.const("first", np.array([0], np.int64))], axis=1)])  # (M, 1)
+    slot_of = g.op("Unsqueeze", [g.op("GatherND", [slots, index]), _axis(g, 1)])  # (M, 1)
+    places = g.op("Concat", [row_of, slot_of], axis=1)  # (M, 2): (running row, slot) in the padded queries
+    width = g.op("ReduceMax", [g.op("ReduceSum", [flags, _axis(g, 1)], keepdims=0)], keepdims=1)  # (1,)
+    states = g.op("Gather", [hidden, rows], axis=0)  # (R, pieces, hidden)
+    shape = g.op("Shape", [states])
+    n_rows = g.op("Shape", [rows])  # (1,): R
     wq, bq, wkv, bkv = _attention_weights(parts)
-    zero = row_zero_points(b, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
-    q = _projection(b, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
-    padded_shape = b.op("Concat", [batch, width, b.const("size", np.array([size], np.int64))], axis=0)
-    zeros = b.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
-    queries = b.op("ScatterND", [zeros, places, q])  # (batch, width, hidden)
-    kv = _projection(b, b.op("Reshape", [hidden, b.const("rows", np.array([-1, size], np.int64))]), wkv, None,
-                     in_int8["key_value"], "key_value", every_piece)  # (batch * pieces, 2 * hidden)
-    k, v = b.ops("Split", [kv, b.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = _attend(b, parts, queries, b.op("Reshape", [k, shape]), b.op("Reshape", [v, shape]), np.concatenate([bq, bkv]))
-    out = output_and_feed_forward(b, parts, activation, b.op("GatherND", [context, places]), packed, in_int8, zero)
-    updated = b.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
-    then_branch = helper.make_graph(b.nodes, g.name("run"), [], [helper.make_tensor_value_info(updated, TensorProto.FLOAT, None)])
-    kept = g.name("kept")
-    else_branch = helper.make_graph([helper.make_node("Identity", [hidden], [kept])], g.name("skip"), [],
-                                    [helper.make_tensor_value_info(kept, TensorProto.FLOAT, None)])
-    return g.op("If", [any_running], then_branch=then_branch, else_branch=else_branch)
+    zero = row_zero_points(g, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
+    q = _projection(g, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
+    padded_shape = g.op("Concat", [n_rows, width, g.const("size", np.array([size], np.int64))], axis=0)
+    zeros = g.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+    queries = g.op("ScatterND", [zeros, places, q])  # (R, width, hidden)
+    flat = g.op("Reshape", [states, g.const("rows", np.array([-1, size], np.int64))])  # (R * pieces, hidden)
+    kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value")  # (R * pieces, 2 * hidden)
+    k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
+    context = _attend(g, parts, queries, g.op("Reshape", [k, shape]), g.op("Reshape", [v, shape]), np.concatenate([bq, bkv]),
+                      g.op("Gather", ["key_mask", rows], axis=0))  # (R, width, hidden)
+    out = output_and_feed_forward(g, parts, activation, g.op("GatherND", [context, places]), packed, in_int8, zero)
+    return g.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
 
 
-def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> str:
-    """An exit head at word starts: (batch, pieces, hidden) -> (batch, words, labels), in float."""
-    features = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
+def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> tuple[str, str]:
+    """An exit head (plain or with context) at word starts: (batch, pieces, hidden) ->
+    (logits (batch, words, labels), the words' states (batch, words, hidden)), in float. A
+    context exit reads words i-k..i+k, padding and the ends as zeros (`ExitHead.features`)."""
+    words = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
+    features, k = words, head.shape.context
+    if k:
+        from onnx import TensorProto
+
+        present = g.op("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), _last_axis(g)])
+        padded = g.op("Pad", [g.op("Mul", [words, present]), g.const("pads", np.array([0, k, 0, 0, k, 0], np.int64))])
+        n = g.op("Shape", [words], start=1, end=2)  # (1,): the words
+        shifted = [g.op("Slice", [padded, g.const("start", np.array([o], np.int64)),
+                                  g.op("Add", [n, g.const("offset", np.array([o], np.int64))]), _axis(g, 1)])
+                   for o in range(2 * k + 1)]
+        features = g.op("Concat", shifted, axis=-1)  # (batch, words, (2k + 1) * hidden)
     weight, bias = _weights(head.linear)
-    return g.op("Add", [g.op("MatMul", [features, g.const("exit_w", weight)]), g.const("exit_b", bias)])
+    return g.op("Add", [g.op("MatMul", [features, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words
+
+
+def _learned_doubt(g: GraphBuilder, head, words: str) -> str:
+    """The "learned" criterion: 1 - sigmoid(linear unit on the word's state), (batch, words)."""
+    weight, bias = _weights(head)
+    logit = g.op("Add", [g.op("MatMul", [words, g.const("learned_w", weight)]), g.const("learned_b", bias)])
+    return g.op("Sub", [g.const("one", np.array(1.0, np.float32)),
+                        g.op("Sigmoid", [g.op("Squeeze", [logit, _last_axis(g)])])])
+
+
+def _signals_doubt(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
+                   index: int) -> tuple[str, dict[str, str]]:
+    """The "signals" criterion at exit `index` (`seqexit.exits.signals.signal_features`, then
+    that layer's perceptron): (doubt (batch, words), this exit's entropy, top, label and streak
+    for the exit above). A halted word's own signals are never read again (it stays halted), so
+    they pass on as computed; its doubt is kept by the caller."""
+    from onnx import TensorProto
+
+    labels = heads.num_labels
+    one, zero = g.const("one", np.array(1.0, np.float32)), g.const("zero", np.array(0.0, np.float32))
+    probs = g.op("Softmax", [logits], axis=-1)
+    log_p = g.op("Log", [g.op("Max", [probs, g.const("tiny", np.array(1e-12, np.float32))])])
+    entropy = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [probs, log_p]), _last_axis(g)], keepdims=0),
+                           g.const("minus_log_labels", np.array(-math.log(max(labels, 2)), np.float32))])
+    best, picked = g.ops("TopK", [probs, g.const("k", np.array([min(2, labels)], np.int64))], 2, axis=-1)
+    first = g.const("first", np.array([0], np.int64))
+    top = g.op("Squeeze", [g.op("Gather", [best, first], axis=-1), _last_axis(g)])  # (batch, words)
+    label = g.op("Squeeze", [g.op("Gather", [picked, first], axis=-1), _last_axis(g)])
+    second = (g.op("Squeeze", [g.op("Gather", [best, g.const("second", np.array([1], np.int64))], axis=-1), _last_axis(g)])
+              if labels > 1 else zero)
+    mask = g.op("Cast", ["word_mask"], to=TensorProto.FLOAT)  # (batch, words)
+    masked = g.op("Mul", [entropy, mask])
+    one_hot = g.op("Mul", [g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [label, _last_axis(g)]),
+                                                       g.const("classes", np.arange(labels, dtype=np.int64))])],
+                                to=TensorProto.FLOAT), g.op("Unsqueeze", [mask, _last_axis(g)])])  # (batch, words, labels)
+
+    def column(value: str) -> str:  # (batch, words) -> (batch, words, 1)
+        return g.op("Unsqueeze", [value, _last_axis(g)])
+
+    if below is None:
+        previous = [column(g.op("Mul", [entropy, zero]))] * 3
+        streak = g.op("Add", [g.op("Mul", [entropy, zero]), one])
+    else:
+        same = g.op("Cast", [g.op("Equal", [label, below["label"]])], to=TensorProto.FLOAT)
+        previous = [column(below["entropy"]), column(below["top"]), column(same)]
+        streak = g.op("Add", [g.op("Mul", [same, below["streak"]]), one])
+    n = g.op("Shape", [entropy], start=1, end=2)
+    start, axis = g.const("start", np.array([0], np.int64)), _axis(g, 1)
+    left = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 1, 0, 0], np.int64))]), start, n, axis])
+    right = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 0, 0, 1], np.int64))]),
+                           g.const("start", np.array([1], np.int64)), g.op("Add", [n, g.const("one", np.array([1], np.int64))]), axis])
+    left_label = g.op("Slice", [g.op("Pad", [one_hot, g.const("pads", np.array([0, 1, 0, 0, 0, 0], np.int64))]), start, n, axis])
+    features = [column(entropy), column(top), column(g.op("Sub", [top, second])), one_hot, *previous, column(left),
+                column(right), left_label, column(g.op("Sub", [one, g.op("Div", [one, streak])]))]
+    if heads.width < num_signals(labels):
+        features = features[:-1]  # heads fitted before the streak existed read all but the streak
+    hidden_layer, _, out_layer = heads.heads[index]
+    w1, b1 = _weights(hidden_layer)
+    w2, b2 = _weights(out_layer)
+    inner = g.op("Relu", [g.op("Add", [g.op("MatMul", [g.op("Concat", features, axis=-1), g.const("signals_w1", w1)]),
+                                       g.const("signals_b1", b1)])])
+    logit = g.op("Squeeze", [g.op("Add", [g.op("MatMul", [inner, g.const("signals_w2", w2)]), g.const("signals_b2", b2)]),
+                             _last_axis(g)])
+    doubt = g.op("Sub", [one, g.op("Sigmoid", [logit])])
+    return doubt, {"entropy": entropy, "top": top, "label": label, "streak": streak}
 
 
 def _doubt(g: GraphBuilder, criterion: str, logits: str, index: int, labels: int) -> str:

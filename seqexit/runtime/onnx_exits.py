@@ -21,7 +21,7 @@ from .cache import cached_bytes, tensors_digest
 from .exit_graph import ExitGraphSpec, spec_for
 from .onnx_session import RuntimeMismatch, disagreement, layer_tensors, session_options
 
-EXIT_GRAPH_VERSION = 4  # bump when `exit_graph` changes what it builds: old cache files stop matching
+EXIT_GRAPH_VERSION = 5  # bump when `exit_graph` changes what it builds: old cache files stop matching
 
 
 class ExitGraphs:
@@ -34,22 +34,24 @@ class ExitGraphs:
         self.embedding = adapter.embedding_parts()  # None: the caller passes torch's embeddings
         # read now: sessions are opened on first use, inside runs that hold torch at one thread
         self.cache, self.threads = cache, threads or torch.get_num_threads()
-        self.sessions: dict[ExitGraphSpec, object] = {}
+        self.sessions: dict[tuple, object] = {}  # (spec, the criterion's heads or None) -> session
         self._weights_key: str | None = None
 
     def spec(self, policy) -> ExitGraphSpec | None:
-        """`policy`'s graph, or None where it reads an exit that is not plain linear (context,
-        past, future or hidden layer: `ExitHead.shape`), which the graphs do not build: the
-        layer-by-layer engine runs those."""
+        """`policy`'s graph, or None where it reads an exit that sees more than its own and its
+        neighbours' states (past, future or hidden layer: `ExitHead.shape`), which the graphs
+        do not build: the layer-by-layer engine runs those."""
         spec = spec_for(policy, self.adapter.num_layers)
         if spec is None:
             return None
         read = [spec.depth - 1] if spec.mode == "fixed" else range(spec.depth)
-        return None if any(not self.exits[layer].shape.plain for layer in read) else spec
+        return None if any(not _in_graph(self.exits[layer].shape) for layer in read) else spec
 
-    def session(self, spec: ExitGraphSpec):
-        """The checked session of `spec`: built (or read from the cache) once, then kept."""
-        if spec not in self.sessions:
+    def session(self, spec: ExitGraphSpec, heads=None):
+        """The checked session of `spec` (with the criterion's trained `heads` where it reads
+        them): built (or read from the cache) once, then kept."""
+        heads = heads if spec.reads_heads else None
+        if (spec, heads) not in self.sessions:
             import onnxruntime as ort
 
             from .onnx_graph import weight_levels
@@ -61,26 +63,27 @@ class ExitGraphs:
                 self._weights_key = tensors_digest(tensors)
             settings = (EXIT_GRAPH_VERSION, ort.__version__, self.activation, self.quantize, sorted(self.keep_float),
                         spec, self.adapter.layers[0].num_heads, weight_levels(), self.embedding is not None)
-            key = "exits-" + tensors_digest((), self._weights_key, *settings)
+            key = "exits-" + tensors_digest(list(heads.parameters()) if heads is not None else (), self._weights_key,
+                                            *settings)
             options = session_options(self.threads, spin=True)
 
             def build() -> bytes:
                 from .exit_graph import exit_graph
 
                 return exit_graph(self.adapter.layers, self.exits, spec, self.activation, int8=self.quantize == "int8",
-                                  keep_float=self.keep_float, embedding=self.embedding).SerializeToString()
+                                  keep_float=self.keep_float, embedding=self.embedding, heads=heads).SerializeToString()
 
             def accept(data: bytes):
                 return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
             session = cached_bytes(self.cache, key, build, accept)
             check_exit_graph(self.adapter, self.exits, spec, session, self.quantize, self.embedding)
-            self.sessions[spec] = session
-        return self.sessions[spec]
+            self.sessions[spec, heads] = session
+        return self.sessions[spec, heads]
 
     def run(self, spec: ExitGraphSpec, input_ids: torch.Tensor, casing_ids: torch.Tensor | None, key_mask: torch.Tensor,
             word_starts: torch.Tensor, word_mask: torch.Tensor, bounds: Sequence[float] = (),
-            temperatures: Sequence[float] | None = None) -> ExitGraphOutput:
+            temperatures: Sequence[float] | None = None, heads=None) -> ExitGraphOutput:
         """One batch of piece ids (batch, pieces) [and casing class ids] through the graph of
         `spec`; see `exit_graph` for the other inputs."""
         if self.embedding is None:
@@ -89,8 +92,14 @@ class ExitGraphs:
             hidden, casing = F.embedding(input_ids, self.embedding.word), casing_ids
         if torch.is_grad_enabled() and hidden.requires_grad:
             raise RuntimeError("the ONNX runtime is for inference; train with runtime='torch'")
-        return run_exit_graph(self.session(spec), spec, hidden, key_mask, word_starts, word_mask, bounds, temperatures,
+        return run_exit_graph(self.session(spec, heads), spec, hidden, key_mask, word_starts, word_mask, bounds, temperatures,
                               casing)
+
+
+def _in_graph(shape) -> bool:
+    """Whether an exit of this `ExitShape` has a form in the exit graphs: linear on the word's
+    state and its neighbours' (context), nothing else."""
+    return not (shape.past or shape.future or shape.hidden)
 
 
 class ExitGraphOutput(NamedTuple):
@@ -145,7 +154,7 @@ def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSp
         for index in range(spec.depth):
             states = adapter.run_layer(index, states, key_mask)
         rows = torch.arange(2)[:, None]
-        want = exits[spec.depth - 1](states[rows, word_starts])[word_mask]
+        want = exits[spec.depth - 1](states[rows, word_starts], present=word_mask)[word_mask]
     logits, exit_layer, queries = run_exit_graph(session, spec, feed, key_mask, word_starts, word_mask,
                                                  [0.0] * spec.depth, None, casing_ids)  # bound 0: nothing halts early
     got = logits[word_mask]

@@ -1,7 +1,7 @@
 """The engine's layers on ONNX Runtime: an `EncoderAdapter` whose layers are ONNX sessions.
 
 Where a policy's whole loop has an exit graph (`exit_loop`: full depth, static exits, TOKEE and
-SENTEE on entropy or confidence), the engine hands it each batch in one call
+SENTEE on entropy, confidence, learned or signals), the engine hands it each batch in one call
 (`seqexit.runtime.exit_graph`). Otherwise only `run_layer` and `run_layer_active` change hands,
 one layer session per call, and the exits, criteria and halting stay in torch
 (`seqexit.exits.halting`), so every mode and criterion runs with the same semantics. States cross
@@ -31,16 +31,17 @@ class OnnxAdapter(EncoderAdapter):
         self.name = name  # "onnx" or "onnx-int8", for messages and records
         self.exit_graphs = exit_graphs  # whole batches in one call, for the policies they cover
 
-    def exit_loop(self, policy) -> Callable | None:
-        """The exit graph of `policy` (full depth, static exits, TOKEE/SENTEE on entropy or
-        confidence); None for the other criteria, which run layer by layer."""
+    def exit_loop(self, policy, heads=None) -> Callable | None:
+        """The exit graph of `policy` (full depth, static exits, TOKEE/SENTEE on entropy,
+        confidence, learned or signals, the last two with their trained `heads`); None for the
+        other criteria and exits, which run layer by layer."""
         spec = self.exit_graphs.spec(policy) if self.exit_graphs is not None else None
-        if spec is None:
+        if spec is None or (spec.reads_heads and heads is None):
             return None
 
         def run(batch, bounds, temperatures):
             return self.exit_graphs.run(spec, batch.input_ids, batch.casing_ids, batch.attention_mask, batch.word_starts,
-                                        batch.word_mask, bounds, temperatures)
+                                        batch.word_mask, bounds, temperatures, heads)
 
         return run
 

@@ -141,17 +141,30 @@ def test_a_bad_exit_context_in_a_folder_is_a_clear_error(widened, tmp_path):
             load_model(folder)
 
 
-def test_exit_graphs_leave_context_exits_to_the_layer_loop(widened, sentences):
+@pytest.mark.parametrize("criterion", ["entropy", "signals"])
+def test_exit_graphs_run_context_exits_in_one_call(widened, sentences, criterion):
+    """The exit graphs read the neighbours' states as the torch exits do: same labels and exit
+    layers at batch 1, 2 and 32, with no layer-by-layer call (the layer sessions are gone)."""
     pytest.importorskip("onnxruntime")
+    from seqexit.exits.signals import HaltingSignals
     from seqexit.runtime import apply_runtime
 
     model, _, _ = widened
+    model = copy.deepcopy(model)
+    torch.manual_seed(0)
+    model.halting_signals = HaltingSignals(len(model.labels), LAYERS).eval()
     onnx = apply_runtime(model, "onnx")
-    graphs = onnx.adapter.exit_graphs
-    assert graphs.spec(ExitPolicy.tokee(0.9)) is None and graphs.spec(ExitPolicy.static(2)) is None
-    assert graphs.spec(ExitPolicy()) is not None, "full depth reads the plain last exit: still one graph"
-    for policy in (ExitPolicy.tokee(0.9, window=1), ExitPolicy(), ExitPolicy.static(2)):
-        assert exits_of(run_policy(onnx, sentences, policy)) == exits_of(run_policy(model, sentences, policy))
+    onnx.adapter.sessions = [None] * LAYERS  # a layer-by-layer call would fail
+    threshold = {"entropy": 0.9, "signals": 0.5}[criterion]
+    policies = (ExitPolicy(), ExitPolicy.static(2), ExitPolicy.tokee(threshold, window=1, criterion=criterion),
+                ExitPolicy.sentee(threshold, criterion=criterion))
+    for policy in policies:
+        assert onnx.adapter.exit_graphs.spec(policy) is not None
+        for batch_size in (1, 2, 32):
+            got = exits_of(run_policy(onnx, sentences, policy, batch_size=batch_size))
+            assert got == exits_of(run_policy(model, sentences, policy, batch_size=batch_size)), (policy, batch_size)
+    layers = exits_of(run_policy(model, sentences, policies[2]))[0]
+    assert min(min(row) for row in layers) < LAYERS, "the setting halts words: halting is exercised"
 
 
 def test_context_exits_command(make_tagger, tmp_path):
