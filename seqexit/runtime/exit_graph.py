@@ -3,14 +3,13 @@ window and the halting, so that ONNX Runtime runs a batch (or one sentence) in a
 instead of one call per layer with torch deciding in between.
 
 Modes: "fixed" (full depth or a static exit: `depth` layers, one exit read) and "tokee" /
-"sentee" under the "entropy", "confidence", "learned" or "signals" criterion, with the engine's
-semantics (`seqexit.exits.halting`): a halted word keeps its logits and doubt, its pieces stay
-keys and values with frozen states, and later layers run queries, attention output and
-feed-forward only on the running pieces, packed across the batch (a layer with none left is
-skipped). Exits may read their neighbours' states (context exits, `ExitHead.shape.context`);
-"learned" and "signals" carry their trained heads (`seqexit.exits.learned`,
-`seqexit.exits.signals`) in the graph. Patience, rising and vote count across exits and run
-layer by layer (`onnx_layers`), as do exits that read the past, the future or a hidden layer.
+"sentee" under every exit criterion (`criteria_graph`; "learned" and "signals" with their
+trained heads in the graph), with the engine's semantics (`seqexit.exits.halting`): a halted
+word keeps its logits and doubt, its pieces stay keys and values with frozen states, and later
+layers run queries, attention output and feed-forward only on the running pieces, packed
+across the batch (once none is left, nothing more runs). Exits may read their neighbours'
+states (context exits, `ExitHead.shape.context`); exits that read the past, the future or a
+hidden layer run layer by layer (`onnx_layers`).
 
 Inputs:  hidden (batch, pieces, hidden) float32: with `EmbeddingParts`, each piece's word
          vector (a lookup the caller does, so that the vocabulary table is not copied into
@@ -34,15 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..encoders.base import EmbeddingParts, LayerParts
-from ..exits.signals import num_signals
+from .criteria_graph import FUSED_CRITERIA, TRAINED_CRITERIA, criterion_doubt
 from .onnx_graph import (
-    OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, check_activation, int8_projections, output_and_feed_forward,
-    row_zero_points, zero_points,
+    OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, axis, check_activation, int8_projections, last_axis,
+    output_and_feed_forward, row_zero_points, zero_points,
 )
-
-FUSED_CRITERIA = ("entropy", "confidence", "learned", "signals")  # criteria the graphs carry
-TRAINED_CRITERIA = ("learned", "signals")  # ... of which these read the model's trained heads
-
 
 @dataclass(frozen=True)
 class ExitGraphSpec:
@@ -52,6 +47,7 @@ class ExitGraphSpec:
     depth: int  # layers run: the static exit's layer, or every layer
     window: int = 0  # half-width of the doubt window (dynamic modes)
     criterion: str = "entropy"
+    patience: int | None = None  # "patience" and "rising": the exits in a row that halt a word
 
     @property
     def dynamic(self) -> bool:
@@ -64,13 +60,14 @@ class ExitGraphSpec:
 
 
 def spec_for(policy, num_layers: int) -> ExitGraphSpec | None:
-    """The graph that runs `policy` (an `ExitPolicy`) in one call, or None where its criterion
-    counts across exits (patience, rising, vote), which the graphs do not carry."""
+    """The graph that runs `policy` (an `ExitPolicy`) in one call, or None where the graphs do
+    not carry its criterion."""
     if policy.mode in ("full", "static"):
         return ExitGraphSpec("fixed", policy.exit_depth(num_layers))
     if policy.criterion not in FUSED_CRITERIA:
         return None
-    return ExitGraphSpec(policy.mode, num_layers, policy.window, policy.criterion)
+    patience = policy.patience if policy.criterion in ("patience", "rising") else None
+    return ExitGraphSpec(policy.mode, num_layers, policy.window, policy.criterion, patience)
 
 
 def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpec, activation: str, *,
@@ -90,7 +87,7 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     g = GraphBuilder()
     g.nodes.append(helper.make_node("Cast", ["key_mask"], ["key_mask_bool"], to=TensorProto.BOOL))
     hidden = "hidden" if embedding is None else _embeddings(g, embedding)
-    starts = g.op("Unsqueeze", ["word_starts", _last_axis(g)])  # (batch, words, 1)
+    starts = g.op("Unsqueeze", ["word_starts", last_axis(g)])  # (batch, words, 1)
     precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
                                           or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
     # the int8 zero points of every piece's row, shared by all products over every piece
@@ -149,17 +146,13 @@ class _Loop:
     def read(self, g: GraphBuilder, index: int, hidden: str,
              below: dict[str, str] | None) -> tuple[str, str | None, dict[str, str] | None]:
         """Exit `index` on every word: (logits (batch, words, labels), doubt (batch, words), None
-        at the last exit, which ends every word; what "signals" passes to the exit above)."""
+        at the last exit, which ends every word; what the criterion carries to the exit above)."""
         step, words = _exit_logits(g, self.exits[index], hidden, self.starts)  # (batch, words, labels), (batch, words, hidden)
-        criterion = self.spec.criterion
-        if index == self.spec.depth - 1:
+        spec = self.spec
+        if index == spec.depth - 1:
             return step, None, below
-        if criterion == "signals":
-            doubt, below = _signals_doubt(g, self.heads, step, below, index)
-        elif criterion == "learned":
-            doubt = _learned_doubt(g, self.heads.heads[index], words)
-        else:
-            doubt = _doubt(g, criterion, step, index, self.exits[0].linear.out_features)
+        doubt, below = criterion_doubt(g, spec.criterion, step, words, below, index, spec.depth,
+                                       self.exits[0].linear.out_features, self.heads, spec.patience)
         return step, doubt, below
 
     def halt(self, g: GraphBuilder, index: int, active: str, doubts: str) -> str:
@@ -170,7 +163,7 @@ class _Loop:
         certain = g.op("Less", [_window_max(g, doubts, self.spec.window), bound])  # (batch, words)
         if self.spec.mode == "sentee":  # a sentence halts when all its words are certain
             every = g.op("Cast", [g.op("Or", [certain, g.op("Not", ["word_mask"])])], to=TensorProto.INT32)
-            certain = g.op("Cast", [g.op("ReduceMin", [every, _axis(g, 1)], keepdims=1)], to=TensorProto.BOOL)  # (batch, 1)
+            certain = g.op("Cast", [g.op("ReduceMin", [every, axis(g, 1)], keepdims=1)], to=TensorProto.BOOL)  # (batch, 1)
         return g.op("And", [active, g.op("Not", [certain])])
 
     def next_layers(self, g: GraphBuilder, index: int, hidden: str, active: str, logits: str, doubts: str,
@@ -186,7 +179,7 @@ class _Loop:
         hidden = _active_layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
         step, doubt, below = self.read(b, index, hidden, below)
         # a halted word keeps what it had when it halted
-        logits_out = b.op("Where", [b.op("Unsqueeze", [active, _last_axis(b)]), step, logits])
+        logits_out = b.op("Where", [b.op("Unsqueeze", [active, last_axis(b)]), step, logits])
         exit_out = b.op("Add", [exit_layer, b.op("Cast", [active], to=TensorProto.INT64)])
         if index < self.spec.depth - 1:
             doubts = b.op("Where", [active, doubt, doubts])
@@ -244,14 +237,6 @@ def _embeddings(g: GraphBuilder, parts: EmbeddingParts) -> str:
     return out
 
 
-def _last_axis(g: GraphBuilder) -> str:
-    return g.const("last", np.array([-1], np.int64))
-
-
-def _axis(g: GraphBuilder, axis: int) -> str:
-    return g.const("axis", np.array([axis], np.int64))
-
-
 def _attention_weights(parts: LayerParts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(query weight, query bias) scaled by 1/sqrt(head_dim), and (key|value weight, bias)."""
     scale = 1.0 / math.sqrt(parts.query.in_features // parts.num_heads)
@@ -307,7 +292,7 @@ def _piece_owner(g: GraphBuilder) -> str:
     mask = g.op("Cast", ["key_mask"], to=TensorProto.INT64)
     positions = g.op("Sub", [g.op("CumSum", [g.op("ConstantOfShape", [shape], value=_int64_tensor(1)),
                                              g.const("axis", np.array(1, np.int64))]), g.const("one", np.array(1, np.int64))])
-    separator = g.op("Sub", [g.op("ReduceSum", [mask, _axis(g, 1)], keepdims=1), g.const("one", np.array(1, np.int64))])
+    separator = g.op("Sub", [g.op("ReduceSum", [mask, axis(g, 1)], keepdims=1), g.const("one", np.array(1, np.int64))])
     no_word = g.op("Or", [g.op("Less", [index, g.const("zero", np.array(0, np.int64))]),
                           g.op("GreaterOrEqual", [positions, separator])])
     words = g.op("Slice", [g.op("Shape", ["word_mask"]), g.const("start", np.array([1], np.int64)),
@@ -326,18 +311,18 @@ def _queries(g: GraphBuilder, exit_layer: str, owner: str) -> str:
     pieces run to its exit layer, [CLS] and [SEP] as long as the row runs."""
     from onnx import TensorProto
 
-    deepest = g.op("ReduceMax", [exit_layer, _axis(g, 1)], keepdims=1)  # (batch, 1)
+    deepest = g.op("ReduceMax", [exit_layer, axis(g, 1)], keepdims=1)  # (batch, 1)
     by_word = g.op("Concat", [exit_layer, deepest], axis=1)  # the last column: pieces of no word
     piece_exit = g.op("Mul", [g.op("GatherElements", [by_word, owner], axis=1),
                               g.op("Cast", ["key_mask"], to=TensorProto.INT64)])  # (batch, pieces)
-    return g.op("ReduceSum", [piece_exit, _axis(g, 1)], keepdims=0)
+    return g.op("ReduceSum", [piece_exit, axis(g, 1)], keepdims=0)
 
 
 def _running_pieces(g: GraphBuilder, active: str, owner: str) -> str:
     """(batch, pieces) bool: the pieces of running words, and [CLS]/[SEP] of rows with one."""
     from onnx import TensorProto
 
-    row_runs = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32), _axis(g, 1)], keepdims=1)],
+    row_runs = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32), axis(g, 1)], keepdims=1)],
                     to=TensorProto.BOOL)  # (batch, 1)
     by_word = g.op("Concat", [active, row_runs], axis=1)  # (batch, words + 1): the last column is "the row runs"
     return g.op("And", [g.op("GatherElements", [by_word, owner], axis=1), "key_mask_bool"])
@@ -354,7 +339,7 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
 
     size = parts.query.in_features
     flags = g.op("Cast", [running], to=TensorProto.INT64)
-    row_runs = g.op("ReduceMax", [flags, _axis(g, 1)], keepdims=0)  # (batch,) 1 where a piece of the row runs
+    row_runs = g.op("ReduceMax", [flags, axis(g, 1)], keepdims=0)  # (batch,) 1 where a piece of the row runs
     rows = g.op("Squeeze", [g.op("NonZero", [row_runs]), g.const("axis", np.array([0], np.int64))])  # (R,)
     row_rank = g.op("Sub", [g.op("CumSum", [row_runs, g.const("axis", np.array(0, np.int64))]),
                             g.const("one", np.array(1, np.int64))])  # (batch,): each running row's place among the R
@@ -363,9 +348,9 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     slots = g.op("Sub", [g.op("CumSum", [flags, g.const("axis", np.array(1, np.int64))]),
                          g.const("one", np.array(1, np.int64))])  # (batch, pieces): rank among the row's running pieces
     row_of = g.op("Gather", [row_rank, g.op("Gather", [index, g.const("first", np.array([0], np.int64))], axis=1)])  # (M, 1)
-    slot_of = g.op("Unsqueeze", [g.op("GatherND", [slots, index]), _axis(g, 1)])  # (M, 1)
+    slot_of = g.op("Unsqueeze", [g.op("GatherND", [slots, index]), axis(g, 1)])  # (M, 1)
     places = g.op("Concat", [row_of, slot_of], axis=1)  # (M, 2): (running row, slot) in the padded queries
-    width = g.op("ReduceMax", [g.op("ReduceSum", [flags, _axis(g, 1)], keepdims=0)], keepdims=1)  # (1,)
+    width = g.op("ReduceMax", [g.op("ReduceSum", [flags, axis(g, 1)], keepdims=0)], keepdims=1)  # (1,)
     states = g.op("Gather", [hidden, rows], axis=0)  # (R, pieces, hidden)
     shape = g.op("Shape", [states])
     n_rows = g.op("Shape", [rows])  # (1,): R
@@ -393,95 +378,15 @@ def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> tuple[str, 
     if k:
         from onnx import TensorProto
 
-        present = g.op("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), _last_axis(g)])
+        present = g.op("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), last_axis(g)])
         padded = g.op("Pad", [g.op("Mul", [words, present]), g.const("pads", np.array([0, k, 0, 0, k, 0], np.int64))])
         n = g.op("Shape", [words], start=1, end=2)  # (1,): the words
         shifted = [g.op("Slice", [padded, g.const("start", np.array([o], np.int64)),
-                                  g.op("Add", [n, g.const("offset", np.array([o], np.int64))]), _axis(g, 1)])
+                                  g.op("Add", [n, g.const("offset", np.array([o], np.int64))]), axis(g, 1)])
                    for o in range(2 * k + 1)]
         features = g.op("Concat", shifted, axis=-1)  # (batch, words, (2k + 1) * hidden)
     weight, bias = _weights(head.linear)
     return g.op("Add", [g.op("MatMul", [features, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words
-
-
-def _learned_doubt(g: GraphBuilder, head, words: str) -> str:
-    """The "learned" criterion: 1 - sigmoid(linear unit on the word's state), (batch, words)."""
-    weight, bias = _weights(head)
-    logit = g.op("Add", [g.op("MatMul", [words, g.const("learned_w", weight)]), g.const("learned_b", bias)])
-    return g.op("Sub", [g.const("one", np.array(1.0, np.float32)),
-                        g.op("Sigmoid", [g.op("Squeeze", [logit, _last_axis(g)])])])
-
-
-def _signals_doubt(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
-                   index: int) -> tuple[str, dict[str, str]]:
-    """The "signals" criterion at exit `index` (`seqexit.exits.signals.signal_features`, then
-    that layer's perceptron): (doubt (batch, words), this exit's entropy, top, label and streak
-    for the exit above). A halted word's own signals are never read again (it stays halted), so
-    they pass on as computed; its doubt is kept by the caller."""
-    from onnx import TensorProto
-
-    labels = heads.num_labels
-    one, zero = g.const("one", np.array(1.0, np.float32)), g.const("zero", np.array(0.0, np.float32))
-    probs = g.op("Softmax", [logits], axis=-1)
-    log_p = g.op("Log", [g.op("Max", [probs, g.const("tiny", np.array(1e-12, np.float32))])])
-    entropy = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [probs, log_p]), _last_axis(g)], keepdims=0),
-                           g.const("minus_log_labels", np.array(-math.log(max(labels, 2)), np.float32))])
-    best, picked = g.ops("TopK", [probs, g.const("k", np.array([min(2, labels)], np.int64))], 2, axis=-1)
-    first = g.const("first", np.array([0], np.int64))
-    top = g.op("Squeeze", [g.op("Gather", [best, first], axis=-1), _last_axis(g)])  # (batch, words)
-    label = g.op("Squeeze", [g.op("Gather", [picked, first], axis=-1), _last_axis(g)])
-    second = (g.op("Squeeze", [g.op("Gather", [best, g.const("second", np.array([1], np.int64))], axis=-1), _last_axis(g)])
-              if labels > 1 else zero)
-    mask = g.op("Cast", ["word_mask"], to=TensorProto.FLOAT)  # (batch, words)
-    masked = g.op("Mul", [entropy, mask])
-    one_hot = g.op("Mul", [g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [label, _last_axis(g)]),
-                                                       g.const("classes", np.arange(labels, dtype=np.int64))])],
-                                to=TensorProto.FLOAT), g.op("Unsqueeze", [mask, _last_axis(g)])])  # (batch, words, labels)
-
-    def column(value: str) -> str:  # (batch, words) -> (batch, words, 1)
-        return g.op("Unsqueeze", [value, _last_axis(g)])
-
-    if below is None:
-        previous = [column(g.op("Mul", [entropy, zero]))] * 3
-        streak = g.op("Add", [g.op("Mul", [entropy, zero]), one])
-    else:
-        same = g.op("Cast", [g.op("Equal", [label, below["label"]])], to=TensorProto.FLOAT)
-        previous = [column(below["entropy"]), column(below["top"]), column(same)]
-        streak = g.op("Add", [g.op("Mul", [same, below["streak"]]), one])
-    n = g.op("Shape", [entropy], start=1, end=2)
-    start, axis = g.const("start", np.array([0], np.int64)), _axis(g, 1)
-    left = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 1, 0, 0], np.int64))]), start, n, axis])
-    right = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 0, 0, 1], np.int64))]),
-                           g.const("start", np.array([1], np.int64)), g.op("Add", [n, g.const("one", np.array([1], np.int64))]), axis])
-    left_label = g.op("Slice", [g.op("Pad", [one_hot, g.const("pads", np.array([0, 1, 0, 0, 0, 0], np.int64))]), start, n, axis])
-    features = [column(entropy), column(top), column(g.op("Sub", [top, second])), one_hot, *previous, column(left),
-                column(right), left_label, column(g.op("Sub", [one, g.op("Div", [one, streak])]))]
-    if heads.width < num_signals(labels):
-        features = features[:-1]  # heads fitted before the streak existed read all but the streak
-    hidden_layer, _, out_layer = heads.heads[index]
-    w1, b1 = _weights(hidden_layer)
-    w2, b2 = _weights(out_layer)
-    inner = g.op("Relu", [g.op("Add", [g.op("MatMul", [g.op("Concat", features, axis=-1), g.const("signals_w1", w1)]),
-                                       g.const("signals_b1", b1)])])
-    logit = g.op("Squeeze", [g.op("Add", [g.op("MatMul", [inner, g.const("signals_w2", w2)]), g.const("signals_b2", b2)]),
-                             _last_axis(g)])
-    doubt = g.op("Sub", [one, g.op("Sigmoid", [logit])])
-    return doubt, {"entropy": entropy, "top": top, "label": label, "streak": streak}
-
-
-def _doubt(g: GraphBuilder, criterion: str, logits: str, index: int, labels: int) -> str:
-    """(batch, words, labels) -> (batch, words) doubt in [0, 1] (`seqexit.exits.criteria`)."""
-    if criterion == "confidence":
-        temperature = g.op("Gather", ["temperatures", g.const("layer", np.array(index, np.int64))])
-        top = g.op("ReduceMax", [g.op("Softmax", [g.op("Div", [logits, temperature])], axis=-1), _last_axis(g)], keepdims=0)
-        return g.op("Sub", [g.const("one", np.array(1.0, np.float32)), top])
-    log_p = g.op("LogSoftmax", [logits], axis=-1)
-    p = g.op("Exp", [log_p])
-    zero = g.const("zero", np.array(0.0, np.float32))
-    terms = g.op("Where", [g.op("Greater", [p, zero]), g.op("Mul", [p, log_p]), zero])  # 0 log 0 = 0
-    negative = g.op("ReduceSum", [terms, _last_axis(g)], keepdims=0)  # -entropy
-    normalised = g.op("Div", [negative, g.const("minus_log_labels", np.array(-math.log(labels), np.float32))])
-    return g.op("Clip", [normalised, zero, g.const("one", np.array(1.0, np.float32))])
 
 
 def _window_max(g: GraphBuilder, doubts: str, window: int) -> str:
@@ -491,6 +396,6 @@ def _window_max(g: GraphBuilder, doubts: str, window: int) -> str:
     if window == 0:
         return g.op("Where", ["word_mask", doubts, zero])
     lowest = g.const("lowest", np.array(-np.inf, np.float32))
-    masked = g.op("Unsqueeze", [g.op("Where", ["word_mask", doubts, lowest]), _axis(g, 1)])  # (batch, 1, words)
+    masked = g.op("Unsqueeze", [g.op("Where", ["word_mask", doubts, lowest]), axis(g, 1)])  # (batch, 1, words)
     pooled = g.op("MaxPool", [masked], kernel_shape=[2 * window + 1], pads=[window, window], strides=[1])
-    return g.op("Where", ["word_mask", g.op("Squeeze", [pooled, _axis(g, 1)]), zero])
+    return g.op("Where", ["word_mask", g.op("Squeeze", [pooled, axis(g, 1)]), zero])

@@ -80,6 +80,16 @@ def weight_levels() -> float:
     return 63.0 if x86 and not (probe and probe()) else _INT8_MAX
 
 
+def last_axis(g: GraphBuilder) -> str:
+    """A (1,) int64 constant -1: the axes input of a reduction, Unsqueeze or Squeeze."""
+    return g.const("last", np.array([-1], np.int64))
+
+
+def axis(g: GraphBuilder, number: int) -> str:
+    """A (1,) int64 constant `number` (see `last_axis`)."""
+    return g.const("axis", np.array([number], np.int64))
+
+
 def row_zero_points(g: GraphBuilder, x: str) -> str:
     """(rows,) uint8 128s, one per row of x (rows, in): the zero points of `_projection`'s
     per-row quantisation, made once and shared by the products over the same rows."""

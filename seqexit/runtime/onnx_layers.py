@@ -1,10 +1,11 @@
 """The engine's layers on ONNX Runtime: an `EncoderAdapter` whose layers are ONNX sessions.
 
 Where a policy's whole loop has an exit graph (`exit_loop`: full depth, static exits, TOKEE and
-SENTEE on entropy, confidence, learned or signals), the engine hands it each batch in one call
-(`seqexit.runtime.exit_graph`). Otherwise only `run_layer` and `run_layer_active` change hands,
-one layer session per call, and the exits, criteria and halting stay in torch
-(`seqexit.exits.halting`), so every mode and criterion runs with the same semantics. States cross
+SENTEE under every criterion, on exits that read no more than their neighbours), the engine
+hands it each batch in one call (`seqexit.runtime.exit_graph`). Otherwise (exits that read the
+past, the future or a hidden layer; per-exit evaluation) only `run_layer` and
+`run_layer_active` change hands, one layer session per call, and the exits, criteria and
+halting stay in torch (`seqexit.exits.halting`), with the same semantics. States cross
 the boundary as numpy views of torch tensors (no copy in, one array out per call).
 """
 
@@ -32,9 +33,9 @@ class OnnxAdapter(EncoderAdapter):
         self.exit_graphs = exit_graphs  # whole batches in one call, for the policies they cover
 
     def exit_loop(self, policy, heads=None) -> Callable | None:
-        """The exit graph of `policy` (full depth, static exits, TOKEE/SENTEE on entropy,
-        confidence, learned or signals, the last two with their trained `heads`); None for the
-        other criteria and exits, which run layer by layer."""
+        """The exit graph of `policy` (full depth, static exits, TOKEE/SENTEE under every
+        criterion, "learned" and "signals" with their trained `heads`); None where it reads an
+        exit the graphs do not build (`ExitGraphs.spec`), which runs layer by layer."""
         spec = self.exit_graphs.spec(policy) if self.exit_graphs is not None else None
         if spec is None or (spec.reads_heads and heads is None):
             return None

@@ -21,7 +21,6 @@ from seqexit.exits.learned import LearnedExitHeads
 from seqexit.exits.signals import HaltingSignals
 from seqexit.runtime import apply_runtime, check_runtime, pick_runtime
 from seqexit.runtime import onnx_session
-from seqexit.runtime.exit_graph import FUSED_CRITERIA
 
 pytest.importorskip("onnxruntime", reason="the ONNX runtime is an extra: pip install 'seqexit[onnx]'")
 
@@ -56,9 +55,8 @@ def outputs(model, sentences, policy, batch_size):
 def test_onnx_fp32_gives_the_torch_labels_and_exit_layers(model, sentences, mode, criterion):
     onnx = apply_runtime(model, "onnx")
     policy = ExitPolicy(mode=mode, window=1, criterion=criterion, **SETTINGS[criterion])
-    if criterion in FUSED_CRITERIA:  # the exit graph runs it: a layer-by-layer call would fail
-        assert onnx.adapter.exit_graphs.spec(policy) is not None
-        onnx.adapter.sessions = [None] * LAYERS
+    assert onnx.adapter.exit_graphs.spec(policy) is not None
+    onnx.adapter.sessions = [None] * LAYERS  # the exit graph runs it: a layer-by-layer call would fail
     for batch_size in (1, 2, 32):
         want, torch_run = outputs(model, sentences, policy, batch_size)
         got, onnx_run = outputs(onnx, sentences, policy, batch_size)
@@ -67,6 +65,21 @@ def test_onnx_fp32_gives_the_torch_labels_and_exit_layers(model, sentences, mode
         assert onnx_run.flops.spent == torch_run.flops.spent
     halted = [layer for _, layers in want for layer in layers]
     assert min(halted) < LAYERS, "the setting halts words: halting is exercised"
+
+
+@pytest.mark.parametrize("criterion, patience", [("patience", 1), ("rising", 2)])
+def test_counting_criteria_carry_their_counts_through_the_graph(model, sentences, criterion, patience):
+    """The count of exits in a row is carried from exit to exit inside the graph: the first
+    words halt at exit patience + 1, as on torch, never earlier; each patience is a graph of its own."""
+    onnx = apply_runtime(model, "onnx")
+    onnx.adapter.sessions = [None] * LAYERS
+    policy = ExitPolicy.tokee(window=0, criterion=criterion, patience=patience)
+    graphs = onnx.adapter.exit_graphs
+    assert graphs.spec(policy) != graphs.spec(ExitPolicy.tokee(window=0, criterion=criterion, patience=patience + 1))
+    for batch_size in (1, 32):
+        want = outputs(model, sentences, policy, batch_size)[0]
+        assert outputs(onnx, sentences, policy, batch_size)[0] == want
+    assert min(layer for _, row in want for layer in row) == patience + 1
 
 
 @pytest.mark.parametrize("policy", [ExitPolicy(), ExitPolicy.static(2)], ids=["full", "static"])
