@@ -98,7 +98,8 @@ def _counting(g: GraphBuilder, criterion: str, logits: str, below: dict[str, str
             count = g.op("Mul", [label, zero])
         else:
             at = g.op("Unsqueeze", [label, last_axis(g)])
-            now, before = (g.op("Squeeze", [g.op("GatherElements", [p, at], axis=-1), last_axis(g)]) for p in (probs, below["probs"]))
+            now, before = (g.op("Squeeze", [g.op("GatherElements", [p, at], axis=-1), last_axis(g)])
+                           for p in (probs, below["probs"]))  # the label's probability now and at the exit below
             count = g.op("Where", [g.op("Greater", [now, before]),
                                    g.op("Add", [below["count"], g.const("one", np.array(1, np.int64))]), zero])
         carried = {"probs": probs, "count": count}
@@ -144,12 +145,16 @@ def _signals(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
         same = g.op("Cast", [g.op("Equal", [label, below["label"]])], to=TensorProto.FLOAT)
         previous = [column(below["entropy"]), column(below["top"]), column(same)]
         streak = g.op("Add", [g.op("Mul", [same, below["streak"]]), one])
-    n = g.op("Shape", [entropy], start=1, end=2)
-    start, words_axis = g.const("start", np.array([0], np.int64)), axis(g, 1)
-    left = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 1, 0, 0], np.int64))]), start, n, words_axis])
-    right = g.op("Slice", [g.op("Pad", [masked, g.const("pads", np.array([0, 0, 0, 1], np.int64))]),
-                           g.const("start", np.array([1], np.int64)), g.op("Add", [n, g.const("one", np.array([1], np.int64))]), words_axis])
-    left_label = g.op("Slice", [g.op("Pad", [one_hot, g.const("pads", np.array([0, 1, 0, 0, 0, 0], np.int64))]), start, n, words_axis])
+    n = g.op("Shape", [entropy], start=1, end=2)  # (1,): the words
+
+    def shifted(value: str, pads: list[int], start: int) -> str:  # padded by one word, cut back to n
+        padded = g.op("Pad", [value, g.const("pads", np.array(pads, np.int64))])
+        begin = g.const("start", np.array([start], np.int64))
+        return g.op("Slice", [padded, begin, g.op("Add", [n, begin]), axis(g, 1)])
+
+    left = shifted(masked, [0, 1, 0, 0], 0)  # (batch, words): the word before's entropy
+    right = shifted(masked, [0, 0, 0, 1], 1)
+    left_label = shifted(one_hot, [0, 1, 0, 0, 0, 0], 0)
     features = [column(entropy), column(top), column(g.op("Sub", [top, second])), one_hot, *previous, column(left),
                 column(right), left_label, column(g.op("Sub", [one, g.op("Div", [one, streak])]))]
     if heads.width < num_signals(labels):
