@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .onnx_graph import GraphBuilder, _weights, axis, last_axis
+from .onnx_graph import GraphBuilder, _weights, last_axis, word_neighbours
 
 FUSED_CRITERIA = ("entropy", "confidence", "patience", "rising", "vote", "learned", "signals")  # all of them
 TRAINED_CRITERIA = ("learned", "signals")  # the criteria that read the model's trained heads
@@ -145,16 +145,8 @@ def _signals(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
         same = g.op("Cast", [g.op("Equal", [label, below["label"]])], to=TensorProto.FLOAT)
         previous = [column(below["entropy"]), column(below["top"]), column(same)]
         streak = g.op("Add", [g.op("Mul", [same, below["streak"]]), one])
-    n = g.op("Shape", [entropy], start=1, end=2)  # (1,): the words
-
-    def shifted(value: str, pads: list[int], start: int) -> str:  # padded by one word, cut back to n
-        padded = g.op("Pad", [value, g.const("pads", np.array(pads, np.int64))])
-        begin = g.const("start", np.array([start], np.int64))
-        return g.op("Slice", [padded, begin, g.op("Add", [n, begin]), axis(g, 1)])
-
-    left = shifted(masked, [0, 1, 0, 0], 0)  # (batch, words): the word before's entropy
-    right = shifted(masked, [0, 0, 0, 1], 1)
-    left_label = shifted(one_hot, [0, 1, 0, 0, 0, 0], 0)
+    left, right = word_neighbours(g, masked, [-1, 1], rank=2)  # (batch, words): the neighbours' entropy
+    left_label, = word_neighbours(g, one_hot, [-1], rank=3)  # (batch, words, labels): the word before's label
     features = [column(entropy), column(top), column(g.op("Sub", [top, second])), one_hot, *previous, column(left),
                 column(right), left_label, column(g.op("Sub", [one, g.op("Div", [one, streak])]))]
     if heads.width < num_signals(labels):

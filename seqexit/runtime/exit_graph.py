@@ -36,7 +36,7 @@ from ..encoders.base import EmbeddingParts, LayerParts
 from .criteria_graph import FUSED_CRITERIA, TRAINED_CRITERIA, criterion_doubt
 from .onnx_graph import (
     OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, axis, check_activation, int8_projections, last_axis,
-    output_and_feed_forward, row_zero_points, zero_points,
+    output_and_feed_forward, row_zero_points, word_neighbours, zero_points,
 )
 
 @dataclass(frozen=True)
@@ -379,11 +379,7 @@ def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> tuple[str, 
         from onnx import TensorProto
 
         present = g.op("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), last_axis(g)])
-        padded = g.op("Pad", [g.op("Mul", [words, present]), g.const("pads", np.array([0, k, 0, 0, k, 0], np.int64))])
-        n = g.op("Shape", [words], start=1, end=2)  # (1,): the words
-        shifted = [g.op("Slice", [padded, g.const("start", np.array([o], np.int64)),
-                                  g.op("Add", [n, g.const("offset", np.array([o], np.int64))]), axis(g, 1)])
-                   for o in range(2 * k + 1)]
+        shifted = word_neighbours(g, g.op("Mul", [words, present]), range(-k, k + 1), rank=3)
         features = g.op("Concat", shifted, axis=-1)  # (batch, words, (2k + 1) * hidden)
     weight, bias = _weights(head.linear)
     return g.op("Add", [g.op("MatMul", [features, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words

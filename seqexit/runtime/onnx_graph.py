@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import platform
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import torch
@@ -88,6 +88,21 @@ def last_axis(g: GraphBuilder) -> str:
 def axis(g: GraphBuilder, number: int) -> str:
     """A (1,) int64 constant `number` (see `last_axis`)."""
     return g.const("axis", np.array([number], np.int64))
+
+
+def word_neighbours(g: GraphBuilder, value: str, offsets: Sequence[int], rank: int) -> list[str]:
+    """value (batch, words, ...) of `rank` dimensions -> per offset d, the same shape holding
+    word i+d's value at word i, zeros past either end (one `Pad`, then a `Slice` per offset)."""
+    before, after = max(0, -min(offsets)), max(0, max(offsets))
+    pads = np.zeros(2 * rank, np.int64)
+    pads[1], pads[rank + 1] = before, after
+    padded = g.op("Pad", [value, g.const("pads", pads)])
+    n = g.op("Shape", [value], start=1, end=2)  # (1,): the words
+    out = []
+    for offset in offsets:
+        begin = g.const("start", np.array([before + offset], np.int64))
+        out.append(g.op("Slice", [padded, begin, g.op("Add", [n, begin]), axis(g, 1)]))
+    return out
 
 
 def row_zero_points(g: GraphBuilder, x: str) -> str:
