@@ -112,7 +112,8 @@ def _counting(g: GraphBuilder, criterion: str, logits: str, below: dict[str, str
 def _signals(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
              index: int) -> tuple[str, dict[str, str]]:
     """The signals of every word (`seqexit.exits.signals.signal_features`), then the layer's
-    perceptron: (doubt, this exit's entropy, top, label and streak for the exit above)."""
+    perceptron: (doubt, this exit's entropy, top, label and streak for the exit above). Every
+    signal is kept as a column (batch, words, 1), the shape the features are joined in."""
     from onnx import TensorProto
 
     from ..exits.signals import num_signals
@@ -121,34 +122,29 @@ def _signals(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
     one, zero = _scalar(g, "one", 1.0), _scalar(g, "zero", 0.0)
     probs = g.op("Softmax", [logits], axis=-1)
     log_p = g.op("Log", [g.op("Max", [probs, g.const("tiny", np.array(1e-12, np.float32))])])
-    entropy = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [probs, log_p]), last_axis(g)], keepdims=0),
+    entropy = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [probs, log_p]), last_axis(g)], keepdims=1),
                            g.const("minus_log_labels", np.array(-math.log(max(labels, 2)), np.float32))])
     best, picked = g.ops("TopK", [probs, g.const("k", np.array([min(2, labels)], np.int64))], 2, axis=-1)
-    first = g.const("first", np.array([0], np.int64))
-    top = g.op("Squeeze", [g.op("Gather", [best, first], axis=-1), last_axis(g)])  # (batch, words)
-    label = g.op("Squeeze", [g.op("Gather", [picked, first], axis=-1), last_axis(g)])
-    second = (g.op("Squeeze", [g.op("Gather", [best, g.const("second", np.array([1], np.int64))], axis=-1), last_axis(g)])
-              if labels > 1 else zero)
-    mask = g.op("Cast", ["word_mask"], to=TensorProto.FLOAT)  # (batch, words)
-    masked = g.op("Mul", [entropy, mask])
-    one_hot = g.op("Mul", [g.op("Cast", [g.op("Equal", [g.op("Unsqueeze", [label, last_axis(g)]),
-                                                       g.const("classes", np.arange(labels, dtype=np.int64))])],
-                                to=TensorProto.FLOAT), g.op("Unsqueeze", [mask, last_axis(g)])])  # (batch, words, labels)
-
-    def column(value: str) -> str:  # (batch, words) -> (batch, words, 1)
-        return g.op("Unsqueeze", [value, last_axis(g)])
-
+    top = g.op("Slice", [best, g.const("start", np.array([0], np.int64)), g.const("end", np.array([1], np.int64)),
+                         last_axis(g)])  # (batch, words, 1)
+    label = g.op("Slice", [picked, g.const("start", np.array([0], np.int64)), g.const("end", np.array([1], np.int64)),
+                           last_axis(g)])
+    margin = g.op("Sub", [top, g.op("Slice", [best, g.const("start", np.array([1], np.int64)),
+                                             g.const("end", np.array([2], np.int64)), last_axis(g)])]) if labels > 1 else top
+    masked = g.op("Mul", [entropy, "word_present"])  # the graph's (batch, words, 1): 1.0 at words, 0.0 at padding
+    one_hot = g.op("Mul", [g.op("Cast", [g.op("Equal", [label, g.const("classes", np.arange(labels, dtype=np.int64))])],
+                                to=TensorProto.FLOAT), "word_present"])  # (batch, words, labels)
     if below is None:
-        previous = [column(g.op("Mul", [entropy, zero]))] * 3
-        streak = g.op("Add", [g.op("Mul", [entropy, zero]), one])
+        previous = [g.op("Mul", [entropy, zero])] * 3
+        streak = g.op("Add", [previous[0], one])
     else:
         same = g.op("Cast", [g.op("Equal", [label, below["label"]])], to=TensorProto.FLOAT)
-        previous = [column(below["entropy"]), column(below["top"]), column(same)]
+        previous = [below["entropy"], below["top"], same]
         streak = g.op("Add", [g.op("Mul", [same, below["streak"]]), one])
-    left, right = word_neighbours(g, masked, [-1, 1], rank=2)  # (batch, words): the neighbours' entropy
+    left, right = word_neighbours(g, masked, [-1, 1], rank=3)  # the neighbours' entropy
     left_label, = word_neighbours(g, one_hot, [-1], rank=3)  # (batch, words, labels): the word before's label
-    features = [column(entropy), column(top), column(g.op("Sub", [top, second])), one_hot, *previous, column(left),
-                column(right), left_label, column(g.op("Sub", [one, g.op("Div", [one, streak])]))]
+    features = [entropy, top, margin, one_hot, *previous, left, right, left_label,
+                g.op("Sub", [one, g.op("Div", [one, streak])])]
     if heads.width < num_signals(labels):
         features = features[:-1]  # heads fitted before the streak existed read all but the streak
     hidden_layer, _, out_layer = heads.heads[index]

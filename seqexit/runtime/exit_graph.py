@@ -26,6 +26,7 @@ Outputs: logits (batch, words, labels) float32 at each word's exit; dynamic mode
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,9 @@ class ExitGraphSpec:
     window: int = 0  # half-width of the doubt window (dynamic modes)
     criterion: str = "entropy"
     patience: int | None = None  # "patience" and "rising": the exits in a row that halt a word
+    # dynamic modes: the graph takes batches of one sentence only (batch 1, the web-request case)
+    # and leaves out what packs running pieces across rows, about a fifth of each layer's operations
+    single_row: bool = False
 
     @property
     def dynamic(self) -> bool:
@@ -88,10 +92,18 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     g.nodes.append(helper.make_node("Cast", ["key_mask"], ["key_mask_bool"], to=TensorProto.BOOL))
     hidden = "hidden" if embedding is None else _embeddings(g, embedding)
     starts = g.op("Unsqueeze", ["word_starts", last_axis(g)])  # (batch, words, 1)
+    if spec.criterion == "signals" or any(head.shape.context for head in exits[:spec.depth]):
+        # made once for every layer: (batch, words, 1) 1.0 at words, 0.0 at padding
+        g.nodes.append(helper.make_node("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), last_axis(g)],
+                                        ["word_present"]))
     precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
                                           or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
     # the int8 zero points of every piece's row, shared by all products over every piece
-    every_piece = zero_points(g, g.op("ReduceProd", [g.op("Shape", ["key_mask"])], keepdims=1)) if int8 else None
+    every_piece = None
+    if int8:
+        every_piece = "every_piece"
+        g.nodes.append(helper.make_node("Identity", [zero_points(g, g.op("ReduceProd", [g.op("Shape", ["key_mask"])],
+                                                                         keepdims=1))], [every_piece]))
     if spec.dynamic:
         owner = _piece_owner(g)
         logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions,
@@ -175,8 +187,9 @@ class _Loop:
         runs = g.op("Greater", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32)], keepdims=0),
                                 g.const("zero", np.array(0, np.int32))])
         b = g.branch()
-        running = _running_pieces(b, active, self.owner)
-        hidden = _active_layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
+        running = _running_pieces(b, active, self.owner, self.spec.single_row)
+        layer = _single_row_layer if self.spec.single_row else _active_layer
+        hidden = layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
         step, doubt, below = self.read(b, index, hidden, below)
         # a halted word keeps what it had when it halted
         logits_out = b.op("Where", [b.op("Unsqueeze", [active, last_axis(b)]), step, logits])
@@ -318,12 +331,16 @@ def _queries(g: GraphBuilder, exit_layer: str, owner: str) -> str:
     return g.op("ReduceSum", [piece_exit, axis(g, 1)], keepdims=0)
 
 
-def _running_pieces(g: GraphBuilder, active: str, owner: str) -> str:
-    """(batch, pieces) bool: the pieces of running words, and [CLS]/[SEP] of rows with one."""
+def _running_pieces(g: GraphBuilder, active: str, owner: str, single_row: bool = False) -> str:
+    """(batch, pieces) bool: the pieces of running words, and [CLS]/[SEP] of rows with one
+    (single_row: the one row, which runs, or the caller would not be here)."""
     from onnx import TensorProto
 
-    row_runs = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32), axis(g, 1)], keepdims=1)],
-                    to=TensorProto.BOOL)  # (batch, 1)
+    if single_row:
+        row_runs = g.const("runs", np.ones((1, 1), bool))
+    else:
+        row_runs = g.op("Cast", [g.op("ReduceMax", [g.op("Cast", [active], to=TensorProto.INT32), axis(g, 1)], keepdims=1)],
+                        to=TensorProto.BOOL)  # (batch, 1)
     by_word = g.op("Concat", [active, row_runs], axis=1)  # (batch, words + 1): the last column is "the row runs"
     return g.op("And", [g.op("GatherElements", [by_word, owner], axis=1), "key_mask_bool"])
 
@@ -369,20 +386,44 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     return g.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
 
 
+def _single_row_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, running: str,
+                      in_int8: dict[str, bool]) -> str:
+    """`_active_layer` for a batch of one sentence, whose row runs: queries, attention output
+    and feed-forward on its M running pieces, keys and values from all its pieces, with
+    nothing to pack across rows."""
+    size = parts.query.in_features
+    index = g.op("Transpose", [g.op("NonZero", [running])], perm=[1, 0])  # (M, 2): (0, piece)
+    packed = g.op("GatherND", [hidden, index])  # (M, hidden)
+    wq, bq, wkv, bkv = _attention_weights(parts)
+    zero = row_zero_points(g, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
+    q = _projection(g, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
+    flat = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (pieces, hidden)
+    kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value", "every_piece" if in_int8["key_value"] else None)
+    k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
+    shape = g.op("Shape", [hidden])
+    context = _attend(g, parts, g.op("Unsqueeze", [q, axis(g, 0)]), g.op("Reshape", [k, shape]),
+                      g.op("Reshape", [v, shape]), np.concatenate([bq, bkv]))  # (1, M, hidden)
+    rows = g.op("Reshape", [context, g.const("rows", np.array([-1, size], np.int64))])  # (M, hidden)
+    out = output_and_feed_forward(g, parts, activation, rows, packed, in_int8, zero)
+    return g.op("ScatterND", [hidden, index, out])  # (1, pieces, hidden)
+
+
 def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> tuple[str, str]:
     """An exit head (plain or with context) at word starts: (batch, pieces, hidden) ->
     (logits (batch, words, labels), the words' states (batch, words, hidden)), in float. A
-    context exit reads words i-k..i+k, padding and the ends as zeros (`ExitHead.features`)."""
+    context exit reads words i-k..i+k, padding and the ends as zeros (`ExitHead.features`): its
+    linear layer is a sum of one product per neighbour, so each word's state goes through all
+    2k+1 of them at once and the (small) products are shifted along the sentence, not the states."""
     words = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
-    features, k = words, head.shape.context
-    if k:
-        from onnx import TensorProto
-
-        present = g.op("Unsqueeze", [g.op("Cast", ["word_mask"], to=TensorProto.FLOAT), last_axis(g)])
-        shifted = word_neighbours(g, g.op("Mul", [words, present]), range(-k, k + 1), rank=3)
-        features = g.op("Concat", shifted, axis=-1)  # (batch, words, (2k + 1) * hidden)
-    weight, bias = _weights(head.linear)
-    return g.op("Add", [g.op("MatMul", [features, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words
+    weight, bias = _weights(head.linear)  # ((2k + 1) * hidden, labels)
+    k, labels = head.shape.context, weight.shape[1]
+    if not k:
+        return g.op("Add", [g.op("MatMul", [words, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words
+    blocks = np.concatenate(np.split(weight, 2 * k + 1, axis=0), axis=1)  # (hidden, (2k + 1) * labels)
+    products = g.op("Mul", [g.op("MatMul", [words, g.const("exit_w", blocks)]), "word_present"])  # 0 at padding
+    columns = [(j * labels, (j + 1) * labels) for j in range(2 * k + 1)]
+    shifted = word_neighbours(g, products, range(-k, k + 1), rank=3, columns=columns)  # each (batch, words, labels)
+    return g.op("Add", [functools.reduce(lambda a, b: g.op("Add", [a, b]), shifted), g.const("exit_b", bias)]), words
 
 
 def _window_max(g: GraphBuilder, doubts: str, window: int) -> str:

@@ -8,6 +8,7 @@ operations per sentence); at batch 32 the packing of running pieces happens insi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -21,7 +22,7 @@ from .cache import cached_bytes, tensors_digest
 from .exit_graph import ExitGraphSpec, spec_for
 from .onnx_session import RuntimeMismatch, disagreement, layer_tensors, session_options
 
-EXIT_GRAPH_VERSION = 6  # bump when `exit_graph` changes what it builds: old cache files stop matching
+EXIT_GRAPH_VERSION = 7  # bump when `exit_graph` changes what it builds: old cache files stop matching
 
 
 class ExitGraphs:
@@ -85,7 +86,10 @@ class ExitGraphs:
             word_starts: torch.Tensor, word_mask: torch.Tensor, bounds: Sequence[float] = (),
             temperatures: Sequence[float] | None = None, heads=None) -> ExitGraphOutput:
         """One batch of piece ids (batch, pieces) [and casing class ids] through the graph of
-        `spec`; see `exit_graph` for the other inputs."""
+        `spec`; see `exit_graph` for the other inputs. A batch of one sentence under a dynamic
+        mode runs the single-row graph of `spec`."""
+        if spec.dynamic and input_ids.shape[0] == 1 and not spec.single_row:
+            spec = dataclasses.replace(spec, single_row=True)
         if self.embedding is None:
             hidden, casing = self.adapter.embed(input_ids, casing_ids), None  # (batch, pieces, hidden)
         else:  # the graph does the rest of the embeddings
@@ -130,22 +134,25 @@ def run_exit_graph(session, spec: ExitGraphSpec, hidden: torch.Tensor, key_mask:
 
 def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSpec, session, quantize: str | None,
                      embedding: EmbeddingParts | None = None) -> None:
-    """Run two small random sentences through `session` with no halting before the last layer
-    and through the torch embeddings, layers and exit it reads; a RuntimeMismatch unless the
-    logits agree (fp32: each within 1e-3; int8: within 20% in L2 norm, where a wrong kernel
+    """Run two small random sentences (one for a single-row graph) through `session` with no
+    halting before the last layer and through the torch embeddings, layers and exit it reads; a
+    RuntimeMismatch unless the logits agree (fp32: each within 1e-3; int8: within 20% in L2 norm, where a wrong kernel
     gives ~100%) and every word exits at the end."""
     generator = torch.Generator().manual_seed(0)
     key_mask = torch.ones(2, 7, dtype=torch.bool)
     key_mask[1, 5:] = False
     word_starts = torch.tensor([[1, 2, 4, 5], [1, 3, 0, 0]])
     word_mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    if spec.single_row:  # its graph takes one sentence
+        key_mask, word_starts, word_mask = key_mask[:1], word_starts[:1], word_mask[:1]
+    rows = key_mask.shape[0]
     casing_ids = None
     if embedding is None:
-        hidden = feed = torch.randn(2, 7, adapter.hidden_size, generator=generator)
+        hidden = feed = torch.randn(rows, 7, adapter.hidden_size, generator=generator)
     else:
-        input_ids = torch.randint(0, embedding.word.shape[0], (2, 7), generator=generator)
+        input_ids = torch.randint(0, embedding.word.shape[0], (rows, 7), generator=generator)
         if embedding.casing is not None:
-            casing_ids = torch.randint(0, embedding.casing.shape[0], (2, 7), generator=generator)
+            casing_ids = torch.randint(0, embedding.casing.shape[0], (rows, 7), generator=generator)
         with torch.inference_mode():
             hidden = adapter.embed(input_ids, casing_ids)
             feed = F.embedding(input_ids, embedding.word)
@@ -153,8 +160,7 @@ def check_exit_graph(adapter: EncoderAdapter, exits: Sequence, spec: ExitGraphSp
         states = hidden.clone()
         for index in range(spec.depth):
             states = adapter.run_layer(index, states, key_mask)
-        rows = torch.arange(2)[:, None]
-        want = exits[spec.depth - 1](states[rows, word_starts], present=word_mask)[word_mask]
+        want = exits[spec.depth - 1](states[torch.arange(rows)[:, None], word_starts], present=word_mask)[word_mask]
     logits, exit_layer, queries = run_exit_graph(session, spec, feed, key_mask, word_starts, word_mask,
                                                  [0.0] * spec.depth, None, casing_ids)  # bound 0: nothing halts early
     got = logits[word_mask]

@@ -90,18 +90,23 @@ def axis(g: GraphBuilder, number: int) -> str:
     return g.const("axis", np.array([number], np.int64))
 
 
-def word_neighbours(g: GraphBuilder, value: str, offsets: Sequence[int], rank: int) -> list[str]:
+def word_neighbours(g: GraphBuilder, value: str, offsets: Sequence[int], rank: int,
+                    columns: Sequence[tuple[int, int]] | None = None) -> list[str]:
     """value (batch, words, ...) of `rank` dimensions -> per offset d, the same shape holding
-    word i+d's value at word i, zeros past either end (one `Pad`, then a `Slice` per offset)."""
+    word i+d's value at word i, zeros past either end (one `Pad`, then one `Slice` per offset,
+    its bounds constants: the end counts back from the padded end). columns: per offset, the
+    (start, end) of the last axis to keep as well (a slice of that axis in the same `Slice`)."""
     before, after = max(0, -min(offsets)), max(0, max(offsets))
     pads = np.zeros(2 * rank, np.int64)
     pads[1], pads[rank + 1] = before, after
     padded = g.op("Pad", [value, g.const("pads", pads)])
-    n = g.op("Shape", [value], start=1, end=2)  # (1,): the words
     out = []
-    for offset in offsets:
-        begin = g.const("start", np.array([before + offset], np.int64))
-        out.append(g.op("Slice", [padded, begin, g.op("Add", [n, begin]), axis(g, 1)]))
+    for i, offset in enumerate(offsets):
+        start, end = before + offset, offset - after or np.iinfo(np.int64).max  # end < 0: from the end
+        axes = [1] if columns is None else [1, rank - 1]
+        bounds = [[start], [end]] if columns is None else [[start, columns[i][0]], [end, columns[i][1]]]
+        out.append(g.op("Slice", [padded, g.const("start", np.array(bounds[0], np.int64)),
+                                  g.const("end", np.array(bounds[1], np.int64)), g.const("axes", np.array(axes, np.int64))]))
     return out
 
 
