@@ -27,7 +27,6 @@ Outputs: logits (batch, words, labels) float32 at each word's exit; dynamic mode
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -36,8 +35,8 @@ import numpy as np
 from ..encoders.base import EmbeddingParts, LayerParts
 from .criteria_graph import FUSED_CRITERIA, TRAINED_CRITERIA, criterion_doubt
 from .onnx_graph import (
-    OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, axis, check_activation, int8_projections, last_axis,
-    output_and_feed_forward, row_zero_points, word_neighbours, zero_points,
+    OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, attend, attention_weights, axis, check_activation,
+    int8_projections, last_axis, output_and_feed_forward, row_zero_points, word_neighbours, zero_points,
 )
 
 @dataclass(frozen=True)
@@ -250,25 +249,6 @@ def _embeddings(g: GraphBuilder, parts: EmbeddingParts) -> str:
     return out
 
 
-def _attention_weights(parts: LayerParts) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(query weight, query bias) scaled by 1/sqrt(head_dim), and (key|value weight, bias)."""
-    scale = 1.0 / math.sqrt(parts.query.in_features // parts.num_heads)
-    wq, bq = _weights(parts.query)
-    wk, bk = _weights(parts.key)
-    wv, bv = _weights(parts.value)
-    return wq * scale, bq * scale, np.concatenate([wk, wv], 1), np.concatenate([bk, bv])
-
-
-def _attend(g: GraphBuilder, parts: LayerParts, queries: str, keys: str, values: str, biases: np.ndarray,
-            key_mask: str = "key_mask") -> str:
-    """Multi-head attention: queries (batch, q, hidden) over keys, values (batch, pieces, hidden)
-    with `key_mask` (batch, pieces) int32 -> (batch, q, hidden); the queries come scaled;
-    `biases` (query | key | value, the query's scaled) are added inside the attention, not by
-    three more operations."""
-    return g.op("MultiHeadAttention", [queries, keys, values, g.const("qkv_b", biases.astype(np.float32)), key_mask],
-                domain="com.microsoft", num_heads=parts.num_heads, scale=1.0)
-
-
 def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, in_int8: dict[str, bool],
                 every_piece: str | None) -> str:
     """One layer on every piece: (batch, pieces, hidden) -> the same; queries, keys and values
@@ -276,16 +256,17 @@ def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str
     size = parts.query.in_features
     shape = g.op("Shape", [hidden])
     rows = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (batch * pieces, hidden)
-    wq, bq, wkv, bkv = _attention_weights(parts)
+    wq, bq, wkv = attention_weights(parts)
     zero = every_piece  # every product runs on every piece's row
     if in_int8["query"] == in_int8["key_value"]:
         qkv = _projection(g, rows, np.concatenate([wq, wkv], 1), None, in_int8["query"], "qkv", zero)
         q, k, v = g.ops("Split", [qkv, g.const("thirds", np.array([size] * 3, np.int64))], 3, axis=-1)
+        q = g.op("Add", [q, g.const("query_b", bq.astype(np.float32))])
     else:
-        q = _projection(g, rows, wq, None, in_int8["query"], "query", zero)
+        q = _projection(g, rows, wq, bq, in_int8["query"], "query", zero)
         kv = _projection(g, rows, wkv, None, in_int8["key_value"], "key_value", zero)
         k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = _attend(g, parts, *(g.op("Reshape", [t, shape]) for t in (q, k, v)), np.concatenate([bq, bkv]))
+    context = attend(g, parts, *(g.op("Reshape", [t, shape]) for t in (q, k, v)))
     context = g.op("Reshape", [context, g.const("rows", np.array([-1, size], np.int64))])
     out = output_and_feed_forward(g, parts, activation, context, rows, in_int8, zero)
     return g.op("Reshape", [out, shape])
@@ -371,17 +352,17 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     states = g.op("Gather", [hidden, rows], axis=0)  # (R, pieces, hidden)
     shape = g.op("Shape", [states])
     n_rows = g.op("Shape", [rows])  # (1,): R
-    wq, bq, wkv, bkv = _attention_weights(parts)
+    wq, bq, wkv = attention_weights(parts)
     zero = row_zero_points(g, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
-    q = _projection(g, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
+    q = _projection(g, packed, wq, bq, in_int8["query"], "query", zero)  # (M, hidden)
     padded_shape = g.op("Concat", [n_rows, width, g.const("size", np.array([size], np.int64))], axis=0)
     zeros = g.op("ConstantOfShape", [padded_shape], value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
     queries = g.op("ScatterND", [zeros, places, q])  # (R, width, hidden)
     flat = g.op("Reshape", [states, g.const("rows", np.array([-1, size], np.int64))])  # (R * pieces, hidden)
     kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value")  # (R * pieces, 2 * hidden)
     k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = _attend(g, parts, queries, g.op("Reshape", [k, shape]), g.op("Reshape", [v, shape]), np.concatenate([bq, bkv]),
-                      g.op("Gather", ["key_mask", rows], axis=0))  # (R, width, hidden)
+    context = attend(g, parts, queries, g.op("Reshape", [k, shape]), g.op("Reshape", [v, shape]),
+                     g.op("Gather", ["key_mask", rows], axis=0))  # (R, width, hidden)
     out = output_and_feed_forward(g, parts, activation, g.op("GatherND", [context, places]), packed, in_int8, zero)
     return g.op("ScatterND", [hidden, index, out])  # (batch, pieces, hidden)
 
@@ -394,15 +375,15 @@ def _single_row_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidde
     size = parts.query.in_features
     index = g.op("Transpose", [g.op("NonZero", [running])], perm=[1, 0])  # (M, 2): (0, piece)
     packed = g.op("GatherND", [hidden, index])  # (M, hidden)
-    wq, bq, wkv, bkv = _attention_weights(parts)
+    wq, bq, wkv = attention_weights(parts)
     zero = row_zero_points(g, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
-    q = _projection(g, packed, wq, None, in_int8["query"], "query", zero)  # (M, hidden), bias added in the attention
+    q = _projection(g, packed, wq, bq, in_int8["query"], "query", zero)  # (M, hidden)
     flat = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (pieces, hidden)
     kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value", "every_piece" if in_int8["key_value"] else None)
     k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
     shape = g.op("Shape", [hidden])
-    context = _attend(g, parts, g.op("Unsqueeze", [q, axis(g, 0)]), g.op("Reshape", [k, shape]),
-                      g.op("Reshape", [v, shape]), np.concatenate([bq, bkv]))  # (1, M, hidden)
+    context = attend(g, parts, g.op("Unsqueeze", [q, axis(g, 0)]), g.op("Reshape", [k, shape]),
+                     g.op("Reshape", [v, shape]))  # (1, M, hidden)
     rows = g.op("Reshape", [context, g.const("rows", np.array([-1, size], np.int64))])  # (M, hidden)
     out = output_and_feed_forward(g, parts, activation, rows, packed, in_int8, zero)
     return g.op("ScatterND", [hidden, index, out])  # (1, pieces, hidden)
