@@ -22,6 +22,8 @@ resumes where it was; `--redo STEP` runs one again):
             with and without the streak feature: TOKEE thresholds on the first 1,000 dev sentences
             (the pick: the fastest within 0.3) and on test, and the pick's words/s at batch 32 and 1;
             the heads with the streak are saved into WORK/model
+  signals_all  the same with the streak only, its heads fitted on all the training text (labels
+            unused) and thresholds picked on the whole dev set; its heads replace those in WORK/model
   curves    CoNLL-2003 test: full depth, every exit, the oracle, TOKEE and SENTEE sweeps, the
             presets, the static models (their full depth on the same engine), `en-ner` alone
   cascade   en-ner first, this model second (full depth, or the TOKEE policy with the highest
@@ -48,8 +50,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 CONLL = HERE.parent.parent / "shared" / "data" / "conll2003"
-STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "ssft", "ssft_curves", "signals", "timing",
-         "report")
+STEPS = ("finetune", "adopt", "calibrate", "curves", "cascade", "static", "ssft", "ssft_curves", "signals", "signals_all",
+         "timing", "report")
 TOKEE_THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3)
 SENTEE_THRESHOLDS = (0.05, 0.1, 0.2)
 SSFT_SENTENCES = 4683  # a third of the training set: the first 5,000 blocks of eng.train
@@ -58,6 +60,7 @@ SSFT_SIGNALS = ((0.99, 1), (0.98, 1), (0.95, 1), (0.9, 1))
 SIGNALS_SENTENCES = 2000
 ADOPTED_SIGNALS = (0.997, 0.995, 0.993, 0.99, 0.985, 0.98)  # thresholds, window 1
 SIGNALS_TRAIN, SIGNALS_EPOCHS, SIGNALS_DEV = 8000, 30, 1000  # the signals step: heads' training sentences, epochs; dev
+ALL_TEXT_SIGNALS = (0.995, 0.993, 0.992, 0.99, 0.988, 0.985)  # the signals_all step's thresholds, window 1
 CASCADE_THRESHOLDS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DEV_SENTENCES = 300  # calibration runs ~60 policies on them: a 12-layer model reads ~200 words/s on 2 AVX2 cores
 WITHIN = 0.3  # the issue's bound, F1 points against full depth
@@ -186,31 +189,38 @@ def ssft_curves(args) -> dict:
     return {"exits": exits, "rows": rows, "oracle": oracle}
 
 
-def signals(args) -> dict:
+def signals_all(args) -> dict:
+    """`signals` with the streak only, on all the training text and the whole dev set."""
+    return signals(args, train_limit=None, dev_limit=None, thresholds=ALL_TEXT_SIGNALS, streaks=(True,))
+
+
+def signals(args, *, train_limit: int | None = SIGNALS_TRAIN, dev_limit: int | None = SIGNALS_DEV,
+            thresholds=ADOPTED_SIGNALS, streaks=(False, True)) -> dict:
     """The adopted model as adopted (encoder untouched, full depth the original's) with the
     signals criterion's heads, fitted with and without the streak feature on the same training
-    text (labels unused); a threshold picked on dev (the fastest within 0.3 of full depth), every
-    threshold scored on test, and the pick's words/s against full depth at batch 32 and 1."""
+    text (labels unused; the first `train_limit` sentences, None: all); a threshold picked on dev
+    (the first `dev_limit` sentences; the fastest within 0.3 of full depth), every threshold
+    scored on test, and the pick's words/s against full depth at batch 32 and 1."""
     from seqexit.bundle import load_model, save_halting_signals
     from seqexit.exits import ExitPolicy
     from seqexit.training.halting_signals import corpus_signals, fit_halting_signals
 
     model = load_model(args.work / "model")
-    train = [s.words for s in read_sentences("eng.train") if s.words][:args.limit or SIGNALS_TRAIN]
+    train = [s.words for s in read_sentences("eng.train") if s.words][:args.limit or train_limit]
     started = time.perf_counter()
     features, agree = corpus_signals(model, train)
     read_seconds = time.perf_counter() - started
-    dev, test = dev_sentences(args.limit or SIGNALS_DEV), test_sentences(args.limit)
+    dev, test = dev_sentences(args.limit or dev_limit), test_sentences(args.limit)
     full = {"dev": policy_row(model, dev, ExitPolicy(), "full depth")[0],
             "test": policy_row(model, test, ExitPolicy(), "full depth")[0]}
     variants = {}
-    for streak in (False, True):
+    for streak in streaks:
         started = time.perf_counter()
         fitted = fit_halting_signals(features, agree, len(model.labels), epochs=SIGNALS_EPOCHS, streak=streak)
         model.halting_signals = fitted.signals
         name = "signals with the streak" if streak else "signals without the streak"
         rows = {split: [] for split in ("dev", "test")}
-        for threshold in ADOPTED_SIGNALS:
+        for threshold in thresholds:
             policy = ExitPolicy(mode="tokee", criterion="signals", threshold=threshold, window=1)
             for split, sentences in (("dev", dev), ("test", test)):
                 rows[split].append(policy_row(model, sentences, policy, f"adopted, {name}: {policy}")[0])
@@ -406,9 +416,9 @@ def report(args) -> dict:
     after = load(args.work, "ssft_curves") if (args.work / "ssft_curves.json").is_file() else None
     if after:
         after["ssft"] = load(args.work, "ssft")
-    adopted_signals = load(args.work, "signals") if (args.work / "signals.json").is_file() else None
+    signal_runs = {step: load(args.work, step) for step in ("signals", "signals_all") if (args.work / f"{step}.json").is_file()}
     record = {"finetune": fine, "adopt": adopted, "curves": curve, "cascade": casc, "timing": timed, "static": statics,
-              "ssft": after, "signals": adopted_signals}
+              "ssft": after, **signal_runs}
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "twelve_layer.json").write_text(json.dumps(record, indent=1) + "\n")
     lines = ["# A 12-layer model adopted (all-mpnet-base-v2, CoNLL-2003)", ""]
@@ -428,7 +438,7 @@ def report(args) -> dict:
                   "| system | F1 | drop | FLOPs x |", "|---|---|---|---|"]
         for r in after["rows"]:
             lines.append(f"| {r['name']} | {r['f1']:.2f} | {reference - r['f1']:+.2f} | {r['flops_speedup']:.2f} |")
-    if adopted_signals:
+    for adopted_signals in signal_runs.values():
         full = adopted_signals["full"]
         lines += ["", f"The adopted model as adopted, with the signals criterion (heads fitted on "
                   f"{adopted_signals['train_sentences']:,} training sentences, labels unused; full depth: dev "
@@ -451,7 +461,9 @@ def report(args) -> dict:
                          f"{b1[name]['words_per_second']:,.0f} | {b1[name]['speedup']:.2f} |")
     text = "\n".join(lines) + "\n"
     (args.output / "twelve_layer.md").write_text(text)
-    plot(curve, casc, after, adopted_signals, args.output / "twelve_layer.png")
+    variants = {(f"{name}, all training text" if step == "signals_all" else name): variant
+                for step, run in signal_runs.items() for name, variant in run["variants"].items()}
+    plot(curve, casc, after, {"variants": variants}, args.output / "twelve_layer.png")
     print(text)
     return {"written": str(args.output / "twelve_layer.md")}
 
@@ -516,7 +528,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     functions = {"finetune": finetune, "adopt": adopt, "calibrate": calibrate, "static": static, "curves": curves,
-                 "ssft": ssft, "ssft_curves": ssft_curves, "signals": signals,
+                 "ssft": ssft, "ssft_curves": ssft_curves, "signals": signals, "signals_all": signals_all,
                  "cascade": cascade, "timing": timing, "report": report}
     for step in args.steps:
         if (args.work / f"{step}.json").is_file() and step not in args.redo and step != "report":
