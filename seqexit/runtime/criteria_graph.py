@@ -125,12 +125,13 @@ def _signals(g: GraphBuilder, heads, logits: str, below: dict[str, str] | None,
     entropy = g.op("Div", [g.op("ReduceSum", [g.op("Mul", [probs, log_p]), last_axis(g)], keepdims=1),
                            g.const("minus_log_labels", np.array(-math.log(max(labels, 2)), np.float32))])
     best, picked = g.ops("TopK", [probs, g.const("k", np.array([min(2, labels)], np.int64))], 2, axis=-1)
-    top = g.op("Slice", [best, g.const("start", np.array([0], np.int64)), g.const("end", np.array([1], np.int64)),
-                         last_axis(g)])  # (batch, words, 1)
-    label = g.op("Slice", [picked, g.const("start", np.array([0], np.int64)), g.const("end", np.array([1], np.int64)),
-                           last_axis(g)])
-    margin = g.op("Sub", [top, g.op("Slice", [best, g.const("start", np.array([1], np.int64)),
-                                             g.const("end", np.array([2], np.int64)), last_axis(g)])]) if labels > 1 else top
+
+    def column(value: str, at: int) -> str:  # (batch, words, k) -> entry `at` of the last axis, (batch, words, 1)
+        return g.op("Slice", [value, g.const("start", np.array([at], np.int64)),
+                              g.const("end", np.array([at + 1], np.int64)), last_axis(g)])
+
+    top, label = column(best, 0), column(picked, 0)  # (batch, words, 1)
+    margin = g.op("Sub", [top, column(best, 1)]) if labels > 1 else top
     masked = g.op("Mul", [entropy, "word_present"])  # the graph's (batch, words, 1): 1.0 at words, 0.0 at padding
     one_hot = g.op("Mul", [g.op("Cast", [g.op("Equal", [label, g.const("classes", np.arange(labels, dtype=np.int64))])],
                                 to=TensorProto.FLOAT), "word_present"])  # (batch, words, labels)

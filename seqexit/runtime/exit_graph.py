@@ -98,11 +98,7 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
     precisions = [int8_projections(int8, {name for name in PROJECTIONS if name in keep_float
                                           or f"L{index + 1}.{name}" in keep_float}) for index in range(spec.depth)]
     # the int8 zero points of every piece's row, shared by all products over every piece
-    every_piece = None
-    if int8:
-        every_piece = "every_piece"
-        g.nodes.append(helper.make_node("Identity", [zero_points(g, g.op("ReduceProd", [g.op("Shape", ["key_mask"])],
-                                                                         keepdims=1))], [every_piece]))
+    every_piece = zero_points(g, g.op("ReduceProd", [g.op("Shape", ["key_mask"])], keepdims=1)) if int8 else None
     if spec.dynamic:
         owner = _piece_owner(g)
         logits, exit_layer = _halting_loop(g, layers, exits, spec, activation, hidden, starts, owner, precisions,
@@ -131,7 +127,7 @@ def _halting_loop(g: GraphBuilder, layers, exits, spec: ExitGraphSpec, activatio
     at batch 1) whose words have all halted costs nothing more."""
     from onnx import TensorProto
 
-    loop = _Loop(layers, exits, spec, activation, starts, owner, precisions, heads)
+    loop = _Loop(layers, exits, spec, activation, starts, owner, precisions, heads, every_piece)
     hidden = _full_layer(g, layers[0], activation, hidden, precisions[0], every_piece)  # every word runs layer 1
     step, doubt, below = loop.read(g, 0, hidden, None)
     exit_layer = g.op("Cast", ["word_mask"], to=TensorProto.INT64)
@@ -153,6 +149,7 @@ class _Loop:
     owner: str
     precisions: list[dict[str, bool]]
     heads: object
+    every_piece: str | None  # int8 zero points of every piece's row (the single-row graph's keys and values)
 
     def read(self, g: GraphBuilder, index: int, hidden: str,
              below: dict[str, str] | None) -> tuple[str, str | None, dict[str, str] | None]:
@@ -187,8 +184,11 @@ class _Loop:
                                 g.const("zero", np.array(0, np.int32))])
         b = g.branch()
         running = _running_pieces(b, active, self.owner, self.spec.single_row)
-        layer = _single_row_layer if self.spec.single_row else _active_layer
-        hidden = layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
+        if self.spec.single_row:
+            hidden = _single_row_layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index],
+                                       self.every_piece)
+        else:
+            hidden = _active_layer(b, self.layers[index], self.activation, hidden, running, self.precisions[index])
         step, doubt, below = self.read(b, index, hidden, below)
         # a halted word keeps what it had when it halted
         logits_out = b.op("Where", [b.op("Unsqueeze", [active, last_axis(b)]), step, logits])
@@ -368,10 +368,10 @@ def _active_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
 
 
 def _single_row_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, running: str,
-                      in_int8: dict[str, bool]) -> str:
+                      in_int8: dict[str, bool], every_piece: str | None) -> str:
     """`_active_layer` for a batch of one sentence, whose row runs: queries, attention output
-    and feed-forward on its M running pieces, keys and values from all its pieces, with
-    nothing to pack across rows."""
+    and feed-forward on its M running pieces, keys and values from all its pieces (every_piece:
+    their int8 zero points), with nothing to pack across rows."""
     size = parts.query.in_features
     index = g.op("Transpose", [g.op("NonZero", [running])], perm=[1, 0])  # (M, 2): (0, piece)
     packed = g.op("GatherND", [hidden, index])  # (M, hidden)
@@ -379,7 +379,7 @@ def _single_row_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidde
     zero = row_zero_points(g, packed) if any(in_int8.values()) else None  # queries and feed-forward: M rows
     q = _projection(g, packed, wq, bq, in_int8["query"], "query", zero)  # (M, hidden)
     flat = g.op("Reshape", [hidden, g.const("rows", np.array([-1, size], np.int64))])  # (pieces, hidden)
-    kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value", "every_piece" if in_int8["key_value"] else None)
+    kv = _projection(g, flat, wkv, None, in_int8["key_value"], "key_value", every_piece)
     k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
     shape = g.op("Shape", [hidden])
     context = attend(g, parts, g.op("Unsqueeze", [q, axis(g, 0)]), g.op("Reshape", [k, shape]),
