@@ -37,7 +37,7 @@ from seqexit.evaluation import accuracy, oracle_bound, span_scores
 from seqexit.exits import ExitPolicy, run_policy
 from seqexit.model import MultiExitTagger
 
-from timing import interleaved_seconds, paired_speedup
+from timing import chunked_seconds, interleaved_seconds, paired_speedup
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -137,14 +137,19 @@ def timing_words(words: list[list[str]], batch_size: int, small_batch_sentences:
 
 
 def time_systems(systems: Sequence[System], words: list[list[str]], batch_sizes: Sequence[int], rounds: int,
-                 small_batch_sentences: int) -> None:
-    """Interleaved rounds: every system once per round, per batch size."""
+                 small_batch_sentences: int, chunk: int = 0) -> None:
+    """Interleaved rounds: every system once per round, per batch size. chunk: at batch 1,
+    interleave every `chunk` sentences instead (`timing.chunked_seconds`); 0: whole rounds."""
     full = words
     for batch_size in batch_sizes:
         words = timing_words(full, batch_size, small_batch_sentences)
-        seconds = interleaved_seconds(
-            {s.name: (lambda s=s: s.run(words, batch_size)) for s in systems}, rounds,
-            warmups={s.name: (lambda s=s: s.run(words[:64], batch_size)) for s in systems})
+        warmups = {s.name: (lambda s=s: s.run(words[:64], batch_size)) for s in systems}
+        if chunk and batch_size == 1:
+            seconds = chunked_seconds({s.name: (lambda part, s=s: s.run(part, 1)) for s in systems}, words, rounds, chunk,
+                                      warmups)
+        else:
+            seconds = interleaved_seconds({s.name: (lambda s=s: s.run(words, batch_size)) for s in systems}, rounds,
+                                          warmups=warmups)
         for system in systems:
             system.seconds[str(batch_size)] = seconds[system.name]
         print(f"  batch {batch_size}: {rounds} rounds done", flush=True)
@@ -164,6 +169,7 @@ def system_row(system: System, reference: System, words: list[list[str]], args) 
             row[f"wall_speedup_bs{batch_size}"] = wall_speedup(system, reference, batch_size)
             timed_words = timing_words(words, int(batch_size), args.small_batch_sentences)
             row[f"words_per_second_bs{batch_size}"] = sum(map(len, timed_words)) / statistics.median(system.seconds[batch_size])
+            row[f"seconds_bs{batch_size}"] = system.seconds[batch_size]  # per round, for paired ratios between systems
     return row
 
 
