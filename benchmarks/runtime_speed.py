@@ -139,14 +139,14 @@ def targets(rows: list[dict], batch_sizes: list[int]) -> dict:
     ours = [r for r in rows if r["system"].startswith("seqexit") or r["kind"] == "torch-fp32"]
     out = {}
     for b in map(str, batch_sizes):
-        key = f"words_per_second_bs{b}"
         close = [r for r in ours if r["score"] >= full - MAX_DROP - 1e-9]
-        best = max(close, key=lambda r: r[key])
+        best = max(close, key=lambda r: _paired(pc, r, b))  # the fastest by the measure the target reads
         bar = 1.5 if b == "32" else 1.0
         ratio = _paired(pc, best, b)
         out[b] = {"best_within_0.3": best["system"], "score": best["score"], "drop": full - best["score"],
                   "ratio_vs_ort_int8_per_channel": ratio, "bar": bar, "met": ratio >= bar}
-        fp32_full = max((r for r in ours if "full depth" in r["system"] and "int8" not in r["system"]), key=lambda r: r[key])
+        fp32_full = max((r for r in ours if "full depth" in r["system"] and "int8" not in r["system"]),
+                        key=lambda r: _paired(ort_fp32, r, b))
         ratio = _paired(ort_fp32, fp32_full, b)
         out[b]["fp32_full_depth"] = {"system": fp32_full["system"], "ratio_vs_ort_fp32": ratio, "met": ratio >= 1.0}
     return out
@@ -179,8 +179,9 @@ def report(results: dict) -> str:
                          f"({t['score']:.2f}, drop {t['drop']:.2f}), {t['ratio_vs_ort_int8_per_channel']:.2f}x ONNX Runtime "
                          f"int8 per-channel (target {t['bar']}x: {'met' if t['met'] else 'not met'}).")
             f = t["fp32_full_depth"]
+            verdict = f"{'met' if f['met'] else 'not met'} at >= 1.0x" if b == "1" else "a target at batch 1 only"
             lines.append(f"- bs{b}: fastest seqexit fp32 full depth ({f['system']}): {f['ratio_vs_ort_fp32']:.2f}x "
-                         f"ONNX Runtime fp32 ({'met' if f['met'] else 'not met'} at >= 1.0x).")
+                         f"ONNX Runtime fp32 ({verdict}).")
         lines += ["", f"![{task}](runtime_{task}.png)", ""]
     return "\n".join(lines) + "\n"
 
