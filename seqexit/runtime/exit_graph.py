@@ -2,7 +2,8 @@
 window and the halting, so that ONNX Runtime runs a batch (or one sentence) in a single call
 instead of one call per layer with torch deciding in between.
 
-Modes: "fixed" (full depth or a static exit: `depth` layers, one exit read) and "tokee" /
+Modes: "fixed" (full depth or a static exit: `depth` layers, one exit read; the last layer runs
+its queries and feed-forward at word starts only, all that exit reads) and "tokee" /
 "sentee" under every exit criterion (`criteria_graph`; "learned" and "signals" with their
 trained heads in the graph), with the engine's semantics (`seqexit.exits.halting`): a halted
 word keeps its logits and doubt, its pieces stay keys and values with frozen states, and later
@@ -106,9 +107,11 @@ def exit_graph(layers: Sequence[LayerParts], exits: Sequence, spec: ExitGraphSpe
         g.nodes.append(helper.make_node("Identity", [exit_layer], ["exit_layer"]))
         g.nodes.append(helper.make_node("Identity", [_queries(g, exit_layer, owner)], ["queries"]))
     else:
-        for index in range(spec.depth):
+        for index in range(spec.depth - 1):
             hidden = _full_layer(g, layers[index], activation, hidden, precisions[index], every_piece)
-        logits, _ = _exit_logits(g, exits[spec.depth - 1], hidden, starts)
+        words = _word_start_layer(g, layers[spec.depth - 1], activation, hidden, starts, precisions[spec.depth - 1],
+                                  every_piece)
+        logits = _exit_on_words(g, exits[spec.depth - 1], words)
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
     inputs, outputs = _signature(spec, layers[0].query.in_features, exits[0].linear.out_features,
                                  embedding is not None and embedding.casing is not None)
@@ -272,6 +275,28 @@ def _full_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str
     return g.op("Reshape", [out, shape])
 
 
+def _word_start_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, starts: str,
+                      in_int8: dict[str, bool], every_piece: str | None) -> str:
+    """The layer a fixed-depth graph's exit reads: (batch, pieces, hidden) -> the words' states
+    (batch, words, hidden), what `_full_layer` gives at each word's first piece. Only those
+    pieces run queries, attention output and feed-forward (nothing reads the others' states
+    after it); keys and values come from every piece (every_piece: their int8 zero points)."""
+    size = parts.query.in_features
+    rows = g.const("rows", np.array([-1, size], np.int64))
+    words = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
+    word_shape, piece_shape = g.op("Shape", [words]), g.op("Shape", [hidden])
+    residual = g.op("Reshape", [words, rows])  # (batch * words, hidden)
+    zero = row_zero_points(g, residual) if any(in_int8.values()) else None
+    wq, bq, wkv = attention_weights(parts)
+    q = _projection(g, residual, wq, bq, in_int8["query"], "query", zero)
+    kv = _projection(g, g.op("Reshape", [hidden, rows]), wkv, None, in_int8["key_value"], "key_value", every_piece)
+    k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
+    context = attend(g, parts, g.op("Reshape", [q, word_shape]), g.op("Reshape", [k, piece_shape]),
+                     g.op("Reshape", [v, piece_shape]))  # (batch, words, hidden)
+    out = output_and_feed_forward(g, parts, activation, g.op("Reshape", [context, rows]), residual, in_int8, zero)
+    return g.op("Reshape", [out, word_shape])
+
+
 def _piece_owner(g: GraphBuilder) -> str:
     """(batch, pieces) int64: the word of each piece, `words` (one past the last word) for
     [CLS], [SEP] and padding (`seqexit.pieces.piece_words`, with that marker for -1)."""
@@ -396,15 +421,20 @@ def _exit_logits(g: GraphBuilder, head, hidden: str, starts: str) -> tuple[str, 
     linear layer is a sum of one product per neighbour, so each word's state goes through all
     2k+1 of them at once and the (small) products are shifted along the sentence, not the states."""
     words = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
+    return _exit_on_words(g, head, words), words
+
+
+def _exit_on_words(g: GraphBuilder, head, words: str) -> str:
+    """`_exit_logits` on the words' states (batch, words, hidden): (batch, words, labels)."""
     weight, bias = _weights(head.linear)  # ((2k + 1) * hidden, labels)
     k, labels = head.shape.context, weight.shape[1]
     if not k:
-        return g.op("Add", [g.op("MatMul", [words, g.const("exit_w", weight)]), g.const("exit_b", bias)]), words
+        return g.op("Add", [g.op("MatMul", [words, g.const("exit_w", weight)]), g.const("exit_b", bias)])
     blocks = np.concatenate(np.split(weight, 2 * k + 1, axis=0), axis=1)  # (hidden, (2k + 1) * labels)
     products = g.op("Mul", [g.op("MatMul", [words, g.const("exit_w", blocks)]), "word_present"])  # 0 at padding
     columns = [(j * labels, (j + 1) * labels) for j in range(2 * k + 1)]
     shifted = word_neighbours(g, products, range(-k, k + 1), rank=3, columns=columns)  # each (batch, words, labels)
-    return g.op("Add", [functools.reduce(lambda a, b: g.op("Add", [a, b]), shifted), g.const("exit_b", bias)]), words
+    return g.op("Add", [functools.reduce(lambda a, b: g.op("Add", [a, b]), shifted), g.const("exit_b", bias)])
 
 
 def _window_max(g: GraphBuilder, doubts: str, window: int) -> str:

@@ -22,7 +22,7 @@ from .cache import cached_bytes, tensors_digest
 from .exit_graph import ExitGraphSpec, spec_for
 from .onnx_session import RuntimeMismatch, disagreement, layer_tensors, session_options
 
-EXIT_GRAPH_VERSION = 9  # bump when `exit_graph` changes what it builds: old cache files stop matching
+EXIT_GRAPH_VERSION = 10  # bump when `exit_graph` changes what it builds: old cache files stop matching
 
 
 class ExitGraphs:
