@@ -37,7 +37,8 @@ from ..encoders.base import EmbeddingParts, LayerParts
 from .criteria_graph import FUSED_CRITERIA, TRAINED_CRITERIA, criterion_doubt
 from .onnx_graph import (
     OPSET, PROJECTIONS, GraphBuilder, _projection, _weights, attend, attention_weights, axis, check_activation,
-    int8_projections, last_axis, output_and_feed_forward, row_zero_points, word_neighbours, zero_points,
+    int8_projections, last_axis, output_and_feed_forward, queried_layer, row_zero_points, word_neighbours,
+    zero_points,
 )
 
 @dataclass(frozen=True)
@@ -279,22 +280,10 @@ def _word_start_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidde
                       in_int8: dict[str, bool], every_piece: str | None) -> str:
     """The layer a fixed-depth graph's exit reads: (batch, pieces, hidden) -> the words' states
     (batch, words, hidden), what `_full_layer` gives at each word's first piece. Only those
-    pieces run queries, attention output and feed-forward (nothing reads the others' states
-    after it); keys and values come from every piece (every_piece: their int8 zero points)."""
-    size = parts.query.in_features
-    rows = g.const("rows", np.array([-1, size], np.int64))
+    pieces are queries (nothing reads the others' states after it); keys and values come from
+    every piece (every_piece: their int8 zero points)."""
     words = g.op("GatherND", [hidden, starts], batch_dims=1)  # (batch, words, hidden)
-    word_shape, piece_shape = g.op("Shape", [words]), g.op("Shape", [hidden])
-    residual = g.op("Reshape", [words, rows])  # (batch * words, hidden)
-    zero = row_zero_points(g, residual) if any(in_int8.values()) else None
-    wq, bq, wkv = attention_weights(parts)
-    q = _projection(g, residual, wq, bq, in_int8["query"], "query", zero)
-    kv = _projection(g, g.op("Reshape", [hidden, rows]), wkv, None, in_int8["key_value"], "key_value", every_piece)
-    k, v = g.ops("Split", [kv, g.const("halves", np.array([size] * 2, np.int64))], 2, axis=-1)
-    context = attend(g, parts, g.op("Reshape", [q, word_shape]), g.op("Reshape", [k, piece_shape]),
-                     g.op("Reshape", [v, piece_shape]))  # (batch, words, hidden)
-    out = output_and_feed_forward(g, parts, activation, g.op("Reshape", [context, rows]), residual, in_int8, zero)
-    return g.op("Reshape", [out, word_shape])
+    return queried_layer(g, parts, activation, hidden, words, in_int8, every_piece)
 
 
 def _piece_owner(g: GraphBuilder) -> str:

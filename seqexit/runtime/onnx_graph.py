@@ -205,6 +205,28 @@ def output_and_feed_forward(g: GraphBuilder, parts: LayerParts, activation: str,
     return _add_and_norm(g, projected, b2, attended, parts.ffn_norm, "ffn_norm")
 
 
+def queried_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: str, queries_from: str,
+                  in_int8: dict[str, bool], key_zero: str | None = None) -> str:
+    """One layer where only some pieces are queries: queries_from (batch, queries, hidden) the
+    states of those pieces, hidden (batch, pieces, hidden) every piece's, keys and values ->
+    the queries' new states (batch, queries, hidden). key_zero: the int8 zero points of every
+    piece's row, where the caller has them."""
+    rows = g.const("rows", np.array([-1, parts.query.in_features], np.int64))
+    query_shape, key_shape = g.op("Shape", [queries_from]), g.op("Shape", [hidden])
+    residual = g.op("Reshape", [queries_from, rows])  # (batch * queries, hidden)
+    zero = row_zero_points(g, residual) if any(in_int8.values()) else None  # queries and feed-forward
+    wq, bq, wkv = attention_weights(parts)
+    q = _projection(g, residual, wq, bq, in_int8["query"], "query", zero)  # already / sqrt(head_dim)
+    kv = _projection(g, g.op("Reshape", [hidden, rows]), wkv, None, in_int8["key_value"], "key_value",
+                     key_zero)  # (batch * pieces, 2 * hidden)
+    size = parts.query.in_features
+    k, v = g.ops("Split", [kv, g.const("halves", np.array([size, size], np.int64))], 2, axis=-1)
+    context = attend(g, parts, g.op("Reshape", [q, query_shape]), g.op("Reshape", [k, key_shape]),
+                     g.op("Reshape", [v, key_shape]))  # (batch, queries, hidden)
+    out = output_and_feed_forward(g, parts, activation, g.op("Reshape", [context, rows]), residual, in_int8, zero)
+    return g.op("Reshape", [out, query_shape])
+
+
 def int8_projections(int8: bool, keep_float: Collection[str]) -> dict[str, bool]:
     """Which of a layer's projections run in int8."""
     return {name: int8 and name not in keep_float for name in PROJECTIONS}
@@ -218,21 +240,11 @@ def layer_graph(parts: LayerParts, activation: str, *, int8: bool = False, keep_
 
     check_activation(activation)
     g = GraphBuilder()
-    in_int8 = int8_projections(int8, keep_float)
     hidden_size = parts.query.in_features
     index = g.op("Unsqueeze", ["query_index", g.const("axis", np.array([-1], np.int64))])
     queries_from = g.op("GatherND", ["hidden", index], batch_dims=1)  # (batch, queries, hidden)
-    query_shape, key_shape = g.op("Shape", [queries_from]), g.op("Shape", ["hidden"])
-    rows = g.const("rows", np.array([-1, hidden_size], np.int64))
-    residual = g.op("Reshape", [queries_from, rows])  # (batch * queries, hidden)
-    wq, bq, wkv = attention_weights(parts)
-    q = _projection(g, residual, wq, bq, in_int8["query"], "query")  # already / sqrt(head_dim)
-    kv = _projection(g, g.op("Reshape", ["hidden", rows]), wkv, None, in_int8["key_value"], "key_value")  # (batch * pieces, 2 * hidden)
-    k, v = g.ops("Split", [kv, g.const("halves", np.array([hidden_size, hidden_size], np.int64))], 2, axis=-1)
-    context = attend(g, parts, g.op("Reshape", [q, query_shape]), g.op("Reshape", [k, key_shape]),
-                     g.op("Reshape", [v, key_shape]))  # (batch, queries, hidden)
-    out = output_and_feed_forward(g, parts, activation, g.op("Reshape", [context, rows]), residual, in_int8)
-    g.nodes.append(helper.make_node("Reshape", [out, query_shape], ["updated"]))
+    updated = queried_layer(g, parts, activation, "hidden", queries_from, int8_projections(int8, keep_float))
+    g.nodes.append(helper.make_node("Identity", [updated], ["updated"]))
 
     inputs = [
         helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["batch", "pieces", hidden_size]),

@@ -12,7 +12,7 @@ from ..encoders.base import EncoderAdapter, LayerParts
 from .cache import cached_bytes, tensors_digest
 from .onnx_graph import PROJECTIONS
 
-GRAPH_VERSION = 4  # bump when `onnx_graph` changes what it builds: old cache files stop matching
+GRAPH_VERSION = 5  # bump when `onnx_graph` changes what it builds: old cache files stop matching
 
 
 def unsupported_reason(model) -> str | None:
