@@ -211,7 +211,8 @@ def queried_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     states of those pieces, hidden (batch, pieces, hidden) every piece's, keys and values ->
     the queries' new states (batch, queries, hidden). key_zero: the int8 zero points of every
     piece's row, where the caller has them."""
-    rows = g.const("rows", np.array([-1, parts.query.in_features], np.int64))
+    size = parts.query.in_features
+    rows = g.const("rows", np.array([-1, size], np.int64))
     query_shape, key_shape = g.op("Shape", [queries_from]), g.op("Shape", [hidden])
     residual = g.op("Reshape", [queries_from, rows])  # (batch * queries, hidden)
     zero = row_zero_points(g, residual) if any(in_int8.values()) else None  # queries and feed-forward
@@ -219,7 +220,6 @@ def queried_layer(g: GraphBuilder, parts: LayerParts, activation: str, hidden: s
     q = _projection(g, residual, wq, bq, in_int8["query"], "query", zero)  # already / sqrt(head_dim)
     kv = _projection(g, g.op("Reshape", [hidden, rows]), wkv, None, in_int8["key_value"], "key_value",
                      key_zero)  # (batch * pieces, 2 * hidden)
-    size = parts.query.in_features
     k, v = g.ops("Split", [kv, g.const("halves", np.array([size, size], np.int64))], 2, axis=-1)
     context = attend(g, parts, g.op("Reshape", [q, query_shape]), g.op("Reshape", [k, key_shape]),
                      g.op("Reshape", [v, key_shape]))  # (batch, queries, hidden)
